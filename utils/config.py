@@ -1,0 +1,370 @@
+"""Typed configuration: dataclass schemas, YAML files that inherit from a base, dotted command-line overrides.
+
+A run's configuration is built in three layers, last wins:
+
+1. the defaults of the schema (dataclasses below or in a stage script), defined once and typed;
+2. a YAML file, which may name a parent with ``base: relative/path.yaml`` and then holds only differences;
+3. ``section.key=value`` overrides from the command line (values parsed as YAML scalars: ``1e-3``, ``true``, ``[1, 2]``).
+
+Every error names the key, where the value came from (file or command line) and, for unknown keys, the closest valid
+key. Validation happens before anything is written, so a typo leaves no trace on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+BASE_KEY = "base"
+COMMAND_LINE = "the command line"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the key and its source."""
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Required values
+# ----------------------------------------------------------------------------------------------------------------------
+class _Required:
+    """Sentinel for a value the user must give (no sensible default, e.g. an output folder)."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+REQUIRED: Any = _Required()
+
+
+def required() -> Any:
+    """Field default meaning 'must be set by a YAML file or an override'."""
+    return dataclasses.field(default=REQUIRED)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Sections shared by every stage. Stage-specific sections live beside the stage that owns them.
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class OptimConfig:
+    """AdamW with a linearly scaled LR and a per-step warmup + cosine schedule (COMEDIAN.md section 5)."""
+
+    lr: float = 1e-3  # base LR for a global batch of 256; the peak LR is lr * global_batch / 256
+    min_lr: float = 0.0  # base LR at the end of the cosine, scaled like lr
+    warmup_start_lr: float = 0.0  # base LR at step 0 of the warmup, scaled like lr
+    warmup_epochs: float = 0.0  # linear warmup length; fractional epochs allowed
+    weight_decay: float = 0.05  # applied to weights only: never to norms, biases, embeddings or tokens
+    weight_decay_end: float | None = None  # cosine weight-decay schedule end value; None keeps it constant
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    clip_grad: float = 1.0  # max global gradient norm; 0 disables clipping
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Where a run writes, how long it lasts and how it is checkpointed."""
+
+    output_dir: str = required()
+    epochs: int = 100
+    global_batch_size: int = 256  # summed over all ranks; must divide by the number of processes
+    seed: int = 42  # rank r uses seed + r
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    num_workers: int = 4  # data loading processes per rank
+    save_every_epochs: int = 10  # a checkpoint every N epochs, plus one at the end
+    save_every_steps: int = 0  # additionally every N steps (0: off); protects long epochs against kills
+    log_every_steps: int = 20
+    resume: bool = True  # continue from output_dir/checkpoint_last.pth when it exists
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# YAML reading: duplicate keys are errors, `base:` chains are followed
+# ----------------------------------------------------------------------------------------------------------------------
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping_no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    mapping: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in mapping:
+            raise ConfigError(
+                f"{loader.name}: duplicate key {key!r} at line {key_node.start_mark.line + 1} "
+                f"(first defined earlier in the same mapping); keep one"
+            )
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates)
+# PyYAML follows YAML 1.1, where `yes`, `no`, `on` and `off` are booleans: a typo'd string value would silently
+# become a bool. Booleans follow YAML 1.2 here: true and false only.
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+# PyYAML follows YAML 1.1, where `1e-3` (no dot) is a string. Learning rates are written that way, so floats follow
+# YAML 1.2 here: an optional dot and an optional exponent.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml_text(text: str, name: str) -> Any:
+    loader = _StrictLoader(text)
+    loader.name = name
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = _load_yaml_text(path.read_text(encoding="utf-8"), str(path))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{'optim': {'lr': 1}} -> {'optim.lr': 1}. Lists and tuples are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def load_yaml_chain(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read a YAML file and its `base:` ancestors. Returns flat values and, per key, the file that set it."""
+    path = Path(path).resolve()
+    chain: list[Path] = []
+    while True:
+        if path in chain:
+            cycle = " -> ".join(str(p) for p in chain + [path])
+            raise ConfigError(f"config files inherit in a cycle: {cycle}")
+        chain.append(path)
+        data = _read_yaml(path)
+        parent = data.get(BASE_KEY)
+        if parent is None:
+            break
+        if not isinstance(parent, str):
+            raise ConfigError(f"{path}: '{BASE_KEY}' must be a path to the parent YAML file, got {parent!r}")
+        path = (path.parent / parent).resolve()
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for file in reversed(chain):  # root ancestor first, the named file last
+        data = _read_yaml(file)
+        data.pop(BASE_KEY, None)
+        for key, value in _flatten(data).items():
+            values[key] = value
+            sources[key] = str(file)
+    return values, sources
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """['optim.lr=1e-3', 'data.root=/x'] -> {'optim.lr': 0.001, 'data.root': '/x'}."""
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} from {COMMAND_LINE} is not of the form section.key=value")
+        try:
+            parsed[key] = _load_yaml_text(text, COMMAND_LINE) if text.strip() else ""
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {item!r}: the value is not a valid YAML scalar or list: {error}") from error
+    return parsed
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Schema walking and type checking
+# ----------------------------------------------------------------------------------------------------------------------
+def schema_fields(schema: type, prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a dataclass schema as {dotted key: resolved type}."""
+    hints = typing.get_type_hints(schema)
+    leaves: dict[str, Any] = {}
+    for field in dataclasses.fields(schema):
+        kind = hints[field.name]
+        dotted = f"{prefix}{field.name}"
+        if dataclasses.is_dataclass(kind):
+            leaves.update(schema_fields(kind, dotted + "."))
+        else:
+            leaves[dotted] = kind
+    return leaves
+
+
+def _type_name(kind: Any) -> str:
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(choice) for choice in typing.get_args(kind))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(kind))
+    if origin in (list, tuple):
+        args = typing.get_args(kind)
+        inner = ", ".join(_type_name(arg) for arg in args if arg is not Ellipsis)
+        return f"{origin.__name__}[{inner}]"
+    return getattr(kind, "__name__", str(kind))
+
+
+def _coerce(value: Any, kind: Any) -> Any:
+    """Return value converted to `kind`, or raise TypeError. Only lossless conversions (int -> float, list -> tuple)."""
+    origin = typing.get_origin(kind)
+    if kind is Any:
+        return value
+    if kind is type(None):
+        if value is None:
+            return None
+        raise TypeError
+    if origin is Literal:
+        if value in typing.get_args(kind):
+            return value
+        raise TypeError
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(kind):
+            try:
+                return _coerce(value, arg)
+            except TypeError:
+                continue
+        raise TypeError
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError
+        args = typing.get_args(kind)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise TypeError
+            return tuple(_coerce(item, arg) for item, arg in zip(value, args))
+        inner = args[0] if args else Any
+        items = [_coerce(item, inner) for item in value]
+        return tuple(items) if origin is tuple else items
+    if kind is bool:  # YAML already parsed true/false; "yes" strings or 0/1 are refused on purpose
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError
+    if isinstance(value, kind):
+        return value
+    raise TypeError
+
+
+def _closest(key: str, valid: list[str]) -> str:
+    """A 'did you mean' hint: closest full dotted key, else closest last component within the same section."""
+    matches = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if not matches:
+        section, _, leaf = key.rpartition(".")
+        siblings = [v for v in valid if v.rpartition(".")[0] == section]
+        leaves = difflib.get_close_matches(leaf, [s.rpartition(".")[2] for s in siblings], n=1, cutoff=0.5)
+        matches = [f"{section}.{leaves[0]}" if section else leaves[0]] if leaves else []
+    return f"; did you mean '{matches[0]}'?" if matches else f"; valid keys start with: {sorted({v.split('.')[0] for v in valid})}"
+
+
+def _build(schema: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(schema)
+    kwargs = {}
+    for field in dataclasses.fields(schema):
+        dotted = f"{prefix}{field.name}"
+        if dataclasses.is_dataclass(hints[field.name]):
+            kwargs[field.name] = _build(hints[field.name], values, dotted + ".")
+        elif dotted in values:
+            kwargs[field.name] = values[dotted]
+    return schema(**kwargs)
+
+
+def build_config(schema: type, values: dict[str, Any], sources: dict[str, str]) -> Any:
+    """Validate flat `values` against `schema` and build the typed config. `sources` names where each value came from."""
+    leaves = schema_fields(schema)
+    valid = sorted(leaves)
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        source = sources.get(key, COMMAND_LINE)
+        if key not in leaves:
+            sections = {v.rsplit(".", 1)[0] for v in valid if "." in v}
+            if key in sections and value in (None, {}):  # an empty section ('optim:' with all keys commented out)
+                continue
+            if key in sections:
+                raise ConfigError(f"{source}: '{key}' is a section, give its keys (e.g. '{key}.<name>: value')")
+            raise ConfigError(f"{source}: unknown key '{key}'{_closest(key, valid)}")
+        try:
+            checked[key] = _coerce(value, leaves[key])
+        except TypeError:
+            raise ConfigError(
+                f"{source}: '{key}' expects {_type_name(leaves[key])}, got {value!r} ({type(value).__name__})"
+            ) from None
+    config = _build(schema, checked)
+    missing = [key for key in valid if _get(config, key) is REQUIRED]
+    if missing:
+        listed = ", ".join(f"'{key}'" for key in missing)
+        raise ConfigError(f"missing required value(s) {listed}: set them in the YAML file or as key=value on {COMMAND_LINE}")
+    return config
+
+
+def _get(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def load_config(schema: type, path: str | os.PathLike | None, overrides: list[str] | None = None) -> Any:
+    """Defaults of `schema` <- YAML chain at `path` (optional) <- dotted overrides. Raises ConfigError on any problem."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if path is not None:
+        values, sources = load_yaml_chain(path)
+    for key, value in parse_overrides(overrides or []).items():
+        values[key] = value
+        sources[key] = COMMAND_LINE
+    return build_config(schema, values, sources)
+
+
+def config_to_dict(config: Any) -> dict:
+    """Plain nested dict (tuples become lists) for YAML output and checkpoints loaded with weights_only=True."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def config_from_dict(schema: type, tree: dict) -> Any:
+    """Rebuild a typed config from `config_to_dict` output (e.g. the copy stored in a checkpoint)."""
+    flat = _flatten(tree)
+    return build_config(schema, flat, {key: "the stored config" for key in flat})

@@ -1,0 +1,32 @@
+"""Per-step schedules (LR, weight decay, EMA momentum) as arrays indexed by the global step.
+
+Schedules are functions of the step alone, so resuming needs nothing but the step. COMEDIAN steps every schedule per
+iteration (COMEDIAN.md section 5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def scaled_lr(base_lr: float, global_batch_size: int) -> float:
+    """The paper's linear scaling rule: base x global_batch / 256 (also applied to eta_min and warmup_start_lr)."""
+    return base_lr * global_batch_size / 256
+
+
+def warmup_cosine(base: float, final: float, total_steps: int, warmup_steps: int = 0,
+                  warmup_start: float = 0.0) -> np.ndarray:
+    """Linear warmup from `warmup_start` to `base`, then a cosine from `base` to `final`; shape (total_steps,).
+
+    step 0 = warmup_start (or base without warmup), step warmup_steps = base, step total_steps - 1 = final exactly.
+    The EMA momentum schedule of stage 1 is warmup_cosine(0.99, 1.0, T): m(t) = 1 - 0.01 (cos(pi t / (T-1)) + 1) / 2.
+    """
+    if total_steps <= 0:
+        raise ValueError(f"a schedule needs at least one step, got total_steps={total_steps}")
+    if not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"warmup_steps={warmup_steps} must lie in [0, total_steps={total_steps}]")
+    warmup = warmup_start + (base - warmup_start) * np.arange(warmup_steps) / max(warmup_steps, 1)
+    cosine_steps = total_steps - warmup_steps
+    progress = np.arange(cosine_steps) / max(cosine_steps - 1, 1)
+    cosine = final + 0.5 * (base - final) * (1.0 + np.cos(np.pi * progress))
+    return np.concatenate([warmup, cosine]).astype(np.float64)
