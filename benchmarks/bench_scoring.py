@@ -1,0 +1,97 @@
+"""Scorer benchmark: this project's scorer against the official SoccerNet evaluator, same files, same run.
+
+    python benchmarks/bench_scoring.py [--games 100] [--predictions-per-class-per-half 60] [--out DIR]
+
+Generates a random labels + predictions tree (about 220 GT and 2,000 predictions per game), then times, per metric,
+the official `SoccerNet.Evaluation.ActionSpotting.evaluate` and `evaluation.scoring.score` (each reading the files from
+disk), checks that every returned value agrees to 1e-9, and prints a human table and one JSON line:
+`BENCH scoring {...}`. Needs `pip install --no-deps SoccerNet==0.2.0`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data.synthetic_labels import write_random_set  # noqa: E402
+from evaluation.scoring import score  # noqa: E402
+
+
+def official(labels_dir: Path, predictions_dir: Path, metric: str) -> dict:
+    from SoccerNet.Evaluation.ActionSpotting import evaluate
+    from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
+
+    with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bars
+        return evaluate(SoccerNet_path=str(labels_dir), Predictions_path=str(predictions_dir),
+                        prediction_file="results_spotting.json", version=2, framerate=2, metric=metric,
+                        label_files="Labels-v2.json", dataset=None, EVENT_DICTIONARY=EVENT_DICTIONARY_V2)
+
+
+def max_difference(reference: dict, ours: dict) -> float:
+    return max(float(np.max(np.abs(np.asarray(reference[key], float) - np.asarray(ours[key], float))))
+               for key in reference)
+
+
+def timed(function, *args, repeats: int = 1):
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function(*args)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--games", type=int, default=100)
+    parser.add_argument("--predictions-per-class-per-half", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="ours is timed this many times, best kept")
+    parser.add_argument("--out", type=Path, default=None, help="keep the generated trees here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
+        labels_dir, predictions_dir, games = write_random_set(
+            root, args.games, seed=args.seed, predictions_per_class_per_half=args.predictions_per_class_per_half)
+        num_predictions = sum(len(json.loads((predictions_dir / g / "results_spotting.json").read_text())
+                                  ["predictions"]) for g in games)
+        rows = {}
+        for metric in ("tight", "loose"):
+            t_ours, ours = timed(score, labels_dir, predictions_dir, games, (metric,), repeats=args.repeats)
+            t_official, reference = timed(official, labels_dir, predictions_dir, metric)
+            rows[metric] = {"official_s": t_official, "ours_s": t_ours, "speedup": t_official / t_ours,
+                            "max_abs_difference": max_difference(reference, ours[metric]),
+                            "a_mAP": ours[metric]["a_mAP"]}
+        t_both, _ = timed(score, labels_dir, predictions_dir, games, ("tight", "loose"), repeats=args.repeats)
+        both_official = rows["tight"]["official_s"] + rows["loose"]["official_s"]
+        rows["tight+loose"] = {"official_s": both_official, "ours_s": t_both, "speedup": both_official / t_both,
+                               "max_abs_difference": max(rows["tight"]["max_abs_difference"],
+                                                         rows["loose"]["max_abs_difference"]),
+                               "a_mAP": float("nan")}
+
+    print(f"{args.games} games, {num_predictions} predictions ({num_predictions / args.games:.0f} per game)")
+    print(f"{'metric':<12} {'official s':>10} {'ours s':>8} {'speed-up':>9} {'max |diff|':>11}")
+    for metric, row in rows.items():
+        print(f"{metric:<12} {row['official_s']:10.2f} {row['ours_s']:8.3f} {row['speedup']:8.1f}x "
+              f"{row['max_abs_difference']:11.1e}")
+    agree = all(row["max_abs_difference"] <= 1e-9 for row in rows.values())
+    print("values agree to 1e-9:", agree)
+    print("BENCH scoring " + json.dumps({"games": args.games, "predictions": num_predictions, "agree": agree,
+                                         **{metric: row for metric, row in rows.items()}}))
+    if not agree:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""SoccerNet-v2 average-mAP, vectorised, equal to `SoccerNet.Evaluation.ActionSpotting.evaluate` on every input.
+
+The official algorithm (SOCCERNET.md section 2.3), reproduced step by step:
+
+1. Times map to 0.5 s bins with `int(2 * (position_ms / 1000))`, clamped to a 120-minute buffer (14,400 bins).
+   Labels of one (half, class, bin) collapse to the last one in file order (its visibility wins); so do predictions.
+   Predictions with a confidence below 0 (or NaN) are absent.
+2. "Closest": each prediction takes the visibility (+1 / -1) of the nearest ground truth (GT) of its class in its
+   half, segment boundaries at `(g_i + g_{i+1}) // 2`; -1 when the half has no GT of that class.
+3. Matching per delta (frames = seconds x 2), per (game, half, class): GTs in time order each take the highest
+   confidence unused prediction with |p - g| <= delta / 2; ties go to the earliest prediction (a strict `>` scan).
+4. Per class, pooled over games: precision and recall at 200 thresholds `linspace(0, 1, 200)` with `score >= t`,
+   0/0 = 0; visible keeps predictions with closest > 0.5, unshown those with closest < -0.5.
+5. 11-point interpolated AP; mean over the 17 classes; trapezoid over deltas; the unshown a-mAP times 17/13.
+
+Speed: step 3's greedy scan is sequential only within a chain of GTs whose tolerance windows overlap; all chains of
+all (game, half, class) sequences advance in lockstep, one link at a time, each step a handful of array operations;
+ties are broken by a precomputed priority (score, then earliest position). Steps 1-2 and the per-class sorting of step 4 are done once and shared by
+every delta and metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from data.labels import NUM_CLASSES
+
+FRAMERATE = 2  # the evaluator's grid: 2 bins per second
+VECTOR_SIZE = 120 * 60 * FRAMERATE  # the evaluator's per-half buffer (120 minutes)
+_KEY = 1 << 15  # > VECTOR_SIZE + the widest window: (sequence, bin) pairs flatten to sequence * _KEY + bin
+THRESHOLDS = np.linspace(0, 1, 200)
+
+METRIC_DELTAS: dict[str, np.ndarray] = {
+    "tight": np.arange(5) * 1 + 1,
+    "loose": np.arange(12) * 5 + 5,
+    **{f"at{k}": np.array([k]) for k in range(1, 6)},
+}
+METRICS = tuple(METRIC_DELTAS)
+SUBSETS = ("all", "visible", "unshown")
+
+
+def position_to_bin(position_ms: np.ndarray) -> np.ndarray:
+    """The evaluator's `min(int(2 * (position / 1000)), 14399)`, with the same floating-point operations."""
+    bins = (FRAMERATE * (position_ms.astype(np.float64) / 1000)).astype(np.int64)
+    return np.minimum(bins, VECTOR_SIZE - 1)
+
+
+def _last_wins(keys: np.ndarray) -> np.ndarray:
+    """Indices of the last occurrence of each key, sorted by key."""
+    if len(keys) == 0:
+        return np.zeros(0, np.int64)
+    order = np.argsort(keys[::-1], kind="stable")  # equal keys keep reversed file order: the last one comes first
+    sorted_keys = keys[::-1][order]
+    first = np.ones(len(keys), bool)
+    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    return len(keys) - 1 - order[first]
+
+
+@dataclasses.dataclass
+class SpottingSet:
+    """Every GT and prediction of an evaluation, flattened over (game, half, class) sequences and sorted by key."""
+
+    gt_key: np.ndarray  # (G,) sequence * _KEY + bin
+    gt_value: np.ndarray  # (G,) +1 visible, -1 not shown
+    pred_key: np.ndarray  # (P,)
+    pred_score: np.ndarray  # (P,) float64, >= 0
+    pred_closest: np.ndarray  # (P,) +1 / -1
+    pred_priority: np.ndarray  # (P,) int rank: higher score first, then the earlier prediction
+    num_classes: int
+
+    @property
+    def gt_class(self) -> np.ndarray:
+        return (self.gt_key // _KEY) % self.num_classes
+
+    @property
+    def pred_class(self) -> np.ndarray:
+        return (self.pred_key // _KEY) % self.num_classes
+
+
+def build_spotting_set(games: list[tuple[tuple, tuple]], num_classes: int = NUM_CLASSES) -> SpottingSet:
+    """games: per game ((gt_half, gt_position_ms, gt_label, gt_visible), (pred_half, pred_position_ms, pred_label,
+    pred_confidence)), each element an array in file order."""
+    gt_keys, gt_values, pred_keys, pred_scores = [], [], [], []
+    for game_index, ((g_half, g_pos, g_label, g_visible), (p_half, p_pos, p_label, p_conf)) in enumerate(games):
+        first_sequence = game_index * 2 * num_classes
+        g_seq = first_sequence + (np.asarray(g_half) - 1) * num_classes + np.asarray(g_label)
+        gt_keys.append(g_seq * _KEY + position_to_bin(np.asarray(g_pos, np.int64)))
+        gt_values.append(np.where(np.asarray(g_visible, bool), 1.0, -1.0))
+        p_seq = first_sequence + (np.asarray(p_half) - 1) * num_classes + np.asarray(p_label)
+        pred_keys.append(p_seq * _KEY + position_to_bin(np.asarray(p_pos, np.int64)))
+        pred_scores.append(np.asarray(p_conf, np.float64))
+
+    gt_key, gt_value = np.concatenate(gt_keys), np.concatenate(gt_values)
+    keep = _last_wins(gt_key)
+    gt_key, gt_value = gt_key[keep], gt_value[keep]
+
+    pred_key, pred_score = np.concatenate(pred_keys), np.concatenate(pred_scores)
+    keep = _last_wins(pred_key)
+    pred_key, pred_score = pred_key[keep], pred_score[keep]
+    present = pred_score >= 0  # the official "-1 = no prediction" sentinel: negatives and NaN are absent
+    pred_key, pred_score = pred_key[present], pred_score[present]
+
+    # The official scan keeps the first maximum (strict '>'), so among equal scores the earliest prediction wins.
+    # A stable sort of the reversed scores puts equal scores in descending position order.
+    num_preds = len(pred_key)
+    priority = np.empty(num_preds, np.int64)
+    priority[(num_preds - 1) - np.argsort(pred_score[::-1], kind="stable")] = np.arange(num_preds)
+    return SpottingSet(gt_key, gt_value, pred_key, pred_score, _closest(gt_key, gt_value, pred_key), priority,
+                       num_classes)
+
+
+def _closest(gt_key: np.ndarray, gt_value: np.ndarray, pred_key: np.ndarray) -> np.ndarray:
+    """Visibility of the nearest GT of the same sequence, with the evaluator's floor-midpoint boundaries; -1 if none."""
+    closest = np.full(len(pred_key), -1.0)
+    if len(gt_key) == 0 or len(pred_key) == 0:
+        return closest
+    gt_seq, pred_seq = gt_key // _KEY, pred_key // _KEY
+    seq_start = np.searchsorted(gt_seq, pred_seq, side="left")
+    has_gt = seq_start < np.searchsorted(gt_seq, pred_seq, side="right")
+    # boundary between consecutive GTs a < b of one sequence: bins >= (a + b) // 2 belong to b
+    same_seq = gt_seq[1:] == gt_seq[:-1]
+    gt_bin = gt_key % _KEY
+    boundary_key = (gt_seq[1:] * _KEY + (gt_bin[:-1] + gt_bin[1:]) // 2)[same_seq]
+    passed = (np.searchsorted(boundary_key, pred_key, side="right")
+              - np.searchsorted(boundary_key, pred_seq * _KEY, side="left"))
+    closest[has_gt] = gt_value[(seq_start + passed)[has_gt]]
+    return closest
+
+
+def match_predictions(data: SpottingSet, delta_frames: float) -> np.ndarray:
+    """(P,) bool: which predictions are true positives at this tolerance, by the evaluator's greedy matching."""
+    num_preds = len(data.pred_key)
+    used = np.zeros(num_preds, bool)
+    if num_preds == 0 or len(data.gt_key) == 0:
+        return used
+    half_window = delta_frames / 2
+    low = np.searchsorted(data.pred_key, data.gt_key - np.floor(half_window), side="left")
+    high = np.searchsorted(data.pred_key, data.gt_key + np.floor(half_window), side="right")
+    width = int((high - low).max())
+    if width == 0:
+        return used
+    priority = data.pred_priority
+    # GTs whose candidate ranges intersect form a chain that must be scanned in time order; different chains (and
+    # different sequences) share no prediction, so all chains advance together, one link per step.
+    gt_seq = data.gt_key // _KEY
+    linked = np.zeros(len(gt_seq), bool)
+    linked[1:] = (gt_seq[1:] == gt_seq[:-1]) & (low[1:] < high[:-1])
+    chain_start = np.maximum.accumulate(np.where(linked, 0, np.arange(len(gt_seq))))
+    rank = np.arange(len(gt_seq)) - chain_start  # position of the GT in its chain
+    by_rank = np.argsort(rank, kind="stable")
+    rank_bounds = np.searchsorted(rank[by_rank], np.arange(rank.max() + 2))
+    offsets = np.arange(width)
+    for k in range(rank.max() + 1):
+        rows = by_rank[rank_bounds[k]:rank_bounds[k + 1]]
+        rows = rows[high[rows] > low[rows]]
+        if len(rows) == 0:
+            continue
+        candidates = low[rows, None] + offsets  # (R, width) prediction indices
+        valid = candidates < high[rows, None]
+        candidates = np.minimum(candidates, num_preds - 1)
+        scores = np.where(valid & ~used[candidates], priority[candidates], -1)
+        best = scores.argmax(axis=1)
+        hit = scores[np.arange(len(rows)), best] >= 0
+        used[candidates[hit, best[hit]]] = True
+    return used
+
+
+@dataclasses.dataclass
+class _Curves:
+    """The predictions of one subset sorted by (class, score), with the 200 threshold cut points of every class."""
+
+    order: np.ndarray  # (N,) prediction indices, grouped by class, ascending score within a class
+    class_end: np.ndarray  # (C,) end of each class's group in `order`
+    cut: np.ndarray  # (200, C) first position in `order` with score >= threshold, per class
+    num_gt: np.ndarray  # (C,) GT count of the subset
+
+
+def _subset_curves(data: SpottingSet) -> dict[str, _Curves]:
+    pred_class, gt_class = data.pred_class, data.gt_class
+    masks = {"all": np.ones(len(data.pred_key), bool), "visible": data.pred_closest > 0.5,
+             "unshown": data.pred_closest < -0.5}
+    gt_masks = {"all": np.ones(len(gt_class), bool), "visible": data.gt_value > 0, "unshown": data.gt_value < 0}
+    curves = {}
+    for subset in SUBSETS:
+        index = np.flatnonzero(masks[subset])
+        order = index[np.lexsort((data.pred_score[index], pred_class[index]))]
+        sorted_class = pred_class[order]
+        class_start = np.searchsorted(sorted_class, np.arange(data.num_classes), side="left")
+        class_end = np.searchsorted(sorted_class, np.arange(data.num_classes), side="right")
+        # per class, the first position whose score reaches each threshold (offset by the class's group start)
+        cut = np.empty((len(THRESHOLDS), data.num_classes), np.int64)
+        for c in range(data.num_classes):
+            scores = data.pred_score[order[class_start[c]:class_end[c]]]
+            cut[:, c] = class_start[c] + np.searchsorted(scores, THRESHOLDS, side="left")
+        curves[subset] = _Curves(order, class_end, cut,
+                                 np.bincount(gt_class[gt_masks[subset]], minlength=data.num_classes))
+    return curves
+
+
+def _precision_recall(curves: _Curves, true_positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(200, C) precision and recall, as the evaluator computes them (0/0 -> 0)."""
+    tp_sorted = true_positive[curves.order].astype(np.float64)
+    prefix = np.concatenate([[0.0], np.cumsum(tp_sorted)])  # exact: sums of ones
+    tp = prefix[curves.class_end][None, :] - prefix[curves.cut]  # TPs at or above each threshold
+    selected = curves.class_end[None, :] - curves.cut
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.nan_to_num(tp / selected), np.nan_to_num(tp / curves.num_gt[None, :])
+
+
+def _mean_ap(precision: np.ndarray, recall: np.ndarray) -> tuple[float, np.ndarray]:
+    """11-point interpolated AP per class (accumulated in the evaluator's order) and their mean."""
+    ap = np.zeros(precision.shape[1])
+    for level in np.arange(11) / 10:
+        ap += np.where(recall >= level, precision, 0.0).max(axis=0)
+    per_class = ap / 11
+    return float(np.mean(per_class)), per_class
+
+
+def _trapezoid(values: list) -> float | np.ndarray:
+    """The evaluator's average over deltas: sum of (v_i + v_{i+1}) / 2 over (n - 1)."""
+    if len(values) == 1:
+        return values[0]
+    integral = 0.0
+    for i in range(len(values) - 1):
+        integral = integral + (values[i] + values[i + 1]) / 2
+    return integral / (len(values) - 1)
+
+
+def average_map(data: SpottingSet, metrics: tuple[str, ...] = ("tight", "loose")) -> dict[str, dict]:
+    """{metric: {"a_mAP", "a_mAP_per_class", "a_mAP_visible", "a_mAP_per_class_visible", "a_mAP_unshown",
+    "a_mAP_per_class_unshown"}}, fractions in [0, 1], per-class values as lists in class order."""
+    unknown = [metric for metric in metrics if metric not in METRIC_DELTAS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; expected some of {list(METRIC_DELTAS)}")
+    curves = _subset_curves(data)
+    per_delta: dict[int, dict[str, tuple[float, np.ndarray]]] = {}
+    for delta in sorted({int(d) for metric in metrics for d in METRIC_DELTAS[metric]}):
+        true_positive = match_predictions(data, delta * FRAMERATE)
+        per_delta[delta] = {subset: _mean_ap(*_precision_recall(curves[subset], true_positive))
+                            for subset in SUBSETS}
+
+    results = {}
+    for metric in metrics:
+        deltas = [int(d) for d in METRIC_DELTAS[metric]]
+        entry = {}
+        for subset, suffix in zip(SUBSETS, ("", "_visible", "_unshown")):
+            overall = _trapezoid([per_delta[d][subset][0] for d in deltas])
+            per_class = _trapezoid([per_delta[d][subset][1] for d in deltas])
+            if subset == "unshown" and len(deltas) > 1:  # the official 17/13 fix, only in its multi-delta branch
+                overall = overall * 17 / 13
+            entry[f"a_mAP{suffix}"] = float(overall)
+            entry[f"a_mAP_per_class{suffix}"] = [float(v) for v in per_class]
+        results[metric] = entry
+    return results

@@ -1,0 +1,216 @@
+"""From raw per-half score arrays on the 2 fps grid to SoccerNet predictions: NMS, raw-score files, ensembles.
+
+Raw scores (the format inference writes, so that ensembles and NMS sweeps need no model):
+    <raw_dir>/raw_scores.json                                  {"format": RAW_FORMAT, "fps": 2.0, "classes": [...]}
+    <raw_dir>/<league>/<season>/<game>/scores_half{1,2}.npy    float32 (T, 17); row k is time k / fps seconds,
+                                                                sigmoid scores in [0, 1], max-merged over windows
+NMS follows the official code (eztorch/evaluation/nms.py, COMEDIAN.md section 6):
+- hard: keep a slot when its score is >= every score within +-int(window / 2) slots and >= threshold (ties all kept);
+- soft (the paper's: window 20, threshold 0.001): repeatedly take the highest remaining score at its current value,
+  multiply the scores within +-ceil(window / 2) slots by min_weight + (1 - min_weight) |d| / (window / 2) clipped to
+  [0, 1], remove the taken slot; stop when the highest remaining score is below threshold. Taken slots with a
+  score > 0 are the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+
+from data.labels import CLASSES
+from evaluation.predictions import keep_best_per_bin, prediction_records, write_game_predictions
+
+RAW_FORMAT = "comedian-raw-scores-v1"
+RAW_META = "raw_scores.json"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# NMS on (T, C) score arrays
+# ----------------------------------------------------------------------------------------------------------------------
+def _per_class(window: int | list[int], num_classes: int) -> list[int]:
+    windows = [window] * num_classes if isinstance(window, int) else list(window)
+    if len(windows) != num_classes:
+        raise ValueError(f"per-class NMS windows: got {len(windows)} values for {num_classes} classes")
+    return windows
+
+
+def hard_nms(scores: np.ndarray, window: int | list[int], threshold: float) -> np.ndarray:
+    """(T, C) bool: slots that are maxima (ties included) within +-int(window/2) and >= threshold."""
+    keep = np.zeros(scores.shape, bool)
+    for c, class_window in enumerate(_per_class(window, scores.shape[1])):
+        radius = int(class_window / 2)
+        local_max = maximum_filter1d(scores[:, c], size=2 * radius + 1, mode="constant", cval=-np.inf)
+        keep[:, c] = (scores[:, c] >= local_max) & (scores[:, c] >= threshold)
+    return keep
+
+
+def soft_nms(scores: np.ndarray, window: int | list[int], threshold: float, min_weight: float = 0.0) -> np.ndarray:
+    """(T, C) float: each slot's score when it was taken by linear-decay soft NMS, 0 where it was not taken.
+
+    The sequential algorithm takes one slot at a time. Here every slot that would be taken before all of its
+    neighbours (it beats every remaining neighbour within the decay radius, ties to the earlier slot as argmax
+    does) is taken in the same round, and their decays, which touch disjoint neighbours or commute, are applied
+    together. The result equals the sequential one (tests/test_postprocess.py checks it against a loop) up to the
+    rounding of the decay products, in a few dozen array rounds instead of thousands of Python steps.
+    """
+    scores = np.asarray(scores, np.float64)
+    num_slots, num_classes = scores.shape
+    windows = np.array(_per_class(window, num_classes), np.float64)
+    radius = windows / 2.0  # (C,)
+    reach = int(np.ceil(radius.max())) if num_classes else 0
+    # decay weight at distance d = 1..reach, per class: (reach, C); beyond a class's own ceil(radius) the weight is 1
+    distance = np.arange(1, reach + 1)[:, None]
+    weights = np.clip(min_weight + (1.0 - min_weight) * distance / radius[None, :], 0.0, 1.0)
+    weights[distance > np.ceil(radius)[None, :]] = 1.0
+
+    taken = np.zeros_like(scores)
+    remaining = scores.copy()
+    alive = remaining >= threshold  # a slot below the threshold is never taken: it can neither win nor decay others
+    while alive.any():
+        contest = np.where(alive, remaining, -np.inf)
+        padded = np.pad(contest, ((reach, reach), (0, 0)), constant_values=-np.inf)
+        wins = alive.copy()
+        for d in range(1, reach + 1):
+            in_reach = d <= np.ceil(radius)  # (C,): class windows may differ
+            earlier = padded[reach - d:reach - d + num_slots]
+            later = padded[reach + d:reach + d + num_slots]
+            wins &= ~in_reach | ((contest > earlier) & (contest >= later))
+        taken[wins] = remaining[wins]
+        alive &= ~wins
+        factor = np.ones((num_slots + 2 * reach, num_classes))  # padded so that decays may spill past the ends
+        for d in range(1, reach + 1):
+            decay = np.where(wins, weights[d - 1], 1.0)  # what a slot taken now does to the slots d away
+            factor[reach - d:reach - d + num_slots] *= decay
+            factor[reach + d:reach + d + num_slots] *= decay
+        remaining *= factor[reach:reach + num_slots]
+        alive &= remaining >= threshold
+    return np.where(taken > 0, taken, 0.0)
+
+
+def scores_to_predictions(scores: np.ndarray, fps: float, nms: str, window: int | list[int],
+                          threshold: float, min_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One half's (T, C) scores -> (times in seconds, class indices, confidences) after NMS, sorted by time."""
+    if nms == "soft":
+        kept = soft_nms(scores, window, threshold, min_weight)
+        slots, classes = np.nonzero(kept > 0)
+        confidence = kept[slots, classes]
+    elif nms == "hard":
+        slots, classes = np.nonzero(hard_nms(scores, window, threshold))
+        confidence = np.asarray(scores, np.float64)[slots, classes]
+    elif nms == "none":
+        slots, classes = np.nonzero(np.asarray(scores) >= threshold)
+        confidence = np.asarray(scores, np.float64)[slots, classes]
+    else:
+        raise ValueError(f"unknown NMS type {nms!r}: expected 'soft', 'hard' or 'none'")
+    return slots / fps, classes, confidence
+
+
+def game_predictions(half_scores: dict[int, np.ndarray], fps: float, nms: str, window: int | list[int],
+                     threshold: float, min_weight: float = 0.0) -> list[dict]:
+    """Official-schema prediction list of one game, at most one per (half, class, 0.5 s bin): its best."""
+    halves, positions, labels, confidences = [], [], [], []
+    for half, scores in sorted(half_scores.items()):
+        times, classes, confidence = scores_to_predictions(scores, fps, nms, window, threshold, min_weight)
+        halves.append(np.full(len(times), half))
+        positions.append(np.round(times * 1000).astype(np.int64))
+        labels.append(classes)
+        confidences.append(confidence)
+    half, position, label, confidence = (np.concatenate(x) for x in (halves, positions, labels, confidences))
+    kept = keep_best_per_bin(half, position, label, confidence)
+    records = []
+    for h in sorted(half_scores):
+        rows = kept[half[kept] == h]
+        records += prediction_records(h, position[rows] / 1000.0, label[rows], confidence[rows])
+    return records
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Raw score files and ensembles
+# ----------------------------------------------------------------------------------------------------------------------
+def raw_scores_path(raw_dir: str | os.PathLike, game: str, half: int) -> Path:
+    return Path(raw_dir) / game / f"scores_half{half}.npy"
+
+
+def write_raw_meta(raw_dir: str | os.PathLike, fps: float) -> None:
+    Path(raw_dir).mkdir(parents=True, exist_ok=True)
+    (Path(raw_dir) / RAW_META).write_text(json.dumps({"format": RAW_FORMAT, "fps": fps, "classes": list(CLASSES)}))
+
+
+def write_raw_scores(raw_dir: str | os.PathLike, game: str, half: int, scores: np.ndarray) -> Path:
+    """Save one half's (T, 17) scores as float32 .npy (atomically)."""
+    if scores.ndim != 2 or scores.shape[1] != len(CLASSES):
+        raise ValueError(f"raw scores of {game} half {half}: expected shape (T, {len(CLASSES)}), got {scores.shape}")
+    path = raw_scores_path(raw_dir, game, half)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    np.save(tmp, scores.astype(np.float32))
+    os.replace(tmp, path)
+    return path
+
+
+def read_raw_meta(raw_dir: str | os.PathLike) -> dict:
+    path = Path(raw_dir) / RAW_META
+    if not path.is_file():
+        raise FileNotFoundError(f"{raw_dir} is not a raw-scores folder: {RAW_META} is missing")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != RAW_FORMAT or meta.get("classes") != list(CLASSES):
+        raise ValueError(f"{path}: expected format {RAW_FORMAT!r} with the 17 SoccerNet-v2 classes, got {meta}")
+    return meta
+
+
+def raw_games(raw_dir: str | os.PathLike) -> list[str]:
+    """Games with raw scores under raw_dir (every folder holding a scores_half1.npy)."""
+    return sorted(str(p.parent.relative_to(raw_dir).as_posix()) for p in Path(raw_dir).glob("*/*/*/scores_half1.npy"))
+
+
+def read_raw_scores(raw_dir: str | os.PathLike, game: str) -> dict[int, np.ndarray]:
+    scores = {}
+    for half in (1, 2):
+        path = raw_scores_path(raw_dir, game, half)
+        if not path.is_file():
+            raise FileNotFoundError(f"raw scores missing: {path}")
+        scores[half] = np.load(path)
+    return scores
+
+
+def ensemble_raw_scores(raw_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> list[str]:
+    """Average the raw scores of several runs game by game and half by half (the paper's ensemble rows).
+
+    Every run must hold the same games, at the same frame rate, with the same number of slots per half.
+    """
+    if len(raw_dirs) < 2:
+        raise ValueError("an ensemble needs at least two raw-score folders")
+    metas = [read_raw_meta(d) for d in raw_dirs]
+    if len({m["fps"] for m in metas}) != 1:
+        raise ValueError(f"raw-score folders have different frame rates: {[m['fps'] for m in metas]}")
+    games = raw_games(raw_dirs[0])
+    for other in raw_dirs[1:]:
+        if raw_games(other) != games:
+            missing = sorted(set(games) ^ set(raw_games(other)))
+            raise ValueError(f"{other} and {raw_dirs[0]} hold different games, e.g. {missing[:5]}")
+    write_raw_meta(out_dir, metas[0]["fps"])
+    for game in games:
+        runs = [read_raw_scores(d, game) for d in raw_dirs]
+        for half in (1, 2):
+            shapes = {run[half].shape for run in runs}
+            if len(shapes) != 1:
+                raise ValueError(f"{game} half {half}: runs disagree on the number of slots: {sorted(shapes)}")
+            write_raw_scores(out_dir, game, half, np.mean([run[half] for run in runs], axis=0))
+    return games
+
+
+def postprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, nms: str = "soft",
+                    window: int | list[int] = 20, threshold: float = 0.001, min_weight: float = 0.0) -> list[str]:
+    """Raw scores -> `out_dir/<game>/results_spotting.json` for every game of raw_dir."""
+    fps = read_raw_meta(raw_dir)["fps"]
+    games = raw_games(raw_dir)
+    if not games:
+        raise FileNotFoundError(f"no raw scores (league/season/game/scores_half1.npy) under {raw_dir}")
+    for game in games:
+        records = game_predictions(read_raw_scores(raw_dir, game), fps, nms, window, threshold, min_weight)
+        write_game_predictions(out_dir, game, records)
+    return games

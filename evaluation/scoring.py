@@ -1,0 +1,138 @@
+"""Score a predictions tree (folder or zip) against a labels tree: the importable form of `evaluate.py score`."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from data.games import check_games_exist, discover_games, split_games
+from data.labels import (CLASS_INDEX, CLASSES, GAME_TIME_PATTERN, LABELS_FILE, VISIBILITIES, load_json,
+                         parse_labels)
+from evaluation.metric import average_map, build_spotting_set
+from evaluation.predictions import PredictionsSource
+
+
+def label_arrays(path: Path, on_unknown: Literal["error", "warn"] = "error") -> tuple[tuple, int]:
+    """((half, position_ms, label, visible) arrays in file order, number of dropped unknown labels).
+
+    Well-formed files are read column-wise; anything unusual goes through the strict typed parser, which raises the
+    error naming the annotation and field (or, with on_unknown="warn", drops and counts unknown labels).
+    """
+    data = load_json(path)
+    try:
+        entries = data["annotations"]
+        label = np.array([CLASS_INDEX[entry["label"]] for entry in entries], np.int64)
+        game_times = [entry["gameTime"] for entry in entries]
+        half = np.array([int(text[0]) if text[1:4] == " - " else 0 for text in game_times], np.int64)
+        raw_position = [entry["position"] for entry in entries]
+        visibility = [entry["visibility"] for entry in entries]
+        _ = [entry["team"] for entry in entries]
+        if (not set(map(type, raw_position)) <= {str} or not set(visibility) <= set(VISIBILITIES)
+                or not all(map(GAME_TIME_PATTERN.match, game_times)) or not np.all((half == 1) | (half == 2))):
+            raise ValueError("unusual entry")
+        position = np.fromiter(map(int, raw_position), np.int64, len(entries))
+        if np.any(position < 0):
+            raise ValueError("negative position")
+        return (half, position, label, np.array(visibility, dtype=object) == "visible"), 0
+    except (KeyError, TypeError, ValueError, IndexError):
+        pass
+    game = parse_labels(path, on_unknown=on_unknown)
+    columns = [(a.half, a.position_ms, a.label, a.visible) for a in game.annotations]
+    if not columns:
+        return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool),), game.unknown_labels
+    half, position, label, visible = (np.array(column) for column in zip(*columns))
+    return (half, position, label, visible), game.unknown_labels
+
+
+def select_games(labels_dir: str | os.PathLike, split: str | None = None, games_file: str | None = None) -> list[str]:
+    """An official split, a games file, or every game folder under labels_dir holding a Labels-v2.json."""
+    if split and games_file:
+        raise ValueError("give a split or a games file, not both")
+    if split or games_file:
+        return split_games(split or games_file)
+    games = discover_games(labels_dir, LABELS_FILE)
+    if not games:
+        raise FileNotFoundError(f"no league/season/game/{LABELS_FILE} under {labels_dir}")
+    return games
+
+
+_SOURCES: dict[tuple[str, int], PredictionsSource] = {}
+
+
+def _load_game(labels_dir: str, predictions: str, game: str, on_unknown: str) -> tuple[tuple, tuple, int]:
+    """One game's label and prediction arrays. Runs in worker processes: each opens its own predictions source (a
+    zip's file offset must not be shared between processes)."""
+    key = (predictions, os.getpid())
+    if key not in _SOURCES:
+        _SOURCES[key] = PredictionsSource(predictions)
+    labels, dropped = label_arrays(Path(labels_dir) / game / LABELS_FILE, on_unknown)
+    p = _SOURCES[key].load(game)
+    return labels, (p.half, p.position_ms, p.label, p.confidence), dropped
+
+
+def _load_games(labels_dir: str, predictions: str, games: list[str], on_unknown: str,
+                workers: int | None) -> list[tuple[tuple, tuple, int]]:
+    """Decoding JSON is most of the scorer's time, so games are read by `workers` forked processes (default: one per
+    core, up to 8, when there are at least 16 games; 0 reads in this process)."""
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8) if len(games) >= 16 else 0
+    arguments = [(labels_dir, predictions, game, on_unknown) for game in games]
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_load_game(*args) for args in arguments]
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_load_game, *zip(*arguments), chunksize=max(1, len(games) // (4 * workers))))
+
+
+def score(labels_dir: str | os.PathLike, predictions: str | os.PathLike, games: list[str],
+          metrics: tuple[str, ...] = ("tight", "loose"), on_unknown: Literal["error", "warn"] = "error",
+          workers: int | None = None) -> dict:
+    """Average-mAP of every requested metric, in the official evaluator's output format (fractions in [0, 1]).
+
+    Every game needs a labels file and a predictions file; all missing ones are reported in one error.
+    workers: processes reading the files (None: automatic; 0: none, e.g. inside a training loop).
+    """
+    check_games_exist(labels_dir, games, LABELS_FILE)
+    source = PredictionsSource(predictions)
+    missing = [source.describe(game) for game in games if not source.has(game)]
+    if missing:
+        listed = "\n  ".join(missing)
+        raise FileNotFoundError(f"{len(missing)} of {len(games)} games have no predictions file:\n  {listed}")
+    loaded = _load_games(str(labels_dir), str(predictions), games, on_unknown, workers)
+    results = average_map(build_spotting_set([(labels, preds) for labels, preds, _ in loaded]), metrics)
+    unknown = sum(dropped for _, _, dropped in loaded)
+    if unknown:
+        for entry in results.values():
+            entry["unknown_labels_dropped"] = unknown
+    return results
+
+
+def format_table(results: dict) -> str:
+    """Metric rows (overall / visible / unshown, in %), then one row per class with a column per metric."""
+    metrics = list(results)
+    lines = [f"{'metric':<8} {'a-mAP':>7} {'visible':>8} {'unshown':>8}"]
+    for metric in metrics:
+        entry = results[metric]
+        lines.append(f"{metric:<8} {100 * entry['a_mAP']:7.2f} {100 * entry['a_mAP_visible']:8.2f} "
+                     f"{100 * entry['a_mAP_unshown']:8.2f}")
+    lines.append("")
+    lines.append(f"{'class':<20}" + "".join(f"{metric:>8}" for metric in metrics))
+    for c, name in enumerate(CLASSES):
+        lines.append(f"{name:<20}" + "".join(f"{100 * results[m]['a_mAP_per_class'][c]:8.2f}" for m in metrics))
+    return "\n".join(lines)
+
+
+def write_results(results: dict, path: str | os.PathLike) -> None:
+    """JSON with per-class values keyed by class name, as documented for `evaluate.py score --json`."""
+    out = {}
+    for metric, entry in results.items():
+        out[metric] = {key: (dict(zip(CLASSES, value)) if key.startswith("a_mAP_per_class") else value)
+                       for key, value in entry.items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(out, indent=2), encoding="utf-8")
+

@@ -1,0 +1,159 @@
+"""NMS against loop implementations of the official definitions; writers, zip layout, raw scores and ensembles."""
+
+import json
+import math
+import zipfile
+
+import numpy as np
+import pytest
+
+from data.labels import CLASSES
+from evaluation.postprocess import (ensemble_raw_scores, game_predictions, hard_nms, postprocess_raw, read_raw_scores,
+                                    soft_nms, write_raw_meta, write_raw_scores)
+from evaluation.predictions import PredictionsSource, keep_best_per_bin, write_challenge_zip, write_game_predictions
+
+
+def soft_nms_loop(values, window, threshold, min_weight=0.0):
+    """The official sequential soft NMS (eztorch/evaluation/nms.py), one column, written as a plain loop."""
+    values = values.astype(np.float64).copy()
+    kept = np.zeros_like(values)
+    radius = window / 2.0
+    reach = math.ceil(radius)
+    index = int(np.argmax(values))  # first maximum on ties, like torch.argmax
+    while values[index] >= threshold:
+        kept[index] = values[index]
+        for slot in range(max(index - reach, 0), min(index + reach + 1, len(values))):
+            values[slot] *= min(max(min_weight + (1 - min_weight) * abs(slot - index) / radius, 0.0), 1.0)
+        values[index] = -1
+        index = int(np.argmax(values))
+    return np.where(kept > 0, kept, 0.0)
+
+
+def hard_nms_loop(values, window, threshold):
+    radius = int(window / 2)
+    keep = np.zeros(len(values), bool)
+    for i in range(len(values)):
+        around = values[max(i - radius, 0):min(i + radius, len(values)) + 1]
+        keep[i] = values[i] >= around.max() and values[i] >= threshold
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_soft_nms_equals_the_sequential_definition(seed):
+    rng = np.random.default_rng(seed)
+    # Continuous scores: with exact ties, decayed values that differ only by rounding (the order of the decay
+    # products) may be taken in another order, as between the official float32 code and any float64 one.
+    scores = rng.random((400, 4)) ** 3
+    windows = [20, 7, 20, 4]
+    min_weight = 0.2 if seed % 2 else 0.0
+    ours = soft_nms(scores, windows, threshold=0.001, min_weight=min_weight)
+    for c, window in enumerate(windows):
+        np.testing.assert_allclose(ours[:, c], soft_nms_loop(scores[:, c], window, 0.001, min_weight), atol=1e-12)
+
+
+def test_soft_nms_breaks_ties_towards_the_earlier_slot():
+    # both 0.5: the earlier slot is taken first at full value and halves the later one (window 4, radius 2);
+    # the later one, taken at 0.25, halves slot 3
+    kept = soft_nms(np.array([[0.1], [0.5], [0.5], [0.1]]), 4, 0.001)
+    assert kept[:, 0].tolist() == [0.05, 0.5, 0.25, 0.05]  # each neighbour halved once
+
+
+def test_soft_nms_hand_case():
+    # window 4 (radius 2): taking 1.0 halves its neighbours; 0.25 at slot 1 (earlier of a tie) goes next
+    kept = soft_nms(np.array([[0.0], [0.5], [1.0], [0.5], [0.0]]), 4, 0.001)
+    assert kept[:, 0].tolist() == [0.0, 0.25, 1.0, 0.25, 0.0]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hard_nms_equals_the_official_definition(seed):
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.random((300, 3)), 1)  # plenty of ties: tied local maxima are all kept
+    ours = hard_nms(scores, [10, 20, 3], threshold=0.3)
+    for c, window in enumerate([10, 20, 3]):
+        assert ours[:, c].tolist() == hard_nms_loop(scores[:, c], window, 0.3).tolist()
+
+
+def test_keep_best_per_bin():
+    half = np.array([1, 1, 1, 2])
+    position = np.array([10_000, 10_400, 10_600, 10_000])
+    label = np.array([3, 3, 3, 3])
+    confidence = np.array([0.2, 0.9, 0.5, 0.1])
+    kept = keep_best_per_bin(half, position, label, confidence)
+    assert sorted(kept.tolist()) == [1, 2, 3]  # 10.0 s and 10.4 s share bin 20: the 0.9 stays
+
+
+def test_game_predictions_follow_the_official_schema():
+    scores = np.zeros((200, len(CLASSES)), np.float32)
+    scores[20, 2] = 0.9  # Goal at 10.0 s
+    scores[21, 2] = 0.8  # decayed by soft NMS, still above threshold
+    scores[120, 13] = 0.7  # Corner at 60.0 s
+    records = game_predictions({1: scores, 2: scores}, fps=2.0, nms="soft", window=20, threshold=0.001)
+    first = records[0]
+    assert first == {"gameTime": "1 - 00:10", "label": "Goal", "position": "10000", "half": "1",
+                     "confidence": pytest.approx(0.9)}
+    assert [r["half"] for r in records] == ["1"] * (len(records) // 2) + ["2"] * (len(records) // 2)
+    bins = {(r["half"], r["label"], int(r["position"]) // 500) for r in records}
+    assert len(bins) == len(records)  # at most one prediction per (half, class, 0.5 s bin)
+    corner = [r for r in records if r["label"] == "Corner" and r["half"] == "2"]
+    assert corner[0]["gameTime"] == "2 - 01:00" and corner[0]["position"] == "60000"
+
+
+def test_challenge_zip_has_no_top_folder_and_reads_back(tmp_path):
+    games = ["italy_serie-a/2016-2017/2016-09-20 - 21-45 AC Milan 2 - 0 Lazio",
+             "spain_laliga/2019-2020/2019-08-17 - 19-00 Celta Vigo 1 - 3 Real Madrid"]
+    for game in games:
+        write_game_predictions(tmp_path / "preds", game, [{"gameTime": "1 - 00:01", "label": "Goal",
+                                                           "position": "1000", "half": "1", "confidence": 0.5}])
+    archive = write_challenge_zip(tmp_path / "preds", tmp_path / "out" / "results.zip", games)
+    assert sorted(zipfile.ZipFile(archive).namelist()) == sorted(f"{g}/results_spotting.json" for g in games)
+    source = PredictionsSource(archive)
+    assert source.load(games[1]).position_ms.tolist() == [1000]
+    with pytest.raises(FileNotFoundError, match="Nowhere"):
+        write_challenge_zip(tmp_path / "preds", tmp_path / "x.zip", games + ["a/b/Nowhere"])
+
+
+def make_raw(root, game, seed, slots=(120, 100)):
+    rng = np.random.default_rng(seed)
+    write_raw_meta(root, 2.0)
+    for half, count in zip((1, 2), slots):
+        write_raw_scores(root, game, half, rng.random((count, len(CLASSES))).astype(np.float32))
+
+
+def test_ensemble_averages_raw_scores_then_postprocesses(tmp_path):
+    game = "france_ligue-1/2016-2017/2016-08-28 - 21-45 Monaco 3 - 1 Paris SG"
+    make_raw(tmp_path / "run1", game, 1)
+    make_raw(tmp_path / "run2", game, 2)
+    games = ensemble_raw_scores([tmp_path / "run1", tmp_path / "run2"], tmp_path / "mean")
+    assert games == [game]
+    expected = (read_raw_scores(tmp_path / "run1", game)[1] + read_raw_scores(tmp_path / "run2", game)[1]) / 2
+    np.testing.assert_allclose(read_raw_scores(tmp_path / "mean", game)[1], expected, rtol=1e-6)
+    postprocess_raw(tmp_path / "mean", tmp_path / "preds")
+    document = json.loads((tmp_path / "preds" / game / "results_spotting.json").read_text())
+    assert document["UrlLocal"] == game and len(document["predictions"]) > 0
+
+
+def test_ensemble_refuses_runs_that_disagree(tmp_path):
+    game = "france_ligue-1/2016-2017/2016-08-28 - 21-45 Monaco 3 - 1 Paris SG"
+    make_raw(tmp_path / "run1", game, 1, slots=(120, 100))
+    make_raw(tmp_path / "run2", game, 2, slots=(121, 100))
+    with pytest.raises(ValueError, match="half 1: runs disagree"):
+        ensemble_raw_scores([tmp_path / "run1", tmp_path / "run2"], tmp_path / "mean")
+    with pytest.raises(ValueError, match="shape"):
+        write_raw_scores(tmp_path / "run3", game, 1, np.zeros((5, 3)))
+
+
+def test_postprocessed_predictions_are_accepted_by_the_official_evaluator(tmp_path):
+    action_spotting = pytest.importorskip("SoccerNet.Evaluation.ActionSpotting")
+    from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
+    game = "germany_bundesliga/2016-2017/2016-10-01 - 19-30 Bayer Leverkusen 2 - 0 Dortmund"
+    make_raw(tmp_path / "raw", game, 3)
+    postprocess_raw(tmp_path / "raw", tmp_path / "preds")
+    labels = tmp_path / "labels" / game
+    labels.mkdir(parents=True)
+    (labels / "Labels-v2.json").write_text(json.dumps({"annotations": [
+        {"gameTime": "1 - 00:10", "label": "Goal", "position": "10000", "team": "home", "visibility": "visible"}]}))
+    result = action_spotting.evaluate(SoccerNet_path=str(tmp_path / "labels"), Predictions_path=str(tmp_path / "preds"),
+                                      prediction_file="results_spotting.json", version=2, framerate=2,
+                                      metric="tight", label_files="Labels-v2.json", dataset=None,
+                                      EVENT_DICTIONARY=EVENT_DICTIONARY_V2)
+    assert 0.0 <= result["a_mAP"] <= 1.0
