@@ -21,7 +21,9 @@ every delta and metric.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import multiprocessing
 
 import numpy as np
 
@@ -79,36 +81,56 @@ class SpottingSet:
         return (self.pred_key // _KEY) % self.num_classes
 
 
-def build_spotting_set(games: list[tuple[tuple, tuple]], num_classes: int = NUM_CLASSES) -> SpottingSet:
-    """games: per game ((gt_half, gt_position_ms, gt_label, gt_visible), (pred_half, pred_position_ms, pred_label,
-    pred_confidence)), each element an array in file order."""
-    gt_keys, gt_values, pred_keys, pred_scores = [], [], [], []
-    for game_index, ((g_half, g_pos, g_label, g_visible), (p_half, p_pos, p_label, p_conf)) in enumerate(games):
-        first_sequence = game_index * 2 * num_classes
-        g_seq = first_sequence + (np.asarray(g_half) - 1) * num_classes + np.asarray(g_label)
-        gt_keys.append(g_seq * _KEY + position_to_bin(np.asarray(g_pos, np.int64)))
-        gt_values.append(np.where(np.asarray(g_visible, bool), 1.0, -1.0))
-        p_seq = first_sequence + (np.asarray(p_half) - 1) * num_classes + np.asarray(p_label)
-        pred_keys.append(p_seq * _KEY + position_to_bin(np.asarray(p_pos, np.int64)))
-        pred_scores.append(np.asarray(p_conf, np.float64))
+@dataclasses.dataclass
+class GameKeys:
+    """One game's GTs and predictions after the evaluator's binning, de-duplication and 'closest' map.
 
-    gt_key, gt_value = np.concatenate(gt_keys), np.concatenate(gt_values)
+    Keys are local to the game: (half - 1) * num_classes + class, times _KEY, plus the bin. Built per game so that
+    this work can run in the processes that read the files.
+    """
+
+    gt_key: np.ndarray
+    gt_value: np.ndarray
+    pred_key: np.ndarray
+    pred_score: np.ndarray
+    pred_closest: np.ndarray
+
+
+def game_keys(gt: tuple, predictions: tuple, num_classes: int = NUM_CLASSES) -> GameKeys:
+    """gt: (half, position_ms, label, visible) arrays; predictions: (half, position_ms, label, confidence) arrays,
+    both in file order (the last of a (half, class, bin) wins)."""
+    g_half, g_pos, g_label, g_visible = gt
+    p_half, p_pos, p_label, p_conf = predictions
+    gt_key = ((np.asarray(g_half, np.int64) - 1) * num_classes + np.asarray(g_label, np.int64)) * _KEY \
+        + position_to_bin(np.asarray(g_pos, np.int64))
+    gt_value = np.where(np.asarray(g_visible, bool), 1.0, -1.0)
     keep = _last_wins(gt_key)
     gt_key, gt_value = gt_key[keep], gt_value[keep]
 
-    pred_key, pred_score = np.concatenate(pred_keys), np.concatenate(pred_scores)
+    pred_key = ((np.asarray(p_half, np.int64) - 1) * num_classes + np.asarray(p_label, np.int64)) * _KEY \
+        + position_to_bin(np.asarray(p_pos, np.int64))
+    pred_score = np.asarray(p_conf, np.float64)
     keep = _last_wins(pred_key)
     pred_key, pred_score = pred_key[keep], pred_score[keep]
     present = pred_score >= 0  # the official "-1 = no prediction" sentinel: negatives and NaN are absent
     pred_key, pred_score = pred_key[present], pred_score[present]
+    return GameKeys(gt_key, gt_value, pred_key, pred_score, _closest(gt_key, gt_value, pred_key))
 
+
+def build_spotting_set(games: list[GameKeys], num_classes: int = NUM_CLASSES) -> SpottingSet:
+    """Concatenate games (game g's sequences start at g * 2 * num_classes, so keys stay sorted) and rank scores."""
+    offsets = [index * 2 * num_classes * _KEY for index in range(len(games))]
+    gt_key = np.concatenate([g.gt_key + o for g, o in zip(games, offsets)] + [np.zeros(0, np.int64)])
+    pred_key = np.concatenate([g.pred_key + o for g, o in zip(games, offsets)] + [np.zeros(0, np.int64)])
+    gt_value = np.concatenate([g.gt_value for g in games] + [np.zeros(0)])
+    pred_score = np.concatenate([g.pred_score for g in games] + [np.zeros(0)])
+    pred_closest = np.concatenate([g.pred_closest for g in games] + [np.zeros(0)])
     # The official scan keeps the first maximum (strict '>'), so among equal scores the earliest prediction wins.
     # A stable sort of the reversed scores puts equal scores in descending position order.
     num_preds = len(pred_key)
     priority = np.empty(num_preds, np.int64)
     priority[(num_preds - 1) - np.argsort(pred_score[::-1], kind="stable")] = np.arange(num_preds)
-    return SpottingSet(gt_key, gt_value, pred_key, pred_score, _closest(gt_key, gt_value, pred_key), priority,
-                       num_classes)
+    return SpottingSet(gt_key, gt_value, pred_key, pred_score, pred_closest, priority, num_classes)
 
 
 def _closest(gt_key: np.ndarray, gt_value: np.ndarray, pred_key: np.ndarray) -> np.ndarray:
@@ -228,27 +250,52 @@ def _trapezoid(values: list) -> float | np.ndarray:
     return integral / (len(values) - 1)
 
 
-def average_map(data: SpottingSet, metrics: tuple[str, ...] = ("tight", "loose")) -> dict[str, dict]:
+_FORKED_SET: SpottingSet | None = None  # the set a forked worker inherits (no pickling of large arrays)
+_FORKED_CURVES: dict | None = None
+
+
+def _delta_scores(data: SpottingSet, curves: dict[str, _Curves], delta: int) -> dict[str, tuple[float, np.ndarray]]:
+    """mAP and per-class AP of every subset at one tolerance (seconds)."""
+    true_positive = match_predictions(data, delta * FRAMERATE)
+    return {subset: _mean_ap(*_precision_recall(curves[subset], true_positive)) for subset in SUBSETS}
+
+
+def _forked_delta_scores(delta: int) -> dict[str, tuple[float, np.ndarray]]:
+    return _delta_scores(_FORKED_SET, _FORKED_CURVES, delta)
+
+
+def average_map(data: SpottingSet, metrics: tuple[str, ...] = ("tight", "loose"), workers: int = 0) -> dict[str, dict]:
     """{metric: {"a_mAP", "a_mAP_per_class", "a_mAP_visible", "a_mAP_per_class_visible", "a_mAP_unshown",
-    "a_mAP_per_class_unshown"}}, fractions in [0, 1], per-class values as lists in class order."""
+    "a_mAP_per_class_unshown"}}, fractions in [0, 1], per-class values as lists in class order.
+
+    workers > 1 spreads the tolerances over that many forked processes (each delta is independent).
+    """
+    global _FORKED_SET, _FORKED_CURVES
     unknown = [metric for metric in metrics if metric not in METRIC_DELTAS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; expected some of {list(METRIC_DELTAS)}")
     curves = _subset_curves(data)
-    per_delta: dict[int, dict[str, tuple[float, np.ndarray]]] = {}
-    for delta in sorted({int(d) for metric in metrics for d in METRIC_DELTAS[metric]}):
-        true_positive = match_predictions(data, delta * FRAMERATE)
-        per_delta[delta] = {subset: _mean_ap(*_precision_recall(curves[subset], true_positive))
-                            for subset in SUBSETS}
+    deltas = sorted({int(d) for metric in metrics for d in METRIC_DELTAS[metric]})
+    if workers > 1 and len(deltas) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _FORKED_SET, _FORKED_CURVES = data, curves
+        try:
+            context = multiprocessing.get_context("fork")
+            with concurrent.futures.ProcessPoolExecutor(min(workers, len(deltas)), mp_context=context) as pool:
+                # largest tolerances first: they cost the most, so the pool finishes evenly
+                computed = dict(zip(deltas[::-1], pool.map(_forked_delta_scores, deltas[::-1])))
+        finally:
+            _FORKED_SET = _FORKED_CURVES = None
+    else:
+        computed = {delta: _delta_scores(data, curves, delta) for delta in deltas}
 
     results = {}
     for metric in metrics:
-        deltas = [int(d) for d in METRIC_DELTAS[metric]]
+        metric_deltas = [int(d) for d in METRIC_DELTAS[metric]]
         entry = {}
         for subset, suffix in zip(SUBSETS, ("", "_visible", "_unshown")):
-            overall = _trapezoid([per_delta[d][subset][0] for d in deltas])
-            per_class = _trapezoid([per_delta[d][subset][1] for d in deltas])
-            if subset == "unshown" and len(deltas) > 1:  # the official 17/13 fix, only in its multi-delta branch
+            overall = _trapezoid([computed[d][subset][0] for d in metric_deltas])
+            per_class = _trapezoid([computed[d][subset][1] for d in metric_deltas])
+            if subset == "unshown" and len(metric_deltas) > 1:  # the official 17/13 fix, only in its multi-delta branch
                 overall = overall * 17 / 13
             entry[f"a_mAP{suffix}"] = float(overall)
             entry[f"a_mAP_per_class{suffix}"] = [float(v) for v in per_class]

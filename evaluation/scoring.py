@@ -14,7 +14,7 @@ import numpy as np
 from data.games import check_games_exist, discover_games, split_games
 from data.labels import (CLASS_INDEX, CLASSES, GAME_TIME_PATTERN, LABELS_FILE, VISIBILITIES, load_json,
                          parse_labels)
-from evaluation.metric import average_map, build_spotting_set
+from evaluation.metric import GameKeys, average_map, build_spotting_set, game_keys
 from evaluation.predictions import PredictionsSource
 
 
@@ -65,23 +65,25 @@ def select_games(labels_dir: str | os.PathLike, split: str | None = None, games_
 _SOURCES: dict[tuple[str, int], PredictionsSource] = {}
 
 
-def _load_game(labels_dir: str, predictions: str, game: str, on_unknown: str) -> tuple[tuple, tuple, int]:
-    """One game's label and prediction arrays. Runs in worker processes: each opens its own predictions source (a
-    zip's file offset must not be shared between processes)."""
+def _load_game(labels_dir: str, predictions: str, game: str, on_unknown: str) -> tuple[GameKeys, int]:
+    """One game, read and binned. Runs in worker processes: each opens its own predictions source (a zip's file
+    offset must not be shared between processes)."""
     key = (predictions, os.getpid())
     if key not in _SOURCES:
         _SOURCES[key] = PredictionsSource(predictions)
     labels, dropped = label_arrays(Path(labels_dir) / game / LABELS_FILE, on_unknown)
     p = _SOURCES[key].load(game)
-    return labels, (p.half, p.position_ms, p.label, p.confidence), dropped
+    return game_keys(labels, (p.half, p.position_ms, p.label, p.confidence)), dropped
+
+
+def default_workers(num_games: int) -> int:
+    """One process per core, up to 8, when there are enough games to pay for the forks."""
+    return min(os.cpu_count() or 1, 8) if num_games >= 16 else 0
 
 
 def _load_games(labels_dir: str, predictions: str, games: list[str], on_unknown: str,
-                workers: int | None) -> list[tuple[tuple, tuple, int]]:
-    """Decoding JSON is most of the scorer's time, so games are read by `workers` forked processes (default: one per
-    core, up to 8, when there are at least 16 games; 0 reads in this process)."""
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 8) if len(games) >= 16 else 0
+                workers: int) -> list[tuple[GameKeys, int]]:
+    """Decoding JSON is most of the scorer's time, so games are read by `workers` forked processes (0: here)."""
     arguments = [(labels_dir, predictions, game, on_unknown) for game in games]
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [_load_game(*args) for args in arguments]
@@ -103,9 +105,10 @@ def score(labels_dir: str | os.PathLike, predictions: str | os.PathLike, games: 
     if missing:
         listed = "\n  ".join(missing)
         raise FileNotFoundError(f"{len(missing)} of {len(games)} games have no predictions file:\n  {listed}")
+    workers = default_workers(len(games)) if workers is None else workers
     loaded = _load_games(str(labels_dir), str(predictions), games, on_unknown, workers)
-    results = average_map(build_spotting_set([(labels, preds) for labels, preds, _ in loaded]), metrics)
-    unknown = sum(dropped for _, _, dropped in loaded)
+    results = average_map(build_spotting_set([keys for keys, _ in loaded]), metrics, workers)
+    unknown = sum(dropped for _, dropped in loaded)
     if unknown:
         for entry in results.values():
             entry["unknown_labels_dropped"] = unknown
