@@ -8,6 +8,7 @@ of that half's trimmed video; the half is the first character of `gameTime` ("2 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import re
@@ -71,7 +72,7 @@ def parse_half(value: Any, where: str, field: str) -> int:
 
 def parse_label_name(value: Any, where: str) -> int:
     if value not in CLASS_INDEX:
-        close = [name for name in CLASSES if str(value).lower().replace(" ", "") == name.lower().replace(" ", "")]
+        close = difflib.get_close_matches(str(value), CLASSES, n=1, cutoff=0.75)
         hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {list(CLASSES)}"
         raise LabelError(f"{where}: unknown 'label' {value!r}{hint}")
     return CLASS_INDEX[value]

@@ -1,0 +1,178 @@
+"""Where frames come from: one interface, three layouts, chosen by the config switch `data.source`.
+
+- `video`: the original SoccerNet videos `<root>/<game>/{1,2}_<resolution>.mkv`, decoded at 2 fps by timestamp;
+- `store`: the frame store written by `python -m data.prepare`: `<store>/<game>/{1,2}.mkv`, 2 fps H.264 with a
+  keyframe every 8 frames, frames already at the model's 224x224, plus `{1,2}.json` (frame count, fps, sizes, source);
+- `frames`: JPEG folders at 2 fps, `<frames_root>/<game>/<half>/%08d.jpg` (the layout the official code extracts
+  with ffmpeg, numbered from 1 by default).
+
+Every source returns frames as (T, H, W, 3) uint8 tensors. Resizing happens here: with `size=(224, 224)` the video
+and JPEG sources resize while decoding (stages 2 and 3 squash every frame to 224x224 first); without it they return
+the native size (stage 1 crops from native frames). The store returns what it stores. `pixel_aspect` tells a
+geometric transform how wide a returned pixel is relative to the original video's, so that stage 1's aspect-ratio
+range means the same thing on any source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torchvision
+import torchvision.transforms.v2.functional
+
+from data.video import VideoError, probe_video, read_frames
+
+STORE_FPS = 2.0
+# torchvision 0.29 deprecates its JPEG codec in favour of TorchCodec, which is not part of this project's stack (and
+# does not load against CPU builds of torch); the codec still works and is the fastest one available here.
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                        category=DeprecationWarning)
+
+
+class FrameSource(Protocol):
+    fps: float
+
+    def num_frames(self, game: str, half: int) -> int: ...
+
+    def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor: ...
+
+    def pixel_aspect(self, game: str, half: int) -> float: ...
+
+
+class VideoSource:
+    """Original videos, decoded at `fps` (default 2)."""
+
+    def __init__(self, root: str | os.PathLike, resolution: str = "224p", fps: float = 2.0,
+                 size: tuple[int, int] | None = None):
+        self.root, self.resolution, self.fps, self.size = Path(root), resolution, fps, size
+
+    def path(self, game: str, half: int) -> Path:
+        return self.root / game / f"{half}_{self.resolution}.mkv"
+
+    @lru_cache(maxsize=4096)
+    def _info(self, game: str, half: int):
+        return probe_video(self.path(game, half))
+
+    def num_frames(self, game: str, half: int) -> int:
+        return self._info(game, half).num_frames(self.fps)
+
+    def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
+        frames, _ = read_frames(self.path(game, half), self.fps, first, count, self.size, self._info(game, half))
+        return _nonempty(frames, self.path(game, half), first)
+
+    def pixel_aspect(self, game: str, half: int) -> float:
+        info = self._info(game, half)
+        return 1.0 if self.size is None else (info.width / self.size[1]) / (info.height / self.size[0])
+
+
+class StoreSource:
+    """The 2 fps frame store of `data.prepare`."""
+
+    fps = STORE_FPS
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path(self, game: str, half: int) -> Path:
+        return self.root / game / f"{half}.mkv"
+
+    @lru_cache(maxsize=4096)
+    def _meta(self, game: str, half: int) -> dict:
+        meta_path = self.root / game / f"{half}.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"frame store entry missing: {meta_path} (run python -m data.prepare for this "
+                                    f"game, or set data.source=video)")
+        return json.loads(meta_path.read_text())
+
+    def num_frames(self, game: str, half: int) -> int:
+        return int(self._meta(game, half)["num_frames"])
+
+    @lru_cache(maxsize=4096)
+    def _info(self, game: str, half: int):
+        return probe_video(self.path(game, half))
+
+    def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
+        frames, _ = read_frames(self.path(game, half), self.fps, first, count, None, self._info(game, half))
+        return _nonempty(frames, self.path(game, half), first)
+
+    def pixel_aspect(self, game: str, half: int) -> float:
+        meta = self._meta(game, half)
+        return (meta["source_width"] / meta["width"]) / (meta["source_height"] / meta["height"])
+
+
+class JpegFolderSource:
+    """Frames already extracted as `%08d.jpg` at 2 fps, one folder per half."""
+
+    fps = 2.0
+
+    def __init__(self, root: str | os.PathLike, start_number: int = 1, size: tuple[int, int] | None = None):
+        self.root, self.start_number, self.size = Path(root), start_number, size
+
+    def folder(self, game: str, half: int) -> Path:
+        return self.root / game / str(half)
+
+    @lru_cache(maxsize=4096)
+    def num_frames(self, game: str, half: int) -> int:
+        folder = self.folder(game, half)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"frame folder not found: {folder}")
+        names = sorted(name for name in os.listdir(folder) if name.endswith(".jpg"))
+        expected = [f"{index:08d}.jpg" for index in range(self.start_number, self.start_number + len(names))]
+        if names != expected:
+            missing = sorted(set(expected) - set(names))[:5]
+            raise ValueError(f"{folder}: frames must be numbered {expected[0] if expected else '00000001.jpg'} "
+                             f"onwards without gaps; e.g. missing {missing}")
+        return len(names)
+
+    def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
+        folder = self.folder(game, half)
+        count = min(count, self.num_frames(game, half) - first)
+        images = []
+        for index in range(first, first + count):
+            path = folder / f"{index + self.start_number:08d}.jpg"
+            try:
+                images.append(torchvision.io.decode_jpeg(torchvision.io.read_file(str(path)),
+                                                         mode=torchvision.io.ImageReadMode.RGB))
+            except RuntimeError as error:
+                raise VideoError(f"{path}: cannot decode JPEG ({error})") from error
+        if not images:
+            raise VideoError(f"{folder}: no frame {first} (the half has {self.num_frames(game, half)})")
+        frames = torch.stack(images)  # (T, 3, H, W)
+        if self.size is not None:
+            frames = torchvision.transforms.v2.functional.resize(frames, list(self.size), antialias=True)
+        return frames.permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3)
+
+    def pixel_aspect(self, game: str, half: int) -> float:
+        if self.size is None:
+            return 1.0
+        first = torchvision.io.decode_jpeg(torchvision.io.read_file(str(self.folder(game, half) / f"{self.start_number:08d}.jpg")))
+        height, width = first.shape[-2:]
+        return (width / self.size[1]) / (height / self.size[0])
+
+
+def _nonempty(frames: torch.Tensor, path: Path, first: int) -> torch.Tensor:
+    if frames.shape[0] == 0:
+        raise VideoError(f"{path}: no frame at index {first} (past the end of the half)")
+    return frames
+
+
+def build_source(kind: str, root: str, store: str | None = None, frames_root: str | None = None,
+                 resolution: str = "224p", size: tuple[int, int] | None = None) -> FrameSource:
+    """The frame source a config names (data.source = video | store | frames)."""
+    if kind == "video":
+        return VideoSource(root, resolution, 2.0, size)
+    if kind == "store":
+        if not store:
+            raise ValueError("data.source=store needs data.store (the folder written by python -m data.prepare)")
+        return StoreSource(store)
+    if kind == "frames":
+        if not frames_root:
+            raise ValueError("data.source=frames needs data.frames_root (folders of %08d.jpg per half)")
+        return JpegFolderSource(frames_root, size=size)
+    raise ValueError(f"unknown data.source {kind!r}: expected video, store or frames")

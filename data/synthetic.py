@@ -1,0 +1,214 @@
+"""A generated mini-SoccerNet: the official layout and schemas, with events that can be learnt from pixels.
+
+    python -m data.synthetic --out DIR --games 6 --seconds 120 --seed 0
+
+Writes, for each game `league/season/game/` (real-looking folder names):
+- `1_224p.mkv`, `2_224p.mkv`: 398x224, 25 fps H.264 (PyAV), a textured pitch under a moving camera. Every event draws
+  its class's glyph (a class-specific shape, colour and place on the frame) for the frames within 0.5 s of its
+  timestamp, at half strength when the event is "not shown";
+- `Labels-v2.json` in the official schema (string values, `position` in ms, both visibilities, teams);
+- `1_baidu_soccer_embeddings.npy`, `2_baidu_soccer_embeddings.npy`: a 1 fps feature bank (rows = seconds) named like
+  the Baidu features, whose rows carry the events of their second (a class embedding) over a slowly drifting
+  background, so that distillation has real signal;
+and at the top `train.txt`, `valid.txt`, `test.txt` (game paths, one per line). Deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from data.labels import CLASSES, LABELS_FILE, game_time
+from data.synthetic_labels import game_name
+from data.video import write_video
+
+WIDTH, HEIGHT, SOURCE_FPS = 398, 224, 25
+BANK_NAME = "baidu_soccer_embeddings.npy"
+TRACE_SECONDS = 0.5  # a glyph is drawn within this distance of its event (the label radius of COMEDIAN.md 2.5)
+GAME_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2}) - (\d{2}-\d{2}) (.+) (\d+) - (\d+) (.+)$")
+GLYPH = 44  # glyph size in pixels (about 25 px wide once the frame is squashed to 224x224)
+MIN_GAP_SECONDS = 3.0  # events of a half are at least this far apart
+
+
+def _palette() -> np.ndarray:
+    """17 well separated colours (hue wheel at two brightness levels)."""
+    colours = []
+    for index in range(len(CLASSES)):
+        hue = (index * 7 % len(CLASSES)) / len(CLASSES)
+        value = 1.0 if index % 2 else 0.7
+        h6 = hue * 6
+        x = 1 - abs(h6 % 2 - 1)
+        r, g, b = [(1, x, 0), (x, 1, 0), (0, 1, x), (0, x, 1), (x, 0, 1), (1, 0, x)][int(h6) % 6]
+        colours.append([255 * value * r, 255 * value * g, 255 * value * b])
+    return np.array(colours, np.float32)
+
+
+PALETTE = _palette()
+
+
+def _glyph_mask(class_index: int) -> np.ndarray:
+    """A class-specific binary shape: disc, square, ring, cross, triangle or bars, in several sizes."""
+    yy, xx = np.mgrid[:GLYPH, :GLYPH] - (GLYPH - 1) / 2
+    radius = np.hypot(yy, xx)
+    kind = class_index % 6
+    scale = 1.0 - 0.25 * (class_index // 6) / 2
+    half = GLYPH / 2 * scale
+    if kind == 0:
+        mask = radius <= half
+    elif kind == 1:
+        mask = (abs(yy) <= half * 0.85) & (abs(xx) <= half * 0.85)
+    elif kind == 2:
+        mask = (radius <= half) & (radius >= half * 0.55)
+    elif kind == 3:
+        mask = ((abs(yy) <= half * 0.3) | (abs(xx) <= half * 0.3)) & (radius <= half)
+    elif kind == 4:
+        mask = (yy >= -half) & (yy <= half) & (abs(xx) <= (yy + half) / 2)
+    else:
+        mask = (np.sin(xx * math.pi / (half / 2)) > 0) & (abs(yy) <= half) & (abs(xx) <= half)
+    return mask
+
+
+GLYPHS = [_glyph_mask(c) for c in range(len(CLASSES))]
+
+
+def glyph_origin(class_index: int) -> tuple[int, int]:
+    """Top-left corner of a class's glyph: a 6 x 3 grid over the frame (17 of its 18 cells)."""
+    column, row = class_index % 6, class_index // 6
+    x = int(12 + column * (WIDTH - 24 - GLYPH) / 5)
+    y = int(12 + row * (HEIGHT - 24 - GLYPH) / 2)
+    return y, x
+
+
+def _pitch_texture(rng: np.random.Generator) -> np.ndarray:
+    """A large grass-like texture (mowing stripes plus smooth noise) that the camera pans over."""
+    height, width = HEIGHT + 160, WIDTH * 3
+    coarse = rng.normal(0, 1, (height // 16 + 2, width // 16 + 2, 3))
+    noise = np.kron(coarse, np.ones((16, 16, 1)))[:height, :width]
+    stripes = ((np.arange(width) // 40) % 2)[None, :, None] * 18.0
+    base = np.array([60.0, 130.0, 55.0])
+    lines = np.zeros((height, width, 1))
+    lines[:, ::300] = 120.0
+    lines[height // 2 - 1:height // 2 + 1] = 120.0
+    return np.clip(base + 12.0 * noise + stripes + lines, 0, 255).astype(np.uint8)
+
+
+def sample_events(rng: np.random.Generator, seconds: float, rate_per_minute: float) -> list[tuple[int, int, bool]]:
+    """(position_ms, class, visible) for one half: roughly `rate_per_minute` events, at least MIN_GAP_SECONDS apart."""
+    count = rng.poisson(rate_per_minute * seconds / 60)
+    times = np.sort(rng.uniform(1.0, max(1.5, seconds - 1.0), count))
+    kept: list[float] = []
+    for time in times:
+        if not kept or time - kept[-1] >= MIN_GAP_SECONDS:
+            kept.append(float(time))
+    # every class appears; frequent classes (ball out of play, throw-in, foul...) more often, as in SoccerNet
+    weights = np.array([1, 2, 1, 2, 2, 3, 3, 4, 8, 6, 5, 4, 3, 3, 2, 1, 1], np.float64)
+    classes = rng.choice(len(CLASSES), size=len(kept), p=weights / weights.sum())
+    visible = rng.random(len(kept)) > 0.1
+    return [(int(t * 1000), int(c), bool(v)) for t, c, v in zip(kept, classes, visible)]
+
+
+def render_half(rng: np.random.Generator, seconds: float, events: list[tuple[int, int, bool]]):
+    """Yield the 25 fps RGB frames of one half."""
+    texture = _pitch_texture(rng)
+    num_frames = int(round(seconds * SOURCE_FPS))
+    phase = rng.uniform(0, 2 * math.pi, 2)
+    event_times = np.array([e[0] / 1000 for e in events])
+    for index in range(num_frames):
+        time = index / SOURCE_FPS
+        # the camera pans smoothly across the pitch and drifts vertically
+        x = int((texture.shape[1] - WIDTH) * (0.5 + 0.5 * math.sin(time / 23 + phase[0])))
+        y = int((texture.shape[0] - HEIGHT) * (0.5 + 0.5 * math.sin(time / 11 + phase[1])))
+        frame = texture[y:y + HEIGHT, x:x + WIDTH].copy()
+        if len(event_times):
+            for event_index in np.flatnonzero(np.abs(event_times - time) <= TRACE_SECONDS):
+                _, class_index, visible = events[event_index]
+                top, left = glyph_origin(class_index)
+                region = frame[top:top + GLYPH, left:left + GLYPH]
+                strength = 1.0 if visible else 0.5
+                mixed = (1 - strength) * region[GLYPHS[class_index]] + strength * PALETTE[class_index]
+                region[GLYPHS[class_index]] = mixed.astype(np.uint8)
+        yield frame
+
+
+def feature_bank(rng: np.random.Generator, seconds: float, events: list[tuple[int, int, bool]],
+                 class_embeddings: np.ndarray) -> np.ndarray:
+    """(floor(seconds), D) float32 at 1 fps: row s carries the classes of the events in [s - 1, s + 2) seconds."""
+    rows, dim = int(math.floor(seconds)), class_embeddings.shape[1]
+    drift = np.cumsum(rng.normal(0, 0.05, (rows, 8)), axis=0) @ rng.normal(0, 1, (8, dim))
+    bank = 0.5 * drift + 0.3 * rng.normal(0, 1, (rows, dim))
+    for position_ms, class_index, _ in events:
+        second = position_ms / 1000
+        for row in range(max(0, int(second) - 1), min(rows, int(second) + 2)):
+            weight = 1.0 if row == int(second) else 0.5
+            bank[row] += 3.0 * weight * class_embeddings[class_index]
+    return bank.astype(np.float32)
+
+
+def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: float, rate_per_minute: float,
+                  class_embeddings: np.ndarray) -> None:
+    folder = root / game
+    folder.mkdir(parents=True, exist_ok=True)
+    annotations = []
+    for half in (1, 2):
+        events = sample_events(rng, seconds, rate_per_minute)
+        for position_ms, class_index, visible in events:
+            annotations.append({"gameTime": game_time(half, position_ms), "label": CLASSES[class_index],
+                                "position": str(position_ms),
+                                "team": str(rng.choice(["home", "away", "not applicable"])),
+                                "visibility": "visible" if visible else "not shown"})
+        write_video(folder / f"{half}_224p.mkv", render_half(rng, seconds, events), SOURCE_FPS, gop=SOURCE_FPS,
+                    options={"preset": "ultrafast", "crf": "20"})
+        np.save(folder / f"{half}_{BANK_NAME}", feature_bank(rng, seconds, events, class_embeddings))
+    date, hour, home, home_goals, away_goals, away = GAME_FOLDER.match(game.split("/")[-1]).groups()
+    document = {"UrlLocal": game + "/", "UrlYoutube": "", "gameHomeTeam": home, "gameAwayTeam": away,
+                "gameDate": f"{date[8:10]}/{date[5:7]}/{date[:4]} - {hour.replace('-', ':')}",
+                "gameScore": f"{home_goals} - {away_goals}", "annotations": annotations}
+    (folder / LABELS_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
+
+
+def generate(out: str | Path, games: int, seconds: float, seed: int = 0, rate_per_minute: float = 8.0,
+             bank_dim: int = 512, progress: bool = True) -> list[str]:
+    """Write the dataset; returns the game paths. A quarter of the games (at least one) go to valid and to test, the
+    rest to train; with fewer than 3 games every split lists every game."""
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    class_embeddings = rng.normal(0, 1, (len(CLASSES), bank_dim)) / math.sqrt(bank_dim) * 4
+    names: list[str] = []
+    for index in tqdm(range(games), desc="generating games", disable=not progress):
+        name = game_name(rng, index)
+        while name in names:
+            name = game_name(rng, index + 1000 * len(names))
+        names.append(name)
+        generate_game(out, name, np.random.default_rng([seed, index]), seconds, rate_per_minute, class_embeddings)
+    if games >= 3:
+        held_out = max(1, int(round(games / 4)))
+        split_games = {"train": names[:games - 2 * held_out], "valid": names[games - 2 * held_out:games - held_out],
+                       "test": names[games - held_out:]}
+    else:
+        split_games = {"train": names, "valid": names, "test": names}
+    for split, members in split_games.items():
+        (out / f"{split}.txt").write_text("".join(f"{game}\n" for game in members), encoding="utf-8")
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="root folder to write")
+    parser.add_argument("--games", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=120.0, help="duration of each half")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--events-per-minute", type=float, default=8.0)
+    parser.add_argument("--bank-dim", type=int, default=512, help="feature bank width (Baidu's is 8576)")
+    args = parser.parse_args()
+    games = generate(args.out, args.games, args.seconds, args.seed, args.events_per_minute, args.bank_dim)
+    print(f"wrote {len(games)} games under {args.out} (splits: train.txt, valid.txt, test.txt)")
+
+
+if __name__ == "__main__":
+    main()

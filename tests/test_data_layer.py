@@ -1,0 +1,233 @@
+"""Games, splits, labels, targets, the generated mini-SoccerNet and the three frame sources."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from data.games import check_games_exist, discover_games, read_games_file, split_games
+from data.labels import CLASSES, LabelError, parse_labels
+from data.prepare import prepare_store
+from data.sources import JpegFolderSource, StoreSource, VideoSource, build_source
+from data.synthetic import BANK_NAME, GLYPH, GLYPHS, PALETTE, generate, glyph_origin
+from data.targets import frame_targets, pool_tokens
+from data.labels import Annotation
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Splits and games
+# ----------------------------------------------------------------------------------------------------------------------
+def test_official_split_lists_ship_with_the_project():
+    sizes = {split: len(split_games(split)) for split in ("train", "valid", "test", "challenge")}
+    assert sizes == {"train": 300, "valid": 100, "test": 100, "challenge": 50}
+    every = [game for split in sizes for game in split_games(split)]
+    assert len(set(every)) == 550
+    assert "england_epl/2014-2015/2015-05-17 - 18-00 Manchester United 1 - 1 Arsenal" in split_games("test")
+    with pytest.raises(ValueError, match="'valid'"):
+        split_games("val")
+
+
+def test_custom_games_file_and_missing_games_listed_together(tmp_path):
+    games = ["a league/2015-2016/2015-08-16 - 18-00 Atl. Madrid 3 - 0 St-Etienne", "x/y/z"]
+    games_file = tmp_path / "mine.txt"
+    games_file.write_text("# my split\n" + "\n".join(games) + "\n\n")
+    assert read_games_file(games_file) == games
+    (tmp_path / "root" / games[0]).mkdir(parents=True)
+    (tmp_path / "root" / games[0] / "Labels-v2.json").write_text("{}")
+    assert discover_games(tmp_path / "root", "Labels-v2.json") == [games[0]]
+    missing = ["x/y/z", "p/q/r"]
+    with pytest.raises(FileNotFoundError) as error:
+        check_games_exist(tmp_path / "root", games + ["p/q/r"], "Labels-v2.json")
+    assert all(game in str(error.value) for game in missing) and "2 of 3 games" in str(error.value)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Labels
+# ----------------------------------------------------------------------------------------------------------------------
+def write_labels(path, annotations):
+    path.write_text(json.dumps({"UrlLocal": "g/", "annotations": annotations}))
+    return path
+
+
+GOOD = {"gameTime": "2 - 01:26", "label": "Ball out of play", "position": "86276", "team": "away",
+        "visibility": "not shown"}
+
+
+def test_labels_parse_into_typed_records(tmp_path):
+    labels = parse_labels(write_labels(tmp_path / "Labels-v2.json", [GOOD]))
+    assert labels.annotations == [Annotation(half=2, position_ms=86276, label=CLASSES.index("Ball out of play"),
+                                             visible=False, team="away")]
+    assert CLASSES[0] == "Penalty" and CLASSES[16] == "Yellow->red card" and len(CLASSES) == 17
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"label": "Throw in"}, "annotation 1: unknown 'label' 'Throw in'; did you mean 'Throw-in'?"),
+    ({"position": "86.5"}, "annotation 1: 'position' must be integer milliseconds"),
+    ({"gameTime": "3 - 01:26"}, "annotation 1: 'gameTime' must give half 1 or 2"),
+    ({"team": None}, "annotation 1: missing key 'team'"),
+])
+def test_malformed_labels_name_file_index_and_field(tmp_path, change, message):
+    bad = dict(GOOD)
+    for key, value in change.items():
+        if value is None:
+            del bad[key]
+        else:
+            bad[key] = value
+    with pytest.raises(LabelError) as error:
+        parse_labels(write_labels(tmp_path / "Labels-v2.json", [GOOD, bad]))
+    assert "Labels-v2.json" in str(error.value) and message in str(error.value)
+
+
+def test_bad_json_is_named(tmp_path):
+    path = tmp_path / "Labels-v2.json"
+    path.write_text("{not json")
+    with pytest.raises(LabelError, match="Labels-v2.json: not valid JSON"):
+        parse_labels(path)
+
+
+def test_unknown_labels_can_be_counted_instead(tmp_path):
+    labels = parse_labels(write_labels(tmp_path / "Labels-v2.json", [GOOD, dict(GOOD, label="Pass")]),
+                          on_unknown="warn")
+    assert len(labels.annotations) == 1 and labels.unknown_labels == 1
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Targets
+# ----------------------------------------------------------------------------------------------------------------------
+def annotation(half, ms, label=0):
+    return Annotation(half=half, position_ms=ms, label=label, visible=True, team="home")
+
+
+def test_frame_targets_mark_frames_within_half_a_second():
+    # an action at 10.0 s marks frames 9.5, 10.0, 10.5 (|d| <= 0.5); one at 10.2 s marks 10.0 and 10.5 only
+    targets = frame_targets([annotation(1, 10_000, 2), annotation(1, 10_200, 5)], half=1, first_frame=0,
+                            num_frames=40)
+    assert np.flatnonzero(targets[:, 2]).tolist() == [19, 20, 21]
+    assert np.flatnonzero(targets[:, 5]).tolist() == [20, 21]
+    assert targets.sum() == 5
+
+
+def test_frame_targets_at_window_edges_and_half_boundaries():
+    labels = [annotation(1, 64_000, 1), annotation(2, 0, 3), annotation(1, 31_700, 4)]
+    # window of frames 64..191 (32 s to 96 s): the 31.7 s action reaches frame 64 (32.0 s) only
+    window = frame_targets(labels, half=1, first_frame=64, num_frames=128)
+    assert np.flatnonzero(window[:, 4]).tolist() == [0]
+    assert np.flatnonzero(window[:, 1]).tolist() == [63, 64, 65]  # 63.5, 64.0, 64.5 s
+    assert window[:, 3].sum() == 0  # a second-half label never marks first-half frames
+    second = frame_targets(labels, half=2, first_frame=0, num_frames=4)
+    assert np.flatnonzero(second[:, 3]).tolist() == [0, 1]  # 0.0 and 0.5 s; nothing before the half starts
+
+
+def test_token_pooling_is_an_or_over_frame_pairs():
+    frames = np.zeros((6, 2), np.float32)
+    frames[1, 0] = frames[2, 0] = frames[5, 1] = 1
+    assert pool_tokens(frames).tolist() == [[1, 0], [1, 0], [0, 1]]
+    batched = np.stack([frames, frames])
+    assert pool_tokens(batched).shape == (2, 3, 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The generated mini-SoccerNet, read back through every layer
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mini")
+    games = generate(root, games=3, seconds=24, seed=7, bank_dim=64, progress=False)
+    return root, games
+
+
+def test_generated_layout_and_schemas(mini):
+    root, games = mini
+    assert discover_games(root, "Labels-v2.json") == sorted(games)
+    assert sum(len(read_games_file(root / f"{split}.txt")) for split in ("train", "valid", "test")) == 3
+    for game in games:
+        league, season, name = game.split("/")
+        assert season[4] == "-" and " - " in name
+        for half in (1, 2):
+            assert (root / game / f"{half}_224p.mkv").is_file()
+            bank = np.load(root / game / f"{half}_{BANK_NAME}")
+            assert bank.shape == (24, 64) and bank.dtype == np.float32
+        document = json.loads((root / game / "Labels-v2.json").read_text())
+        assert all(isinstance(value, str) for entry in document["annotations"] for value in entry.values())
+        parse_labels(root / game / "Labels-v2.json")  # strict parse succeeds
+
+
+def test_generation_is_deterministic(mini, tmp_path):
+    root, games = mini
+    again = generate(tmp_path, games=3, seconds=24, seed=7, bank_dim=64, progress=False)
+    assert again == games
+    for game in games:
+        assert (tmp_path / game / "Labels-v2.json").read_text() == (root / game / "Labels-v2.json").read_text()
+        assert np.array_equal(np.load(tmp_path / game / f"1_{BANK_NAME}"), np.load(root / game / f"1_{BANK_NAME}"))
+
+
+def test_decoded_frames_show_each_event_glyph(mini):
+    root, games = mini
+    source = VideoSource(root)
+    checked = 0
+    for game in games:
+        for event in parse_labels(root / game / "Labels-v2.json").annotations:
+            if not event.visible:
+                continue
+            frame_index = round(event.position_ms / 500)  # the 2 fps frame nearest the event
+            if frame_index >= source.num_frames(game, event.half):
+                continue
+            frame = source.read(game, event.half, frame_index, 1)[0].float()
+            top, left = glyph_origin(event.label)
+            inside = frame[top:top + GLYPH, left:left + GLYPH][torch.from_numpy(GLYPHS[event.label])]
+            colour_error = (inside.mean(0) - torch.from_numpy(PALETTE[event.label])).abs().max()
+            assert colour_error < 20, f"{game} {event}: glyph colour off by {colour_error}"
+            checked += 1
+    assert checked >= 3
+    assert source.num_frames(games[0], 1) == 48
+
+
+def test_feature_bank_rows_carry_their_events(mini):
+    root, games = mini
+    # rows of seconds with an event are, on average, further from the bank mean than rows without
+    with_event, without = [], []
+    for game in games:
+        events = parse_labels(root / game / "Labels-v2.json").annotations
+        bank = np.load(root / game / f"1_{BANK_NAME}")
+        seconds = {event.position_ms // 1000 for event in events if event.half == 1}
+        norms = np.linalg.norm(bank - bank.mean(0), axis=1)
+        with_event += [norms[s] for s in seconds if s < len(bank)]
+        without += [norms[s] for s in range(len(bank)) if all(abs(s - e) > 2 for e in seconds)]
+    assert np.mean(with_event) > 1.3 * np.mean(without)
+
+
+def test_store_matches_the_video_and_resumes(mini, tmp_path):
+    root, games = mini
+    store = tmp_path / "store"
+    assert prepare_store(root, store, games, progress=False) == 6
+    assert prepare_store(root, store, games, progress=False) == 0  # everything done: nothing redone
+    (store / games[0] / "2.json").unlink()  # as if killed before finishing that half
+    assert prepare_store(root, store, games, progress=False) == 1
+    source, video = StoreSource(store), VideoSource(root, size=(224, 224))
+    assert source.num_frames(games[0], 1) == video.num_frames(games[0], 1) == 48
+    stored, decoded = source.read(games[0], 1, 10, 20), video.read(games[0], 1, 10, 20)
+    assert stored.shape == decoded.shape == (20, 224, 224, 3)
+    assert (stored.float() - decoded.float()).abs().mean() < 4  # near-transparent re-encoding
+    assert source.pixel_aspect(games[0], 1) == pytest.approx(398 / 224)
+    assert build_source("store", str(root), store=str(store)).num_frames(games[0], 2) == 48
+
+
+def test_jpeg_folders_are_read_and_checked(mini, tmp_path):
+    import torchvision
+    root, games = mini
+    video = VideoSource(root)
+    frames = video.read(games[0], 1, 0, 6)
+    folder = tmp_path / "frames" / games[0] / "1"
+    folder.mkdir(parents=True)
+    for index, frame in enumerate(frames):
+        torchvision.io.write_jpeg(frame.permute(2, 0, 1).contiguous(), str(folder / f"{index + 1:08d}.jpg"), 95)
+    source = JpegFolderSource(tmp_path / "frames")
+    assert source.num_frames(games[0], 1) == 6
+    read = source.read(games[0], 1, 2, 3)
+    assert read.shape == (3, 224, 398, 3) and (read.float() - frames[2:5].float()).abs().mean() < 4
+    (folder / "00000003.jpg").unlink()
+    with pytest.raises(ValueError, match="without gaps"):
+        JpegFolderSource(tmp_path / "frames").num_frames(games[0], 1)
+    with pytest.raises(ValueError, match="data.store"):
+        build_source("store", str(root))
