@@ -1,0 +1,58 @@
+"""Heads of the three stages (COMEDIAN.md sections 3.2, 3.4 and 3.5): MLPs without normalisation, GELU after every
+layer but the last; the spotting head is one linear layer per token, 17 logits, no background class."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from data.labels import NUM_CLASSES
+from models.vit import init_vit_weights
+
+
+class MLPHead(nn.Module):
+    """Linear layers of widths dims[0] -> dims[1] -> ... -> dims[-1], GELU in between, no norm.
+
+    Names: layers.0, layers.2, ... (GELUs at the odd indices)."""
+
+    def __init__(self, dims: list[int], last_bias: bool = True):
+        super().__init__()
+        modules: list[nn.Module] = []
+        for index, (width_in, width_out) in enumerate(zip(dims[:-1], dims[1:])):
+            last = index == len(dims) - 2
+            modules.append(nn.Linear(width_in, width_out, bias=last_bias or not last))
+            if not last:
+                modules.append(nn.GELU())
+        self.layers = nn.Sequential(*modules)
+        init_vit_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def ssl_projector(trunk_dim: int, hidden: int = 1024, out: int = 256) -> MLPHead:
+    """Stage 1: 3 layers to 256 (ViT-T / Swin-T hidden 1024, ViT-S hidden 2048)."""
+    return MLPHead([trunk_dim, hidden, hidden, out])
+
+
+def ssl_predictor(dim: int = 256, hidden: int = 1024) -> MLPHead:
+    """Stage 1: 2 layers, no bias on the last."""
+    return MLPHead([dim, hidden, dim], last_bias=False)
+
+
+def distill_projector(trunk_dim: int, hidden: int = 1024, out: int = 512) -> MLPHead:
+    """Stage 2: 3 layers to the 512-d PCA space of the feature bank."""
+    return MLPHead([trunk_dim, hidden, hidden, out])
+
+
+class SpottingModel(nn.Module):
+    """Stage 3: video trunk + one linear layer per token. (B, 3, 128, H, W) -> (B, 64, 17) logits."""
+
+    def __init__(self, trunk: nn.Module, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        self.trunk = trunk
+        self.head = nn.Linear(trunk.out_dim, num_classes)
+        init_vit_weights(self.head)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(video))

@@ -1,0 +1,109 @@
+"""Initialisation across stages, each load asserting the exact set of missing and unexpected keys (as MAE does).
+
+- stage 1 -> stage 2: the online spatial trunk of a stage-1 checkpoint (`trunk.*`) becomes the video trunk's spatial
+  part; for ViViT, temporal block i is a copy of spatial block i for i < temporal_depth and the temporal final norm a
+  copy of the spatial one (the official `copy_strategy: repeat`); ViSwin's temporal transformer stays random (its width
+  differs). Projector, predictor, momentum branch and queue are left behind.
+- stage 2 -> stage 3a: the video trunk of a stage-2 checkpoint (`trunk.*`) goes into the spotting model; the head stays
+  random, the distillation projector is left behind.
+- stage 3a -> stage 3b: the whole spotting model, strictly.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from models.registry import VIDEO_PRESETS, spatial_preset_of
+from models.video import VideoTransformer
+from utils.checkpoint import load_checkpoint
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint that does not fit the model it is loaded into; the message lists the offending keys."""
+
+
+def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def load_exact(module: nn.Module, state: dict[str, torch.Tensor], expected_missing: set[str], source: str) -> None:
+    """load_state_dict, then fail unless the missing keys are exactly `expected_missing` and none is unexpected.
+
+    Shapes are checked too; every problem is listed in one readable error.
+    """
+    own = module.state_dict()
+    wrong_shapes = [f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(own[key].shape)}"
+                    for key, value in state.items() if key in own and own[key].shape != value.shape]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    problems = []
+    if wrong_shapes:
+        problems.append("shape mismatches:\n    " + "\n    ".join(wrong_shapes))
+    if set(missing) != expected_missing:
+        extra = sorted(set(missing) - expected_missing)
+        filled = sorted(expected_missing - set(missing))
+        if extra:
+            problems.append(f"{len(extra)} keys missing from the checkpoint:\n    " + "\n    ".join(extra[:40]))
+        if filled:
+            problems.append("keys expected to stay untouched were in the checkpoint:\n    " + "\n    ".join(filled))
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys:\n    " + "\n    ".join(unexpected[:40]))
+    if problems:
+        raise CheckpointMismatch(f"{source} does not fit {type(module).__name__}:\n  " + "\n  ".join(problems))
+    module.load_state_dict(state, strict=False)
+
+
+def _model_state(path: str | os.PathLike, expected_stage: str) -> tuple[dict, dict]:
+    checkpoint = load_checkpoint(path)
+    stage = checkpoint.get("extra", {}).get("stage")
+    if stage != expected_stage:
+        raise CheckpointMismatch(f"{path} is a checkpoint of stage {stage!r}, expected a {expected_stage!r} "
+                                 f"checkpoint here")
+    return checkpoint["model"], checkpoint["config"]
+
+
+def load_stage1_into_video(video: VideoTransformer, path: str | os.PathLike, video_preset: str,
+                           copy_blocks: bool | None = None) -> None:
+    """Initialise a ViViT / ViSwin from a stage-1 (SSL) checkpoint. copy_blocks defaults to True for ViViT."""
+    state, config = _model_state(path, "ssl")
+    trained = config.get("model", {}).get("name")
+    wanted = spatial_preset_of(video_preset)
+    if trained != wanted:
+        raise CheckpointMismatch(f"{path} holds a stage-1 {trained!r} trunk, but {video_preset} needs {wanted!r}")
+    spatial = _sub_state(state, "trunk.")
+    full = {f"spatial.{key}": value for key, value in spatial.items()}
+    expected_missing = {f"temporal.{key}" for key in video.temporal.state_dict()}
+    if copy_blocks is None:
+        copy_blocks = VIDEO_PRESETS[video_preset]["spatial"].startswith("vit")
+    if copy_blocks:
+        depth = len(video.temporal.blocks)
+        if depth > len(video.spatial.blocks):
+            raise CheckpointMismatch(f"cannot copy {depth} temporal blocks from {len(video.spatial.blocks)} spatial")
+        for key, value in spatial.items():
+            parts = key.split(".")
+            if parts[0] == "blocks" and int(parts[1]) < depth or parts[0] == "norm":
+                full[f"temporal.{key}"] = value.clone()
+        expected_missing = {"temporal.time_embed", "temporal.mask_token"}
+    load_exact(video, full, expected_missing, f"stage-1 checkpoint {path}")
+
+
+def load_stage2_into_spotting(model: nn.Module, path: str | os.PathLike, video_preset: str) -> None:
+    """Initialise a spotting model's trunk from a stage-2 (distillation) checkpoint; the head stays random."""
+    state, config = _model_state(path, "distill")
+    trained = config.get("model", {}).get("name")
+    if trained != video_preset:
+        raise CheckpointMismatch(f"{path} holds a stage-2 {trained!r} trunk, but this run builds {video_preset!r}")
+    trunk = {f"trunk.{key}": value for key, value in _sub_state(state, "trunk.").items()}
+    load_exact(model, trunk, {"head.weight", "head.bias"}, f"stage-2 checkpoint {path}")
+
+
+def load_spotting(model: nn.Module, path: str | os.PathLike, video_preset: str) -> None:
+    """The whole spotting model from a stage-3 checkpoint (phase a into phase b, or for inference)."""
+    state, config = _model_state(path, "spotting")
+    trained = config.get("model", {}).get("name")
+    if trained != video_preset:
+        raise CheckpointMismatch(f"{path} holds a {trained!r} spotting model, but this run builds {video_preset!r}")
+    load_exact(model, state, set(), f"stage-3 checkpoint {path}")
