@@ -30,15 +30,22 @@ def read_games_file(path: str | os.PathLike) -> list[str]:
     return games
 
 
-def split_games(split: str) -> list[str]:
-    """The games of an official split name ('train', 'valid', 'test', 'challenge') or of a games file path."""
+def split_games(split: str, root: str | os.PathLike | None = None) -> list[str]:
+    """The games of an official split name ('train', 'valid', 'test', 'challenge') or of a games file.
+
+    A relative games-file path is looked up in the working directory, then under `root` (the generated
+    mini-SoccerNet keeps its train.txt / valid.txt / test.txt there).
+    """
     if split in OFFICIAL_SPLITS:
         return read_games_file(SPLITS_DIR / f"{split}.txt")
     if split == "val":
         raise ValueError("unknown split 'val': SoccerNet calls it 'valid'")
-    if Path(split).is_file():
-        return read_games_file(split)
-    raise ValueError(f"unknown split {split!r}: expected one of {OFFICIAL_SPLITS} or the path of a games file")
+    candidates = [Path(split)] + ([Path(root) / split] if root is not None and not Path(split).is_absolute() else [])
+    for candidate in candidates:
+        if candidate.is_file():
+            return read_games_file(candidate)
+    tried = " or ".join(str(c) for c in candidates)
+    raise ValueError(f"unknown split {split!r}: expected one of {OFFICIAL_SPLITS} or a games file (tried {tried})")
 
 
 def discover_games(root: str | os.PathLike, filename: str) -> list[str]:

@@ -85,17 +85,29 @@ def glyph_origin(class_index: int) -> tuple[int, int]:
     return y, x
 
 
+def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
+    """(height, width, 3) colour noise constant over cell x cell blocks, bilinearly smoothed by a box blur."""
+    coarse = rng.normal(0, 1, (height // cell + 2, width // cell + 2, 3))
+    field = np.kron(coarse, np.ones((cell, cell, 1)))[:height, :width]
+    kernel = np.ones(cell) / cell  # separable box blur removes the block edges
+    field = np.apply_along_axis(lambda row: np.convolve(row, kernel, mode="same"), 1, field)
+    return np.apply_along_axis(lambda col: np.convolve(col, kernel, mode="same"), 0, field)
+
+
 def _pitch_texture(rng: np.random.Generator) -> np.ndarray:
-    """A large grass-like texture (mowing stripes plus smooth noise) that the camera pans over."""
+    """A wide scene the camera pans over: stands of coloured blocks on top, grass with mowing stripes, pitch lines,
+    and large colour fields. The large structures differ along the pitch, so every second of video has its own look
+    (two crops of one clip share it: stage 1 has something to learn); the fine grain gives the codec real work."""
     height, width = HEIGHT + 160, WIDTH * 3
-    coarse = rng.normal(0, 1, (height // 16 + 2, width // 16 + 2, 3))
-    noise = np.kron(coarse, np.ones((16, 16, 1)))[:height, :width]
-    stripes = ((np.arange(width) // 40) % 2)[None, :, None] * 18.0
-    base = np.array([60.0, 130.0, 55.0])
-    lines = np.zeros((height, width, 1))
-    lines[:, ::300] = 120.0
-    lines[height // 2 - 1:height // 2 + 1] = 120.0
-    return np.clip(base + 12.0 * noise + stripes + lines, 0, 255).astype(np.uint8)
+    grass = np.array([60.0, 130.0, 55.0]) + 10.0 * _smooth_noise(rng, height, width, 8)
+    grass += 45.0 * _smooth_noise(rng, height, width, 96)  # large, slowly varying colour fields
+    grass += ((np.arange(width) // 40) % 2)[None, :, None] * 18.0
+    stands = height // 4
+    blocks = rng.uniform(20, 235, (stands // 24 + 1, width // 36 + 1, 3))
+    grass[:stands] = np.kron(blocks, np.ones((24, 36, 1)))[:stands, :width]
+    grass[:, ::300] = 230.0
+    grass[height // 2 - 1:height // 2 + 1] = 230.0
+    return np.clip(grass, 0, 255).astype(np.uint8)
 
 
 def sample_events(rng: np.random.Generator, seconds: float, rate_per_minute: float) -> list[tuple[int, int, bool]]:
@@ -117,13 +129,18 @@ def render_half(rng: np.random.Generator, seconds: float, events: list[tuple[int
     """Yield the 25 fps RGB frames of one half."""
     texture = _pitch_texture(rng)
     num_frames = int(round(seconds * SOURCE_FPS))
-    phase = rng.uniform(0, 2 * math.pi, 2)
     event_times = np.array([e[0] / 1000 for e in events])
+    # broadcast-like shots: every 4-12 s the camera cuts to another place, then pans at its own speed
+    cuts = np.cumsum(rng.uniform(4, 12, int(seconds / 4) + 2))
+    shots = rng.uniform(0, 1, (len(cuts), 4))  # start x, start y, x speed, y speed
     for index in range(num_frames):
         time = index / SOURCE_FPS
-        # the camera pans smoothly across the pitch and drifts vertically
-        x = int((texture.shape[1] - WIDTH) * (0.5 + 0.5 * math.sin(time / 23 + phase[0])))
-        y = int((texture.shape[0] - HEIGHT) * (0.5 + 0.5 * math.sin(time / 11 + phase[1])))
+        shot = int(np.searchsorted(cuts, time, side="right"))
+        start_x, start_y, speed_x, speed_y = shots[shot]
+        since = time - (cuts[shot - 1] if shot else 0.0)
+        travel_x, travel_y = texture.shape[1] - WIDTH, texture.shape[0] - HEIGHT
+        x = int(travel_x * abs((start_x + (speed_x - 0.5) * since / 20) % 2 - 1))  # bounce off the edges
+        y = int(travel_y * abs((start_y + (speed_y - 0.5) * since / 10) % 2 - 1))
         frame = texture[y:y + HEIGHT, x:x + WIDTH].copy()
         if len(event_times):
             for event_index in np.flatnonzero(np.abs(event_times - time) <= TRACE_SECONDS):

@@ -161,3 +161,18 @@ def test_record_run_writes_config_command_and_revision(tmp_path, base_file):
     assert reloaded == config
     assert "optim.lr=2e-3" in (out / "command.txt").read_text()
     assert (out / "git_revision.txt").read_text().strip()
+
+
+@dataclasses.dataclass
+class StageConfig:
+    """A stage whose sections have stage-specific defaults (default factories), as the training scripts do."""
+
+    run: RunConfig = dataclasses.field(default_factory=lambda: RunConfig(epochs=200, global_batch_size=1024))
+    data: DataSection = dataclasses.field(default_factory=lambda: DataSection(root="/d", fps=1.0))
+
+
+def test_stage_specific_section_defaults_survive_partial_overrides(tmp_path):
+    path = write(tmp_path / "stage.yaml", "run:\n  output_dir: x\n  seed: 7\n")
+    config = load_config(StageConfig, path)
+    assert (config.run.epochs, config.run.global_batch_size, config.run.seed) == (200, 1024, 7)
+    assert (config.data.root, config.data.fps) == ("/d", 1.0)

@@ -79,8 +79,26 @@ class RunConfig:
     num_workers: int = 4  # data loading processes per rank
     save_every_epochs: int = 10  # a checkpoint every N epochs, plus one at the end
     save_every_steps: int = 0  # additionally every N steps (0: off); protects long epochs against kills
+    snapshot_epochs: list[int] = dataclasses.field(default_factory=list)  # also keep checkpoint_epoch{N}.pth
     log_every_steps: int = 20
     resume: bool = True  # continue from output_dir/checkpoint_last.pth when it exists
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the rank's GPU when there is one
+    compile: bool = False  # torch.compile the model (GPU runs; the first steps pay the compilation)
+    max_steps_per_epoch: int = 0  # cap the steps of every epoch (0: the whole epoch); for smoke tests
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the SoccerNet data is and how frames are read (the same keys in every stage)."""
+
+    root: str = required()  # SoccerNet root: league/season/game/ with videos, Labels-v2.json, feature banks
+    source: Literal["video", "store", "frames"] = "video"  # original videos, the frame store, or JPEG folders
+    store: str | None = None  # frame store written by python -m data.prepare (data.source=store)
+    frames_root: str | None = None  # %08d.jpg folders per half (data.source=frames)
+    resolution: Literal["224p", "720p"] = "224p"  # which videos data.source=video decodes
+    train_split: str = "train"  # official split name or a games file (one league/season/game per line)
+    valid_split: str = "valid"
+    test_split: str = "test"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -293,16 +311,18 @@ def _closest(key: str, valid: list[str]) -> str:
     return f"; did you mean '{matches[0]}'?" if matches else f"; valid keys start with: {sorted({v.split('.')[0] for v in valid})}"
 
 
-def _build(schema: type, values: dict[str, Any], prefix: str = "") -> Any:
+def _build(schema: type, values: dict[str, Any], prefix: str = "", base: Any = None) -> Any:
+    """`base` (default: the schema's defaults, nested default factories included) with `values` applied."""
+    base = schema() if base is None else base
     hints = typing.get_type_hints(schema)
-    kwargs = {}
+    changes = {}
     for field in dataclasses.fields(schema):
         dotted = f"{prefix}{field.name}"
         if dataclasses.is_dataclass(hints[field.name]):
-            kwargs[field.name] = _build(hints[field.name], values, dotted + ".")
+            changes[field.name] = _build(hints[field.name], values, dotted + ".", getattr(base, field.name))
         elif dotted in values:
-            kwargs[field.name] = values[dotted]
-    return schema(**kwargs)
+            changes[field.name] = values[dotted]
+    return dataclasses.replace(base, **changes)
 
 
 def build_config(schema: type, values: dict[str, Any], sources: dict[str, str]) -> Any:

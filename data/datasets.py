@@ -1,0 +1,74 @@
+"""Datasets indexed by `Segment`s (game, half, first frame): the samplers decide what an epoch holds.
+
+- `ClipPairDataset` (stage 1): two independently cropped views of one 1-second clip, uint8 (2, 2, 3, S, S).
+- `WindowDataset` (stages 2 and 3): a window's frames resized to S x S, uint8 (F, 3, S, S), with its token targets
+  (stage 3) and/or the feature-bank rows of its seconds (stage 2).
+Photometric augmentations happen later, batched on the training device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from data.augment import random_resized_crop, resize_frames
+from data.labels import Annotation
+from data.samplers import Segment
+from data.sources import FrameSource
+from data.targets import frame_targets, pool_tokens
+
+
+def half_lengths(source: FrameSource, games: list[str]) -> dict[tuple[str, int], int]:
+    """Frames at 2 fps of every half of `games`. Every half that cannot be read is listed in one error."""
+    lengths, problems = {}, []
+    for game in games:
+        for half in (1, 2):
+            try:
+                lengths[(game, half)] = source.num_frames(game, half)
+            except (OSError, ValueError, RuntimeError) as error:  # missing, unreadable or corrupt
+                problems.append(f"{game} half {half}: {error}")
+    if problems:
+        raise FileNotFoundError(f"{len(problems)} of {2 * len(games)} halves cannot be read:\n  "
+                                + "\n  ".join(problems))
+    return lengths
+
+
+class ClipPairDataset(torch.utils.data.Dataset):
+    def __init__(self, source: FrameSource, size: int = 224, scale: tuple[float, float] = (0.2, 1.0),
+                 ratio: tuple[float, float] = (1.3275, 2.2125), clip_frames: int = 2):
+        self.source, self.size, self.scale, self.ratio, self.clip_frames = source, size, scale, ratio, clip_frames
+
+    def __getitem__(self, segment: Segment) -> torch.Tensor:
+        frames = self.source.read(segment.game, segment.half, segment.first, self.clip_frames)  # (2, H, W, 3)
+        aspect = self.source.pixel_aspect(segment.game, segment.half)
+        views = [random_resized_crop(frames, self.size, self.scale, self.ratio, aspect) for _ in range(2)]
+        return torch.stack(views)  # (views, T, 3, S, S)
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """window_frames frames from segment.first, resized; optional targets and bank rows.
+
+    labels: per game, its annotations (stage 3); bank: an object with rows(game, half, first_second, count)
+    returning (count, D) float32 (stage 2). The token of frames {2s, 2s + 1} is aligned with bank row s.
+    """
+
+    def __init__(self, source: FrameSource, window_frames: int, size: int = 224,
+                 labels: dict[str, list[Annotation]] | None = None, bank=None, radius: float = 0.5):
+        self.source, self.window_frames, self.size = source, window_frames, size
+        self.labels, self.bank, self.radius = labels, bank, radius
+
+    def __getitem__(self, segment: Segment) -> dict[str, torch.Tensor]:
+        frames = self.source.read(segment.game, segment.half, segment.first, self.window_frames)
+        if frames.shape[0] != self.window_frames:
+            raise ValueError(f"{segment.game} half {segment.half}: window at frame {segment.first} has only "
+                             f"{frames.shape[0]} of {self.window_frames} frames")
+        item = {"frames": resize_frames(frames, self.size),
+                "half": torch.tensor(segment.half), "first": torch.tensor(segment.first)}
+        if self.labels is not None:
+            targets = frame_targets(self.labels[segment.game], segment.half, segment.first, self.window_frames,
+                                    radius=self.radius)
+            item["targets"] = torch.from_numpy(pool_tokens(targets))  # (T, 17)
+        if self.bank is not None:
+            item["bank"] = torch.from_numpy(np.asarray(
+                self.bank.rows(segment.game, segment.half, segment.first // 2, self.window_frames // 2)))
+        return item

@@ -1,0 +1,64 @@
+"""Stage 1's self-supervised method: SCE with a momentum teacher and a queue (COMEDIAN.md section 4.1).
+
+Online branch: trunk -> projector -> predictor -> L2 norm (the query q). Momentum branch: a copy of trunk and
+projector -> L2 norm (the key k), updated as teacher = m teacher + (1 - m) student after each optimiser step, m on a
+cosine from 0.99 to 1. The queue holds 65,536 past keys, refreshed first-in first-out with the keys of both views
+gathered from every rank, so it is identical everywhere. The teacher runs in eval mode (no stochastic depth).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.heads import ssl_predictor, ssl_projector
+from utils.dist import all_gather_cat
+
+
+class SCEModel(nn.Module):
+    def __init__(self, trunk: nn.Module, hidden: int, dim: int = 256, queue_size: int = 65536, seed: int = 0):
+        super().__init__()
+        self.trunk = trunk
+        self.projector = ssl_projector(trunk.out_dim, hidden, dim)
+        self.predictor = ssl_predictor(dim, hidden)
+        self.momentum_trunk = copy.deepcopy(trunk).requires_grad_(False)
+        self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        generator = torch.Generator().manual_seed(seed)  # the same initial queue on every rank
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim, generator=generator), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def train(self, mode: bool = True) -> "SCEModel":
+        super().train(mode)
+        self.momentum_trunk.eval()
+        self.momentum_projector.eval()
+        return self
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """Online queries: clips (N, 3, 2, H, W) -> (N, dim), L2-normalised."""
+        return F.normalize(self.predictor(self.projector(self.trunk(clips))).float(), dim=1)
+
+    @torch.no_grad()
+    def keys(self, clips: torch.Tensor) -> torch.Tensor:
+        """Momentum keys: clips -> (N, dim), L2-normalised."""
+        return F.normalize(self.momentum_projector(self.momentum_trunk(clips)).float(), dim=1)
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        student = list(self.trunk.parameters()) + list(self.projector.parameters())
+        teacher = list(self.momentum_trunk.parameters()) + list(self.momentum_projector.parameters())
+        for target, source in zip(teacher, student):
+            target.lerp_(source, 1 - momentum)  # m * teacher + (1 - m) * student
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Append keys gathered from every rank (rank order), overwriting the oldest entries."""
+        keys = all_gather_cat(keys.float())
+        size = self.queue.shape[0]
+        if keys.shape[0] > size:
+            keys = keys[-size:]
+        index = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % size
+        self.queue[index] = keys
+        self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % size)

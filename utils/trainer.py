@@ -1,0 +1,162 @@
+"""Loop mechanics shared by the three stage scripts: set-up, loaders, the optimiser step, checkpoints, resume, logs.
+
+The scripts keep what differs between stages (data, model, loss, the body of an epoch); everything here is the same
+for all of them, so it is written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from utils import dist
+from utils.checkpoint import (LAST_CHECKPOINT, find_resume_checkpoint, load_checkpoint, restore_training_state,
+                              save_checkpoint, training_state)
+from utils.config import RunConfig, config_to_dict
+from utils.logs import MetricsWriter, get_logger, progress, setup_logging
+from utils.run import autocast_dtype, format_derived, grad_scaler, record_run
+from utils.seed import seed_everything, worker_init_fn
+
+
+@dataclasses.dataclass
+class RunContext:
+    """Everything a stage script needs from the run set-up."""
+
+    info: dist.DistInfo
+    output_dir: Path
+    metrics: MetricsWriter
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+
+    @property
+    def device(self) -> torch.device:
+        return self.info.device
+
+
+def setup_run(config: Any) -> RunContext:
+    """Join torchrun's group, seed rank r with seed + r, set up logging, record the run (rank 0)."""
+    run: RunConfig = config.run
+    info = dist.init_distributed(run.device)
+    seed_everything(run.seed, info.rank)
+    output_dir = Path(run.output_dir)
+    setup_logging(info.rank, output_dir if info.is_main else None)
+    if info.is_main:
+        record_run(config, output_dir)
+    dist.barrier()
+    amp_dtype = autocast_dtype(run.precision, info.device)
+    get_logger().info(f"{info.world_size} process(es) on {info.device}; precision "
+                      f"{'fp32' if amp_dtype is None else amp_dtype}; output {output_dir}")
+    return RunContext(info, output_dir, MetricsWriter(output_dir / "metrics.jsonl", info.is_main), amp_dtype,
+                      grad_scaler(info.device, amp_dtype))
+
+
+def log_derived(values: dict) -> None:
+    get_logger().info(format_derived(values))
+
+
+def build_loader(dataset: torch.utils.data.Dataset, sampler: torch.utils.data.Sampler, batch_size: int,
+                 num_workers: int, device: torch.device, collate_fn=None) -> torch.utils.data.DataLoader:
+    """A loader over this rank's sampler: full batches only, pinned memory on GPU, persistent seeded workers."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True,
+        pin_memory=device.type == "cuda", persistent_workers=num_workers > 0, worker_init_fn=worker_init_fn,
+        prefetch_factor=4 if num_workers > 0 else None, collate_fn=collate_fn)
+
+
+def wrap_ddp(model: nn.Module, info: dist.DistInfo) -> nn.Module:
+    """DistributedDataParallel when torchrun started several processes. Buffers (queues) are kept in sync by the
+    method itself, so DDP does not broadcast them."""
+    if info.world_size == 1:
+        return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda"
+                                               else None, broadcast_buffers=False)
+
+
+def optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler, clip_grad: float, step: int) -> torch.Tensor:
+    """Finiteness check, zero_grad, backward, unscale, clip, step. Returns the gradient norm before clipping."""
+    if not torch.isfinite(loss).item():
+        raise FloatingPointError(f"the loss is {loss.item()} at step {step}: stopping (lower optim.lr, check the "
+                                 f"data, or resume from the last checkpoint)")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    if clip_grad > 0:
+        norm = torch.nn.utils.clip_grad_norm_(parameters, clip_grad)
+    else:
+        norm = torch.norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None]))
+    scaler.step(optimizer)
+    scaler.update()
+    return norm
+
+
+def save_training(ctx: RunContext, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                  epoch: int, config: Any, stage: str, best_metric: float | None = None,
+                  extra: dict | None = None) -> None:
+    """A complete checkpoint under output_dir/name (collective: every rank calls it; rank 0 writes)."""
+    state = training_state(model, optimizer, ctx.scaler, step, epoch, config_to_dict(config), best_metric,
+                           {"stage": stage, **(extra or {})})
+    if ctx.info.is_main:
+        save_checkpoint(ctx.output_dir / name, state)
+    dist.barrier()
+
+
+def resume(ctx: RunContext, run: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+           stage: str) -> tuple[int, float | None, dict]:
+    """Restore output_dir/checkpoint_last.pth if it exists (and run.resume): returns (step, best metric, extra)."""
+    path = find_resume_checkpoint(ctx.output_dir) if run.resume else None
+    if path is None:
+        if not run.resume and (ctx.output_dir / LAST_CHECKPOINT).exists():
+            get_logger().warning(f"run.resume=false: ignoring {ctx.output_dir / LAST_CHECKPOINT}")
+        return 0, None, {}
+    state = load_checkpoint(path, map_location=ctx.device)
+    if state.get("extra", {}).get("stage") != stage:
+        raise ValueError(f"{path} is a {state.get('extra', {}).get('stage')!r} checkpoint; this is a {stage!r} run")
+    restore_training_state(state, model, optimizer, ctx.scaler, ctx.info.rank, ctx.info.world_size)
+    ctx.metrics.truncate_after(state["step"])
+    get_logger().info(f"resumed from {path} at step {state['step']} (epoch {state['epoch']})")
+    return int(state["step"]), state.get("best_metric"), state.get("extra", {})
+
+
+class StepTimer:
+    """Throughput and the share of each step spent waiting for data, over the last logging interval."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.start = time.perf_counter()
+        self.waiting = 0.0
+        self.samples = 0
+
+    def waited(self, seconds: float, samples: int) -> None:
+        self.waiting += seconds
+        self.samples += samples
+
+    def report(self) -> dict[str, float]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        values = {"samples_per_s": self.samples / elapsed, "data_wait": self.waiting / elapsed}
+        self.reset()
+        return values
+
+
+def epoch_progress(ctx: RunContext, steps: int, epoch: int, first_step: int = 0):
+    return progress(total=steps, desc=f"epoch {epoch}", enabled=ctx.info.is_main, initial=first_step)
+
+
+def log_step(ctx: RunContext, bar, step: int, epoch: int, values: dict[str, float]) -> None:
+    """Progress-bar postfix and one metrics record (rank 0)."""
+    clean = {key: (float(value.item()) if torch.is_tensor(value) else float(value)) for key, value in values.items()}
+    bar.set_postfix({key: (f"{v:.4g}" if math.isfinite(v) else str(v)) for key, v in clean.items()
+                     if key in ("loss", "lr", "samples_per_s", "data_wait")})
+    ctx.metrics.write({"step": step, "epoch": epoch, **clean})
