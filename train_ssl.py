@@ -90,11 +90,11 @@ def train_one_epoch(ctx: RunContext, cfg: SSLConfig, model, sce: SCEModel, loade
             keys = sce.keys(clips)
         q1, q2 = queries.chunk(2)
         k1, k2 = keys.chunk(2)
-        loss = 0.5 * (sce_loss(q1, k2, sce.queue, cfg.loss.coeff, cfg.loss.temp, cfg.loss.temp_m)
-                      + sce_loss(q2, k1, sce.queue, cfg.loss.coeff, cfg.loss.temp, cfg.loss.temp_m))
+        loss = 0.5 * (sce_loss(q1, k2, sce.queue.keys, cfg.loss.coeff, cfg.loss.temp, cfg.loss.temp_m)
+                      + sce_loss(q2, k1, sce.queue.keys, cfg.loss.coeff, cfg.loss.temp, cfg.loss.temp_m))
         grad_norm = optimizer_step(loss, model, optimizer, ctx.scaler, cfg.optim.clip_grad, step)
         sce.update_teacher(schedules["momentum"][step])
-        sce.enqueue(torch.cat([k1, k2]))
+        sce.queue.enqueue(torch.cat([k1, k2]))
         step += 1
         bar.update()
 

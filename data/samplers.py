@@ -72,14 +72,14 @@ def sliding_windows(num_frames: int, window_frames: int, stride_frames: int) -> 
     return starts
 
 
-def epoch_windows(halves: dict[tuple[str, int], int], per_half: Callable[[int, np.random.Generator], list[int]],
+def epoch_windows(halves: dict[tuple[str, int], int], per_half: Callable[..., list[int]],
                   window_frames: int, seed: int, epoch: int) -> list[Segment]:
     """Windows of every half for one epoch, re-seeded with seed + epoch (identical on every rank)."""
     rng = np.random.default_rng(seed + epoch)
     segments = []
     for (game, half), num_frames in sorted(halves.items()):
         check_long_enough(game, half, num_frames, window_frames)
-        segments += [Segment(game, half, first) for first in per_half(num_frames, rng)]
+        segments += [Segment(game, half, first) for first in per_half(num_frames, rng=rng)]
     return segments
 
 

@@ -26,9 +26,7 @@ class SCEModel(nn.Module):
         self.predictor = ssl_predictor(dim, hidden)
         self.momentum_trunk = copy.deepcopy(trunk).requires_grad_(False)
         self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        generator = torch.Generator().manual_seed(seed)  # the same initial queue on every rank
-        self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim, generator=generator), dim=1))
-        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.queue = FeatureQueue(queue_size, dim, seed)
 
     def train(self, mode: bool = True) -> "SCEModel":
         super().train(mode)
@@ -52,13 +50,25 @@ class SCEModel(nn.Module):
         for target, source in zip(teacher, student):
             target.lerp_(source, 1 - momentum)  # m * teacher + (1 - m) * student
 
+
+class FeatureQueue(nn.Module):
+    """First-in first-out queue of L2-normalised vectors, identical on every rank (stages 1 and 2).
+
+    Starts as random unit vectors drawn from `seed` (the same on every rank); `enqueue` appends the vectors of all
+    ranks in rank order, overwriting the oldest."""
+
+    def __init__(self, size: int, dim: int, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.register_buffer("keys", F.normalize(torch.randn(size, dim, generator=generator), dim=1))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Append keys gathered from every rank (rank order), overwriting the oldest entries."""
-        keys = all_gather_cat(keys.float())
-        size = self.queue.shape[0]
-        if keys.shape[0] > size:
-            keys = keys[-size:]
-        index = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % size
-        self.queue[index] = keys
-        self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % size)
+    def enqueue(self, vectors: torch.Tensor) -> None:
+        vectors = all_gather_cat(vectors.float())
+        size = self.keys.shape[0]
+        if vectors.shape[0] > size:
+            vectors = vectors[-size:]
+        index = (self.pointer + torch.arange(vectors.shape[0], device=vectors.device)) % size
+        self.keys[index] = vectors
+        self.pointer.copy_((self.pointer + vectors.shape[0]) % size)

@@ -18,7 +18,7 @@ for step in range(2):
     # rank r, step s: 3 keys whose first coordinate says (rank, step, index)
     keys = torch.zeros(3, 4)
     keys[:, 0] = torch.tensor([100 * info.rank + 10 * step + i for i in range(3)], dtype=torch.float32)
-    model.enqueue(keys)
+    model.queue.enqueue(keys)
 out = Path(sys.argv[1]) / f"rank{info.rank}.json"
-out.write_text(json.dumps({"queue": model.queue[:, 0].tolist(), "pointer": int(model.queue_ptr)}))
+out.write_text(json.dumps({"queue": model.queue.keys[:, 0].tolist(), "pointer": int(model.queue.pointer)}))
 dist.cleanup()

@@ -1,0 +1,170 @@
+"""The stage-2 feature bank: reduction of the per-half bank files (standardise, PCA to 512) and memory-mapped reading.
+
+    python -m data.features --root /data/soccernet --fit-split train --apply-split train valid test \\
+        [--name baidu_soccer_embeddings.npy] [--out-name baidu_pca512.npy] [--dim 512] [--fps 1] [--device cuda]
+
+Each half's bank is `<root>/<game>/{1,2}_<name>` with shape (rows, D), row r covering second r / fps (the Baidu
+embeddings: 8576-d at 1 fps). The reduction is fitted on the `--fit-split` games only, in two streaming passes (the
+per-dimension mean and standard deviation, then the covariance of the standardised rows, accumulated in float64 in
+chunks), so 300 games of 8576-d rows never sit in memory at once; PCA takes the top `--dim` eigenvectors of that
+covariance. Every half of `--apply-split` is then written as `<root>/<game>/{1,2}_<out-name>` (float32, (rows, dim)),
+and the statistics and projection as `<root>/<out-name stem>_pca.npz` (mean, std, components, explained variance).
+A bank whose width differs from the others, or whose length does not match its video, stops with the file's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data.games import split_games
+from data.video import probe_video
+
+LENGTH_TOLERANCE_S = 2.0  # bank rows vs video seconds: extractors round the last second differently
+
+
+def bank_path(root: Path, game: str, half: int, name: str) -> Path:
+    return root / game / f"{half}_{name}"
+
+
+def open_bank(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"feature bank not found: {path}")
+    try:
+        bank = np.load(path, mmap_mode="r")
+    except ValueError as error:
+        raise ValueError(f"{path}: not a .npy array ({error})") from error
+    if bank.ndim != 2:
+        raise ValueError(f"{path}: a bank is (rows, dim), got shape {bank.shape}")
+    return bank
+
+
+def check_length(path: Path, rows: int, video: Path, fps: float) -> None:
+    """The bank must cover the video: rows / fps within LENGTH_TOLERANCE_S of the video's duration."""
+    if not video.is_file():
+        return  # no video to compare with (e.g. the bank alone was downloaded); checked again at training time
+    duration = probe_video(video).duration
+    if abs(rows / fps - duration) > LENGTH_TOLERANCE_S:
+        raise ValueError(f"{path}: {rows} rows at {fps:g} fps cover {rows / fps:.1f} s but {video} lasts "
+                         f"{duration:.1f} s; is --fps right, and is this the bank of that video?")
+
+
+def iterate_banks(root: Path, games: list[str], name: str, fps: float, desc: str):
+    """Yield (game, half, bank) for every half, checking widths and lengths."""
+    width = None
+    for game in tqdm(games, desc=desc):
+        for half in (1, 2):
+            path = bank_path(root, game, half, name)
+            bank = open_bank(path)
+            if width is None:
+                width = bank.shape[1]
+            elif bank.shape[1] != width:
+                raise ValueError(f"{path}: width {bank.shape[1]}, but earlier banks are {width}-d")
+            check_length(path, bank.shape[0], root / game / f"{half}_224p.mkv", fps)
+            yield game, half, bank
+
+
+def fit_pca(root: Path, games: list[str], name: str, dim: int, fps: float, device: str = "cpu",
+            chunk: int = 4096) -> dict[str, np.ndarray]:
+    """Standardise each dimension, then PCA to `dim`, in two streaming passes over the banks of `games`."""
+    total, sums, squares = 0, None, None
+    for _, _, bank in iterate_banks(root, games, name, fps, "bank statistics"):
+        data = torch.from_numpy(np.asarray(bank, np.float64))
+        sums = data.sum(0) if sums is None else sums + data.sum(0)
+        squares = (data ** 2).sum(0) if squares is None else squares + (data ** 2).sum(0)
+        total += data.shape[0]
+    mean = sums / total
+    std = torch.sqrt(torch.clamp(squares / total - mean ** 2, min=0.0))
+    std[std == 0] = 1.0  # constant dimensions carry nothing; keep them finite
+    if dim > min(total, len(mean)):
+        raise ValueError(f"cannot keep {dim} components from {total} rows of {len(mean)}-d features")
+
+    covariance = torch.zeros(len(mean), len(mean), dtype=torch.float64, device=device)
+    mean32, std32 = mean.float().to(device), std.float().to(device)
+    for _, _, bank in iterate_banks(root, games, name, fps, "bank covariance"):
+        for start in range(0, bank.shape[0], chunk):
+            rows = (torch.from_numpy(np.asarray(bank[start:start + chunk], np.float32)).to(device) - mean32) / std32
+            covariance += (rows.T @ rows).double()  # float32 products, float64 accumulation
+    covariance /= total
+    values, vectors = torch.linalg.eigh(covariance.cpu())  # ascending
+    order = torch.argsort(values, descending=True)[:dim]
+    return {"mean": mean.numpy(), "std": std.numpy(), "components": vectors[:, order].T.numpy(),
+            "explained_variance": values[order].numpy(), "total_variance": np.array(float(values.sum()))}
+
+
+def reduce_bank(bank: np.ndarray, pca: dict[str, np.ndarray]) -> np.ndarray:
+    """(rows, D) -> (rows, dim) float32."""
+    standardised = (np.asarray(bank, np.float64) - pca["mean"]) / pca["std"]
+    return (standardised @ pca["components"].T).astype(np.float32)
+
+
+def reduce_banks(root: str | os.PathLike, fit_games: list[str], apply_games: list[str], name: str, out_name: str,
+                 dim: int = 512, fps: float = 1.0, device: str = "cpu") -> Path:
+    root = Path(root)
+    pca = fit_pca(root, fit_games, name, dim, fps, device)
+    stats_path = root / f"{Path(out_name).stem}_pca.npz"
+    np.savez(stats_path, **pca, fps=np.array(fps), source_name=np.array(name))
+    for game, half, bank in iterate_banks(root, apply_games, name, fps, "writing reduced banks"):
+        out = bank_path(root, game, half, out_name)
+        tmp = out.with_name(out.stem + ".tmp.npy")
+        np.save(tmp, reduce_bank(bank, pca))
+        os.replace(tmp, out)
+    return stats_path
+
+
+class FeatureBank:
+    """Reduced bank rows per (game, half), memory-mapped; row s holds second s (sub-sampled when fps > 1)."""
+
+    def __init__(self, root: str | os.PathLike, name: str, fps: float = 1.0):
+        self.root, self.name, self.fps = Path(root), name, fps
+        self._open: dict[tuple[str, int], np.ndarray] = {}
+
+    def _bank(self, game: str, half: int) -> np.ndarray:
+        key = (game, half)
+        if key not in self._open:
+            self._open[key] = open_bank(bank_path(self.root, game, half, self.name))
+        return self._open[key]
+
+    def num_seconds(self, game: str, half: int) -> int:
+        return int(math.ceil(self._bank(game, half).shape[0] / self.fps))
+
+    def dim(self, game: str, half: int) -> int:
+        return self._bank(game, half).shape[1]
+
+    def rows(self, game: str, half: int, first_second: int, count: int) -> np.ndarray:
+        """(count, dim) float32 for seconds first_second .. first_second + count - 1. Seconds past the bank's end
+        (a second or two, where the extractor rounded the video's length down) repeat its last row."""
+        bank = self._bank(game, half)
+        index = np.minimum(((first_second + np.arange(count)) * self.fps).astype(np.int64), bank.shape[0] - 1)
+        if first_second + count - 1 - (bank.shape[0] - 1) / self.fps > LENGTH_TOLERANCE_S:
+            raise ValueError(f"{bank_path(self.root, game, half, self.name)}: seconds up to "
+                             f"{first_second + count - 1} requested, the bank covers {bank.shape[0] / self.fps:.0f} s")
+        return np.asarray(bank[index], np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--fit-split", default="train", help="split (or games file) the PCA is fitted on")
+    parser.add_argument("--apply-split", nargs="+", default=["train", "valid", "test"],
+                        help="splits (or games files) whose banks are reduced and written")
+    parser.add_argument("--name", default="baidu_soccer_embeddings.npy", help="per-half bank file suffix")
+    parser.add_argument("--out-name", default="baidu_pca512.npy", help="suffix of the reduced files")
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--fps", type=float, default=1.0, help="bank rows per second (Baidu: 1)")
+    parser.add_argument("--device", default="cpu", help="where the covariance is accumulated (cuda is much faster)")
+    args = parser.parse_args()
+    fit = split_games(args.fit_split, args.root)
+    apply = list(dict.fromkeys(game for split in args.apply_split for game in split_games(split, args.root)))
+    stats = reduce_banks(args.root, fit, apply, args.name, args.out_name, args.dim, args.fps, args.device)
+    print(f"PCA fitted on {len(fit)} games, {len(apply)} games reduced to {args.dim}-d; statistics: {stats}")
+
+
+if __name__ == "__main__":
+    main()

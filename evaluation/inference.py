@@ -1,0 +1,109 @@
+"""Sliding-window inference of a spotting model over whole halves (COMEDIAN.md section 6), shared by validation
+during training, `evaluate.py predict/test` and `evaluate.py spot`.
+
+Per half: 64-second windows every 32 s, the last one aligned to the end; the model in eval mode gives sigmoid scores
+(64, 17) per window. Token j of a window starting at second s is placed on the 2 fps grid at slot 2 (s + j) (integer
+seconds, as the official code's rounding puts it); inside a window the first and last 12 s are dropped, except at the
+half's own start and end; overlapping windows are merged by max. The result is one (frames, 17) raw-score array per
+half, saved for NMS sweeps and ensembles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from data.augment import resize_frames, to_model_input
+from data.sources import FrameSource
+from evaluation.postprocess import game_predictions, write_raw_meta, write_raw_scores
+from evaluation.predictions import write_game_predictions
+from utils import dist
+from utils.logs import progress
+from utils.run import autocast
+
+
+def window_starts(num_seconds: int, window_seconds: int, stride_seconds: int) -> list[int]:
+    """Start seconds: 0, stride, 2 stride, ... and floor(duration) - window for the last one."""
+    if num_seconds < window_seconds:
+        raise ValueError(f"a half of {num_seconds} s is shorter than one {window_seconds} s window")
+    last = num_seconds - window_seconds
+    starts = list(range(0, last + 1, stride_seconds))
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
+def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_frames: int, num_seconds: int,
+                        trim_seconds: int) -> np.ndarray:
+    """Place (start second, (T, C) scores) windows on the 2 fps grid: trim, then max-merge. Returns (num_frames, C)."""
+    merged = None
+    for start, scores in window_scores:
+        tokens = scores.shape[0]
+        if merged is None:
+            merged = np.zeros((num_frames, scores.shape[1]), np.float32)
+        keep = np.ones(tokens, bool)
+        if start > 0:
+            keep[:trim_seconds] = False  # window edges see no context on one side
+        if start + tokens < num_seconds:
+            keep[tokens - trim_seconds:] = False
+        seconds = start + np.flatnonzero(keep)
+        slots = 2 * seconds
+        valid = slots < num_frames
+        merged[slots[valid]] = np.maximum(merged[slots[valid]], scores[keep][valid])
+    return merged
+
+
+@torch.no_grad()
+def predict_half(model: nn.Module, source: FrameSource, game: str, half: int, window_seconds: int = 64,
+                 stride_seconds: int = 32, trim_seconds: int = 12, img_size: int = 224, batch_size: int = 4,
+                 device: torch.device = torch.device("cpu"), amp_dtype: torch.dtype | None = None) -> np.ndarray:
+    """(frames at 2 fps, 17) max-merged sigmoid scores of one half."""
+    num_frames = source.num_frames(game, half)
+    num_seconds = num_frames // 2
+    starts = window_starts(num_seconds, window_seconds, stride_seconds)
+
+    def windows():
+        for index in range(0, len(starts), batch_size):
+            chunk = starts[index:index + batch_size]
+            frames = torch.stack([resize_frames(source.read(game, half, 2 * s, 2 * window_seconds), img_size)
+                                  for s in chunk])  # (B, F, 3, S, S) uint8
+            with autocast(device, amp_dtype):
+                logits = model(to_model_input(frames.to(device, non_blocking=True)))
+            yield from zip(chunk, torch.sigmoid(logits.float()).cpu().numpy())
+
+    return merge_window_scores(windows(), num_frames, num_seconds, trim_seconds)
+
+
+def predict_games(model: nn.Module, source: FrameSource, games: list[str], out_dir: str | Path, window_seconds: int,
+                  img_size: int, device: torch.device, amp_dtype: torch.dtype | None, stride_seconds: int = 32,
+                  trim_seconds: int = 12, nms: str = "soft", nms_window: int = 20, nms_threshold: float = 0.001,
+                  batch_size: int = 4) -> Path:
+    """Raw scores and results_spotting.json of every game: games are shared out over ranks, gathered on rank 0,
+    which writes `<out>/raw/...` and `<out>/predictions/<game>/results_spotting.json`. Returns the predictions dir."""
+    was_training = model.training
+    model.eval()
+    info_rank, world = dist.get_rank(), dist.get_world_size()
+    mine = games[info_rank::world]
+    local = {}
+    for game in progress(mine, desc="inference (games)", enabled=info_rank == 0):
+        local[game] = {half: predict_half(model, source, game, half, window_seconds, stride_seconds, trim_seconds,
+                                          img_size, batch_size, device, amp_dtype) for half in (1, 2)}
+    gathered = {}
+    for part in dist.all_gather_objects(local):
+        gathered.update(part)
+    out_dir = Path(out_dir)
+    if dist.is_main_process():
+        raw_dir = out_dir / "raw"
+        write_raw_meta(raw_dir, 2.0)
+        for game in games:
+            for half, scores in gathered[game].items():
+                write_raw_scores(raw_dir, game, half, scores)
+            write_game_predictions(out_dir / "predictions", game,
+                                   game_predictions(gathered[game], 2.0, nms, nms_window, nms_threshold))
+    dist.barrier()
+    model.train(was_training)
+    return out_dir / "predictions"
