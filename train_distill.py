@@ -142,6 +142,7 @@ def main(cfg: DistillConfig) -> None:
     if cfg.run.max_steps_per_epoch:
         steps_per_epoch = derived["steps_per_epoch"] = min(steps_per_epoch, cfg.run.max_steps_per_epoch)
         derived["total_steps"] = steps_per_epoch * cfg.run.epochs
+    sampler.min_per_rank = steps_per_epoch * derived["batch_size_per_rank"]
     log_derived({"train_games": len(games), "tokens_per_step": cfg.run.global_batch_size * cfg.model.window_seconds,
                  **derived})
     dataset = WindowDataset(source, window_frames, cfg.model.img_size, bank=bank)

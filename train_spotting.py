@@ -191,6 +191,7 @@ def main(cfg: SpottingConfig) -> None:
     if cfg.run.max_steps_per_epoch:
         steps_per_epoch = derived["steps_per_epoch"] = min(steps_per_epoch, cfg.run.max_steps_per_epoch)
         derived["total_steps"] = steps_per_epoch * cfg.run.epochs
+    sampler.min_per_rank = steps_per_epoch * derived["batch_size_per_rank"]
     log_derived({"train_games": len(games), "valid_games": len(valid_games), **derived})
     dataset = WindowDataset(source, window_frames, cfg.model.img_size, labels=labels, radius=cfg.data.label_radius)
     loader = build_loader(dataset, sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)

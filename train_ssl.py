@@ -123,6 +123,7 @@ def main(cfg: SSLConfig) -> None:
     if cfg.run.max_steps_per_epoch:
         steps_per_epoch = derived["steps_per_epoch"] = min(steps_per_epoch, cfg.run.max_steps_per_epoch)
         derived["total_steps"] = steps_per_epoch * cfg.run.epochs
+    sampler.min_per_rank = steps_per_epoch * derived["batch_size_per_rank"]
     log_derived({"train_games": len(games), **derived})
     dataset = ClipPairDataset(source, cfg.augment.crop_size, cfg.augment.crop_scale, cfg.augment.crop_ratio)
     loader = build_loader(dataset, sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)

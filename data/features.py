@@ -89,7 +89,7 @@ def fit_pca(root: Path, games: list[str], name: str, dim: int, fps: float, devic
     mean32, std32 = mean.float().to(device), std.float().to(device)
     for _, _, bank in iterate_banks(root, games, name, fps, "bank covariance"):
         for start in range(0, bank.shape[0], chunk):
-            rows = (torch.from_numpy(np.asarray(bank[start:start + chunk], np.float32)).to(device) - mean32) / std32
+            rows = (torch.from_numpy(np.array(bank[start:start + chunk], np.float32)).to(device) - mean32) / std32
             covariance += (rows.T @ rows).double()  # float32 products, float64 accumulation
     covariance /= total
     values, vectors = torch.linalg.eigh(covariance.cpu())  # ascending

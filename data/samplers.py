@@ -88,13 +88,14 @@ class ShardedSampler(torch.utils.data.Sampler):
 
     items(epoch) builds the epoch's list, the same on every rank; it is shuffled with seed + epoch, cut to a multiple
     of world_size, and rank r takes positions r, r + world, ... `skip(n)` starts the epoch after n items (a resumed
-    run that stopped mid-epoch).
+    run that stopped mid-epoch). `min_per_rank` pads an epoch that came out shorter (stage 3 draws a random number of
+    windows in short halves) by repeating its first items, so that every epoch has the same number of steps.
     """
 
     def __init__(self, items: Callable[[int], list], rank: int, world_size: int, seed: int, shuffle: bool = True):
         super().__init__()
         self.items, self.rank, self.world_size, self.seed, self.shuffle = items, rank, world_size, seed, shuffle
-        self.epoch, self.start = 0, 0
+        self.epoch, self.start, self.min_per_rank = 0, 0, 0
         self._cache: tuple[int, list] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -110,7 +111,10 @@ class ShardedSampler(torch.utils.data.Sampler):
                 order = np.random.default_rng(self.seed + self.epoch).permutation(len(items))
                 items = [items[i] for i in order]
             usable = len(items) // self.world_size * self.world_size
-            self._cache = (self.epoch, items[self.rank:usable:self.world_size])
+            mine = items[self.rank:usable:self.world_size]
+            if mine and len(mine) < self.min_per_rank:
+                mine = [mine[i % len(mine)] for i in range(self.min_per_rank)]
+            self._cache = (self.epoch, mine)
         return self._cache[1]
 
     def __iter__(self) -> Iterator:

@@ -32,7 +32,7 @@ WIDTH, HEIGHT, SOURCE_FPS = 398, 224, 25
 BANK_NAME = "baidu_soccer_embeddings.npy"
 TRACE_SECONDS = 0.5  # a glyph is drawn within this distance of its event (the label radius of COMEDIAN.md 2.5)
 GAME_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2}) - (\d{2}-\d{2}) (.+) (\d+) - (\d+) (.+)$")
-GLYPH = 44  # glyph size in pixels (about 25 px wide once the frame is squashed to 224x224)
+GLYPH = 96  # glyph size in pixels (54 px wide once the frame is squashed to 224x224, 15 px at 64x64)
 MIN_GAP_SECONDS = 3.0  # events of a half are at least this far apart
 
 
@@ -95,15 +95,16 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) 
 
 
 def _pitch_texture(rng: np.random.Generator) -> np.ndarray:
-    """A wide scene the camera pans over: stands of coloured blocks on top, grass with mowing stripes, pitch lines,
-    and large colour fields. The large structures differ along the pitch, so every second of video has its own look
-    (two crops of one clip share it: stage 1 has something to learn); the fine grain gives the codec real work."""
+    """A wide scene the camera pans over: grey stands on top, grass with mowing stripes, pitch lines, and large
+    light and shade fields. The large structures differ along the pitch, so every second of video has its own look
+    (two crops of one clip share it: stage 1 has something to learn); the fine grain gives the codec real work.
+    The scene is kept unsaturated so that the saturated event glyphs are the only strong colours in a frame."""
     height, width = HEIGHT + 160, WIDTH * 3
-    grass = np.array([60.0, 130.0, 55.0]) + 10.0 * _smooth_noise(rng, height, width, 8)
-    grass += 45.0 * _smooth_noise(rng, height, width, 96)  # large, slowly varying colour fields
+    grass = np.array([60.0, 130.0, 55.0]) + 6.0 * _smooth_noise(rng, height, width, 8)
+    grass += 45.0 * _smooth_noise(rng, height, width, 96)[..., :1]  # large light / shade fields, colourless
     grass += ((np.arange(width) // 40) % 2)[None, :, None] * 18.0
     stands = height // 4
-    blocks = rng.uniform(20, 235, (stands // 24 + 1, width // 36 + 1, 3))
+    blocks = np.repeat(rng.uniform(30, 200, (stands // 24 + 1, width // 36 + 1, 1)), 3, axis=2)
     grass[:stands] = np.kron(blocks, np.ones((24, 36, 1)))[:stands, :width]
     grass[:, ::300] = 230.0
     grass[height // 2 - 1:height // 2 + 1] = 230.0

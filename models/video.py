@@ -52,6 +52,10 @@ class VideoTransformer(nn.Module):
         self.mask_ratio = mask_ratio
         if mask_ratio > 0 and temporal.mask_token is None:
             raise ValueError("temporal masking needs the temporal transformer's mask token (mask_token=True)")
+        if mask_ratio == 0 and temporal.mask_token is not None:
+            # never used: kept in the state dict (checkpoint layout) but out of the optimiser and of DDP, whose
+            # gradient buckets would otherwise wait for it and skip averaging their other gradients
+            temporal.mask_token.requires_grad_(False)
 
     @property
     def out_dim(self) -> int:

@@ -388,3 +388,11 @@ def config_from_dict(schema: type, tree: dict) -> Any:
     """Rebuild a typed config from `config_to_dict` output (e.g. the copy stored in a checkpoint)."""
     flat = _flatten(tree)
     return build_config(schema, flat, {key: "the stored config" for key in flat})
+
+
+def with_overrides(schema: type, config: Any, overrides: list[str]) -> Any:
+    """`config` with dotted command-line overrides applied and validated (e.g. on a config read from a checkpoint)."""
+    values = _flatten(config_to_dict(config))
+    parsed = parse_overrides(overrides)
+    values.update(parsed)
+    return build_config(schema, values, {key: COMMAND_LINE for key in parsed})

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The whole COMEDIAN pipeline on a generated mini-SoccerNet, through torchrun with 2 processes, on CPU or GPU:
+# data -> frame store -> bank reduction -> stage 1 (SSL) -> stage 2 (distillation) -> stage 3a -> stage 3b ->
+# inference and scoring on the test split, next to an untrained model and to stage 3 trained without stages 1-2.
+# Re-running skips what is finished: data steps check their outputs, training scripts resume from their last
+# checkpoint and stop at once when complete.
+#   usage: bash scripts/quickstart.sh [WORKDIR]      (default: ./quickstart)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-quickstart}
+DATA=$WORK/mini_soccernet
+RUNS=$WORK/runs
+NPROC=${NPROC:-2}
+GAMES=${GAMES:-8}
+SECONDS_PER_HALF=${SECONDS_PER_HALF:-120}
+TORCHRUN=(python -m torch.distributed.run --standalone --nproc_per_node="$NPROC")
+COMMON=(data.root="$DATA" data.source=store data.store="$DATA/store")
+mkdir -p "$WORK"
+
+step() { printf '\n== %s ==\n' "$1"; }
+
+step "1/8 generate the mini-SoccerNet ($GAMES games, two ${SECONDS_PER_HALF}s halves each)"
+if [[ -f $DATA/test.txt ]]; then echo "already there: $DATA"; else
+  python -m data.synthetic --out "$DATA" --games "$GAMES" --seconds "$SECONDS_PER_HALF" --seed 0; fi
+
+step "2/8 frame store (2 fps, 224x224)"
+python -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/train.txt" --workers "$NPROC"
+python -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/valid.txt" --workers "$NPROC"
+python -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/test.txt" --workers "$NPROC"
+
+step "3/8 feature bank: standardise + PCA to 64 dimensions, fitted on train"
+if [[ -f $DATA/bank_pca64_pca.npz ]]; then echo "already reduced"; else
+  python -m data.features --root "$DATA" --fit-split train.txt --apply-split train.txt valid.txt test.txt \
+    --out-name bank_pca64.npy --dim 64; fi
+
+step "4/8 stage 1: SCE self-supervised pretraining of the spatial ViT"
+"${TORCHRUN[@]}" train_ssl.py --config configs/ssl/tiny_mini.yaml "${COMMON[@]}" run.output_dir="$RUNS/ssl"
+
+step "5/8 stage 2: distillation of the ViViT from the feature bank"
+"${TORCHRUN[@]}" train_distill.py --config configs/distill/tiny_mini.yaml "${COMMON[@]}" \
+  run.output_dir="$RUNS/distill" model.init_checkpoint="$RUNS/ssl/checkpoint_last.pth"
+
+step "6/8 stage 3a (head on the frozen trunk) and 3b (everything)"
+"${TORCHRUN[@]}" train_spotting.py --config configs/spotting/tiny_mini_phase_a.yaml "${COMMON[@]}" \
+  run.output_dir="$RUNS/spot_a" model.init_checkpoint="$RUNS/distill/checkpoint_last.pth"
+"${TORCHRUN[@]}" train_spotting.py --config configs/spotting/tiny_mini_phase_b.yaml "${COMMON[@]}" \
+  run.output_dir="$RUNS/spot_b" model.init_checkpoint="$RUNS/spot_a/checkpoint_last.pth"
+
+step "7/8 the ablation: stage 3 alone, from random weights, with the same stage-3 budget"
+"${TORCHRUN[@]}" train_spotting.py --config configs/spotting/tiny_mini_scratch.yaml "${COMMON[@]}" \
+  run.output_dir="$RUNS/spot_scratch"
+
+step "8/8 inference and scoring on the test split"
+"${TORCHRUN[@]}" evaluate.py test --checkpoint "$RUNS/spot_b/checkpoint_best.pth" --split test.txt "${COMMON[@]}" \
+  --out "$RUNS/test_comedian"
+"${TORCHRUN[@]}" evaluate.py test --checkpoint "$RUNS/spot_scratch/checkpoint_best.pth" --split test.txt \
+  "${COMMON[@]}" --out "$RUNS/test_scratch"
+"${TORCHRUN[@]}" evaluate.py test --random-init --config configs/spotting/tiny_mini_phase_b.yaml --split test.txt \
+  "${COMMON[@]}" --out "$RUNS/test_untrained"
+
+printf '\nTest split of the mini-SoccerNet, average-mAP in %%:\n\n'
+python evaluate.py table --per-class \
+  --run "COMEDIAN (stages 1, 2, 3)=$RUNS/test_comedian/scores.json" \
+  --run "stage 3 only (no pretraining)=$RUNS/test_scratch/scores.json" \
+  --run "untrained=$RUNS/test_untrained/scores.json"

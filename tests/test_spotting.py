@@ -1,0 +1,132 @@
+"""Stage 3 and inference: sampling, window coverage, trimming and merging, mixup, the frozen phase, learning."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from data.samplers import uniform_windows
+from evaluation.inference import merge_window_scores, window_starts
+from models.losses import mixup_bce
+from tests.conftest import run_script
+from utils.logs import read_metrics
+
+
+def test_uniform_windows_keep_edges_and_never_overlap():
+    rng = np.random.default_rng(0)
+    frames, window = 5400, 128
+    for _ in range(20):
+        starts = uniform_windows(frames, 25, window, rng)
+        assert starts[0] == 0 and starts[-1] == frames - window  # first and last window always there
+        assert len(starts) <= 25
+        random_ones = starts[1:-1]
+        assert all(b - a >= window for a, b in zip(random_ones, random_ones[1:]))
+        assert all(window // 2 <= s <= frames - window - window // 2 for s in random_ones)
+        assert all(s % 1 == 0 for s in starts)  # on the 2 fps grid
+
+
+def test_every_second_is_predicted_by_a_window_centre():
+    for seconds in (64, 65, 100, 2700, 2731):
+        starts = window_starts(seconds, 64, 32)
+        assert starts[0] == 0 and starts[-1] == seconds - 64
+        covered = np.zeros(seconds, bool)
+        for start in starts:
+            keep = np.ones(64, bool)
+            if start > 0:
+                keep[:12] = False
+            if start + 64 < seconds:
+                keep[-12:] = False
+            covered[start + np.flatnonzero(keep)] = True
+        assert covered.all(), f"{seconds} s: uncovered seconds {np.flatnonzero(~covered)}"
+
+
+def test_trim_and_max_merge_on_hand_made_scores():
+    # a 20 s half, 10 s windows every 5 s (starts 0, 5, 10), trimming 2 s at inner window edges
+    windows = [(0, np.full((10, 1), 0.1)), (5, np.full((10, 1), 0.5)), (10, np.full((10, 1), 0.3))]
+    windows[1][1][3, 0] = 0.9  # second 8
+    merged = merge_window_scores(windows, num_frames=40, num_seconds=20, trim_seconds=2)
+    per_second = merged[::2, 0]
+    assert merged[1::2].sum() == 0  # predictions sit on integer seconds
+    expected = [0.1] * 7 + [0.5, 0.9, 0.5, 0.5, 0.5, 0.5] + [0.3] * 7
+    # window 0 keeps 0-7, window 1 keeps 7-12, window 2 (the last) keeps 12-19; overlaps take the max
+    np.testing.assert_allclose(per_second, expected)
+
+
+def test_mixup_loss_matches_its_definition():
+    torch.manual_seed(0)
+    logits, targets = torch.randn(4, 6, 17), (torch.rand(4, 6, 17) > 0.8).float()
+    permutation, lam = torch.tensor([2, 0, 3, 1]), torch.tensor([0.9, 0.1, 0.5, 1.0])
+    expected = sum(lam[b] * F.binary_cross_entropy_with_logits(logits[b], targets[b], reduction="sum")
+                   + (1 - lam[b]) * F.binary_cross_entropy_with_logits(logits[b], targets[permutation[b]],
+                                                                        reduction="sum")
+                   for b in range(4)) / logits.numel()
+    torch.testing.assert_close(mixup_bce(logits, targets, permutation, lam), expected)
+    torch.testing.assert_close(mixup_bce(logits, targets, None, None),
+                               F.binary_cross_entropy_with_logits(logits, targets))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# train_spotting.py and evaluate.py on the generated data
+# ----------------------------------------------------------------------------------------------------------------------
+def spot_args(root, out, config, *extra):
+    return ["train_spotting.py", "--config", f"configs/spotting/{config}", f"data.root={root}",
+            f"run.output_dir={out}", "data.source=store", f"data.store={root / 'store'}", "run.num_workers=0",
+            "model.window_seconds=8", "eval.window_stride_seconds=4", "eval.trim_seconds=2", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(mini_soccernet, tmp_path_factory):
+    """A short run from scratch (a known trunk), phase a on it, then phase b from phase a, as a user runs them."""
+    out = tmp_path_factory.mktemp("spotting")
+    run_script(spot_args(mini_soccernet, out / "scratch", "tiny_mini_phase_b.yaml", "model.init_checkpoint=",
+                         "run.epochs=1", "eval.every_epochs=0"))
+    run_script(spot_args(mini_soccernet, out / "a", "tiny_mini_phase_a.yaml",
+                         f"model.init_checkpoint={out / 'scratch' / 'checkpoint_last.pth'}", "run.epochs=2"))
+    run_script(spot_args(mini_soccernet, out / "b", "tiny_mini_phase_b.yaml",
+                         f"model.init_checkpoint={out / 'a' / 'checkpoint_last.pth'}", "run.epochs=2",
+                         "eval.every_epochs=1"))
+    return out
+
+
+def test_frozen_phase_leaves_the_trunk_bit_identical(trained):
+    start = torch.load(trained / "scratch" / "checkpoint_last.pth", weights_only=True)["model"]
+    a = torch.load(trained / "a" / "checkpoint_last.pth", weights_only=True)["model"]
+    b = torch.load(trained / "b" / "checkpoint_last.pth", weights_only=True)["model"]
+    assert set(start) == set(a) == set(b)
+    for key, value in a.items():
+        if key.startswith("trunk."):
+            assert torch.equal(value, start[key]), key  # phase a never touched the trunk
+    assert not torch.equal(a["head.weight"], start["head.weight"])  # but trained the head
+    assert any(not torch.equal(b[k], a[k]) for k in a if k.startswith("trunk.spatial."))  # phase b trains it
+
+
+def test_validation_is_recorded_and_selects_the_best(trained):
+    records = [r for r in read_metrics(trained / "b" / "metrics.jsonl") if "valid_tight_a_mAP" in r]
+    assert [r["epoch"] for r in records] == [1, 2]
+    best = max(r["valid_tight_a_mAP"] for r in records)
+    assert torch.load(trained / "b" / "checkpoint_best.pth", weights_only=True)["best_metric"] == pytest.approx(best)
+
+
+def test_evaluate_test_command_and_official_acceptance(trained, mini_soccernet, tmp_path):
+    completed = run_script(["evaluate.py", "--checkpoint", str(trained / "b" / "checkpoint_best.pth"),
+                            "--split", "test.txt", f"data.root={mini_soccernet}", "data.source=video",
+                            "--out", str(trained / "test")])
+    assert "tight" in completed.stdout and "loose" in completed.stdout
+    scores = json.loads((trained / "test" / "scores.json").read_text())
+    assert 0 <= scores["tight"]["a_mAP"] <= 1
+    raw = sorted((trained / "test" / "raw").rglob("scores_half*.npy"))
+    assert len(raw) == 2 and np.load(raw[0]).shape[1] == 17
+    action_spotting = pytest.importorskip("SoccerNet.Evaluation.ActionSpotting")
+    from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
+    labels = tmp_path / "labels"  # the official evaluator lists games from every JSON file under its labels root
+    for game in [line for line in (mini_soccernet / "test.txt").read_text().splitlines() if line]:
+        (labels / game).mkdir(parents=True)
+        (labels / game / "Labels-v2.json").write_bytes((mini_soccernet / game / "Labels-v2.json").read_bytes())
+    official = action_spotting.evaluate(SoccerNet_path=str(labels),
+                                        Predictions_path=str(trained / "test" / "predictions"),
+                                        prediction_file="results_spotting.json", version=2, framerate=2,
+                                        metric="tight", label_files="Labels-v2.json", dataset=None,
+                                        EVENT_DICTIONARY=EVENT_DICTIONARY_V2)
+    assert official["a_mAP"] == pytest.approx(scores["tight"]["a_mAP"], abs=1e-9)
