@@ -34,10 +34,10 @@ from utils import dist
 from utils.config import DataConfig, OptimConfig, RunConfig
 from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
-from utils.run import autocast, derived_values, parse_command_line
-from utils.schedules import scaled_lr, warmup_cosine
-from utils.trainer import (RunContext, StepTimer, build_loader, epoch_progress, log_derived, log_step, optimizer_step,
-                           resume, save_training, setup_run, wrap_ddp)
+from utils.run import autocast, parse_command_line
+from utils.trainer import (RunContext, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress, log_step,
+                           lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
+                           start_epoch, wrap_ddp)
 
 STAGE = "distill"
 
@@ -137,14 +137,9 @@ def main(cfg: DistillConfig) -> None:
     windows = functools.partial(epoch_windows, halves, functools.partial(
         jittered_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
     sampler = ShardedSampler(windows, ctx.info.rank, ctx.info.world_size, cfg.run.seed)
-    derived = derived_values(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)))
+    derived = plan_epochs(cfg, ctx, sampler, len(windows(0)), train_games=len(games),
+                          tokens_per_step=cfg.run.global_batch_size * cfg.model.window_seconds)
     steps_per_epoch = derived["steps_per_epoch"]
-    if cfg.run.max_steps_per_epoch:
-        steps_per_epoch = derived["steps_per_epoch"] = min(steps_per_epoch, cfg.run.max_steps_per_epoch)
-        derived["total_steps"] = steps_per_epoch * cfg.run.epochs
-    sampler.min_per_rank = steps_per_epoch * derived["batch_size_per_rank"]
-    log_derived({"train_games": len(games), "tokens_per_step": cfg.run.global_batch_size * cfg.model.window_seconds,
-                 **derived})
     dataset = WindowDataset(source, window_frames, cfg.model.img_size, bank=bank)
     loader = build_loader(dataset, sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
 
@@ -163,27 +158,16 @@ def main(cfg: DistillConfig) -> None:
 
     # ---------------------------------------------------------------- optimizer and per-step schedules
     optimizer = build_adamw(distill, cfg.optim)
-    total, warmup = derived["total_steps"], int(round(cfg.optim.warmup_epochs * steps_per_epoch))
-    batch = cfg.run.global_batch_size
-    schedules = {
-        "lr": warmup_cosine(scaled_lr(cfg.optim.lr, batch), scaled_lr(cfg.optim.min_lr, batch), total, warmup,
-                            scaled_lr(cfg.optim.warmup_start_lr, batch)),
-        "wd": warmup_cosine(cfg.optim.weight_decay, cfg.optim.weight_decay_end or cfg.optim.weight_decay, total),
-    }
+    schedules = lr_wd_schedules(cfg, derived)
 
     # ---------------------------------------------------------------- resume
     step, _, _ = resume(ctx, cfg.run, distill, optimizer, STAGE)
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):
-        sampler.set_epoch(epoch)
-        sampler.skip((step - epoch * steps_per_epoch) * derived["batch_size_per_rank"])
+        start_epoch(sampler, derived, epoch, step)
         step = train_one_epoch(ctx, cfg, model, distill, loader, optimizer, schedules, epoch, step, steps_per_epoch)
-        done = epoch + 1
-        if done % cfg.run.save_every_epochs == 0 or done == cfg.run.epochs:
-            save_training(ctx, "checkpoint_last.pth", model, optimizer, step, done, cfg, STAGE)
-        if done in cfg.run.snapshot_epochs:
-            save_training(ctx, f"checkpoint_epoch{done}.pth", model, optimizer, step, done, cfg, STAGE)
+        end_epoch_checkpoints(ctx, cfg, model, optimizer, step, epoch + 1, STAGE)
     logger.info(f"done: {ctx.output_dir / 'checkpoint_last.pth'} (initialise stage 3 with "
                 f"model.init_checkpoint=<that path>)")
     dist.cleanup()

@@ -39,10 +39,10 @@ from utils.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, load_checkpoint
 from utils.config import DataConfig, OptimConfig, RunConfig
 from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
-from utils.run import autocast, derived_values, parse_command_line
-from utils.schedules import scaled_lr, warmup_cosine
-from utils.trainer import (RunContext, StepTimer, build_loader, epoch_progress, log_derived, log_step, optimizer_step,
-                           resume, save_training, setup_run, wrap_ddp)
+from utils.run import autocast, parse_command_line
+from utils.trainer import (RunContext, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress, log_step,
+                           lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
+                           start_epoch, wrap_ddp)
 
 STAGE = "spotting"
 
@@ -186,13 +186,9 @@ def main(cfg: SpottingConfig) -> None:
     windows = functools.partial(epoch_windows, halves, functools.partial(
         uniform_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
     sampler = ShardedSampler(windows, ctx.info.rank, ctx.info.world_size, cfg.run.seed)
-    derived = derived_values(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)))
+    derived = plan_epochs(cfg, ctx, sampler, len(windows(0)), train_games=len(games),
+                          valid_games=len(valid_games))
     steps_per_epoch = derived["steps_per_epoch"]
-    if cfg.run.max_steps_per_epoch:
-        steps_per_epoch = derived["steps_per_epoch"] = min(steps_per_epoch, cfg.run.max_steps_per_epoch)
-        derived["total_steps"] = steps_per_epoch * cfg.run.epochs
-    sampler.min_per_rank = steps_per_epoch * derived["batch_size_per_rank"]
-    log_derived({"train_games": len(games), "valid_games": len(valid_games), **derived})
     dataset = WindowDataset(source, window_frames, cfg.model.img_size, labels=labels, radius=cfg.data.label_radius)
     loader = build_loader(dataset, sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
 
@@ -207,21 +203,14 @@ def main(cfg: SpottingConfig) -> None:
 
     # ---------------------------------------------------------------- optimizer and per-step schedules
     optimizer = build_adamw(spotting, cfg.optim)  # frozen parameters are left out
-    total, warmup = derived["total_steps"], int(round(cfg.optim.warmup_epochs * steps_per_epoch))
-    batch = cfg.run.global_batch_size
-    schedules = {
-        "lr": warmup_cosine(scaled_lr(cfg.optim.lr, batch), scaled_lr(cfg.optim.min_lr, batch), total, warmup,
-                            scaled_lr(cfg.optim.warmup_start_lr, batch)),
-        "wd": warmup_cosine(cfg.optim.weight_decay, cfg.optim.weight_decay_end or cfg.optim.weight_decay, total),
-    }
+    schedules = lr_wd_schedules(cfg, derived)
 
     # ---------------------------------------------------------------- resume
     step, best, _ = resume(ctx, cfg.run, spotting, optimizer, STAGE)
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):
-        sampler.set_epoch(epoch)
-        sampler.skip((step - epoch * steps_per_epoch) * derived["batch_size_per_rank"])
+        start_epoch(sampler, derived, epoch, step)
         step = train_one_epoch(ctx, cfg, model, spotting, loader, optimizer, schedules, epoch, step, steps_per_epoch)
         done = epoch + 1
         if (cfg.eval.every_epochs and done % cfg.eval.every_epochs == 0) or done == cfg.run.epochs:
@@ -234,8 +223,7 @@ def main(cfg: SpottingConfig) -> None:
                 best = tight
                 save_training(ctx, BEST_CHECKPOINT, model, optimizer, step, done, cfg, STAGE, best)
                 logger.info(f"new best tight a-mAP {100 * best:.2f}: {ctx.output_dir / BEST_CHECKPOINT}")
-        if done % cfg.run.save_every_epochs == 0 or done == cfg.run.epochs:
-            save_training(ctx, LAST_CHECKPOINT, model, optimizer, step, done, cfg, STAGE, best)
+        end_epoch_checkpoints(ctx, cfg, model, optimizer, step, done, STAGE, best)
     logger.info(f"done: {ctx.output_dir / LAST_CHECKPOINT}, best {ctx.output_dir / BEST_CHECKPOINT}")
     dist.cleanup()
 

@@ -27,10 +27,11 @@ from utils import dist
 from utils.config import DataConfig, OptimConfig, RunConfig
 from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
-from utils.run import autocast, derived_values, parse_command_line
-from utils.schedules import scaled_lr, warmup_cosine
-from utils.trainer import (RunContext, StepTimer, build_loader, epoch_progress, log_derived, log_step, optimizer_step,
-                           resume, save_training, setup_run, wrap_ddp)
+from utils.run import autocast, parse_command_line
+from utils.schedules import warmup_cosine
+from utils.trainer import (RunContext, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress, log_step,
+                           lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
+                           start_epoch, wrap_ddp)
 
 STAGE = "ssl"
 
@@ -118,13 +119,8 @@ def main(cfg: SSLConfig) -> None:
     games = split_games(cfg.data.train_split, cfg.data.root)
     clips = stage1_clips(half_lengths(source, games))
     sampler = ShardedSampler(lambda epoch: clips, ctx.info.rank, ctx.info.world_size, cfg.run.seed)
-    derived = derived_values(cfg.run, cfg.optim.lr, ctx.info.world_size, len(clips))
+    derived = plan_epochs(cfg, ctx, sampler, len(clips), train_games=len(games))
     steps_per_epoch = derived["steps_per_epoch"]
-    if cfg.run.max_steps_per_epoch:
-        steps_per_epoch = derived["steps_per_epoch"] = min(steps_per_epoch, cfg.run.max_steps_per_epoch)
-        derived["total_steps"] = steps_per_epoch * cfg.run.epochs
-    sampler.min_per_rank = steps_per_epoch * derived["batch_size_per_rank"]
-    log_derived({"train_games": len(games), **derived})
     dataset = ClipPairDataset(source, cfg.augment.crop_size, cfg.augment.crop_scale, cfg.augment.crop_ratio)
     loader = build_loader(dataset, sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
 
@@ -138,28 +134,18 @@ def main(cfg: SSLConfig) -> None:
 
     # ---------------------------------------------------------------- optimizer and per-step schedules
     optimizer = build_adamw(sce, cfg.optim)
-    total, warmup = derived["total_steps"], int(round(cfg.optim.warmup_epochs * steps_per_epoch))
-    batch = cfg.run.global_batch_size
-    schedules = {
-        "lr": warmup_cosine(scaled_lr(cfg.optim.lr, batch), scaled_lr(cfg.optim.min_lr, batch), total, warmup,
-                            scaled_lr(cfg.optim.warmup_start_lr, batch)),
-        "wd": warmup_cosine(cfg.optim.weight_decay, cfg.optim.weight_decay_end or cfg.optim.weight_decay, total),
-        "momentum": warmup_cosine(cfg.loss.momentum_start, cfg.loss.momentum_end, total),
-    }
+    schedules = lr_wd_schedules(cfg, derived)
+    schedules["momentum"] = warmup_cosine(cfg.loss.momentum_start, cfg.loss.momentum_end,
+                                          derived["total_steps"])
 
     # ---------------------------------------------------------------- resume
     step, _, _ = resume(ctx, cfg.run, sce, optimizer, STAGE)
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):
-        sampler.set_epoch(epoch)
-        sampler.skip((step - epoch * steps_per_epoch) * derived["batch_size_per_rank"])
+        start_epoch(sampler, derived, epoch, step)
         step = train_one_epoch(ctx, cfg, model, sce, loader, optimizer, schedules, epoch, step, steps_per_epoch)
-        done = epoch + 1
-        if done % cfg.run.save_every_epochs == 0 or done == cfg.run.epochs:
-            save_training(ctx, "checkpoint_last.pth", model, optimizer, step, epoch + 1, cfg, STAGE)
-        if done in cfg.run.snapshot_epochs:
-            save_training(ctx, f"checkpoint_epoch{done}.pth", model, optimizer, step, epoch + 1, cfg, STAGE)
+        end_epoch_checkpoints(ctx, cfg, model, optimizer, step, epoch + 1, STAGE)
     logger.info(f"done: {ctx.output_dir / 'checkpoint_last.pth'} (initialise stage 2 with "
                 f"model.init_checkpoint=<that path>)")
     dist.cleanup()

@@ -11,7 +11,7 @@ from data.games import split_games
 from data.samplers import Segment, jittered_windows
 from data.sources import StoreSource
 from models.losses import sce_token_loss
-from tests.conftest import ROOT, run_script
+from tests.conftest import run_script
 from utils.logs import read_metrics
 
 

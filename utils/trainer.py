@@ -20,7 +20,8 @@ from utils.checkpoint import (LAST_CHECKPOINT, find_resume_checkpoint, load_chec
                               save_checkpoint, training_state)
 from utils.config import RunConfig, config_to_dict
 from utils.logs import MetricsWriter, get_logger, progress, setup_logging
-from utils.run import autocast_dtype, format_derived, grad_scaler, record_run
+from utils.run import autocast_dtype, derived_values, format_derived, grad_scaler, record_run
+from utils.schedules import scaled_lr, warmup_cosine
 from utils.seed import seed_everything, worker_init_fn
 
 
@@ -56,8 +57,44 @@ def setup_run(config: Any) -> RunContext:
                       grad_scaler(info.device, amp_dtype))
 
 
-def log_derived(values: dict) -> None:
-    get_logger().info(format_derived(values))
+def plan_epochs(config: Any, ctx: RunContext, sampler, samples_per_epoch: int, **context: Any) -> dict:
+    """Per-rank batch, scaled LR, steps per epoch (capped by run.max_steps_per_epoch) and in total, printed once.
+
+    The sampler pads short epochs to the planned number of steps (stage 3 draws a variable number of windows)."""
+    derived = derived_values(config.run, config.optim.lr, ctx.info.world_size, samples_per_epoch)
+    if config.run.max_steps_per_epoch:
+        derived["steps_per_epoch"] = min(derived["steps_per_epoch"], config.run.max_steps_per_epoch)
+        derived["total_steps"] = derived["steps_per_epoch"] * config.run.epochs
+    sampler.min_per_rank = derived["steps_per_epoch"] * derived["batch_size_per_rank"]
+    get_logger().info(format_derived({**context, **derived}))
+    return derived
+
+
+def lr_wd_schedules(config: Any, derived: dict) -> dict[str, Any]:
+    """Per-step LR (linear warmup, then cosine; every value scaled by global_batch / 256) and weight decay."""
+    optim, batch = config.optim, config.run.global_batch_size
+    total = derived["total_steps"]
+    warmup = int(round(optim.warmup_epochs * derived["steps_per_epoch"]))
+    return {
+        "lr": warmup_cosine(scaled_lr(optim.lr, batch), scaled_lr(optim.min_lr, batch), total, warmup,
+                            scaled_lr(optim.warmup_start_lr, batch)),
+        "wd": warmup_cosine(optim.weight_decay, optim.weight_decay_end or optim.weight_decay, total),
+    }
+
+
+def start_epoch(sampler, derived: dict, epoch: int, step: int) -> None:
+    """Point the sampler at this epoch, past the batches a resumed run already did."""
+    sampler.set_epoch(epoch)
+    sampler.skip((step - epoch * derived["steps_per_epoch"]) * derived["batch_size_per_rank"])
+
+
+def end_epoch_checkpoints(ctx: RunContext, config: Any, model: nn.Module, optimizer, step: int, done: int,
+                          stage: str, best_metric: float | None = None) -> None:
+    """checkpoint_last.pth every run.save_every_epochs and at the end; checkpoint_epochN.pth at snapshot epochs."""
+    if done % config.run.save_every_epochs == 0 or done == config.run.epochs:
+        save_training(ctx, LAST_CHECKPOINT, model, optimizer, step, done, config, stage, best_metric)
+    if done in config.run.snapshot_epochs:
+        save_training(ctx, f"checkpoint_epoch{done}.pth", model, optimizer, step, done, config, stage, best_metric)
 
 
 def build_loader(dataset: torch.utils.data.Dataset, sampler: torch.utils.data.Sampler, batch_size: int,
