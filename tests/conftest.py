@@ -1,8 +1,10 @@
 """Shared fixtures: one generated mini-SoccerNet (and its frame store) per test session."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,14 @@ def run_script(args: list[str], nproc: int = 1, timeout: int = 600, check: bool 
         raise AssertionError(f"{' '.join(args)} failed ({completed.returncode}):\n{completed.stdout[-3000:]}\n"
                              f"{completed.stderr[-5000:]}")
     return completed
+
+
+def kill_after_first_checkpoint(args: list[str], output_dir: Path, timeout: int = 300) -> None:
+    """Start a training script and SIGKILL it as soon as it has written checkpoint_last.pth, as a crash would."""
+    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not (output_dir / "checkpoint_last.pth").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()

@@ -11,7 +11,7 @@ from data.games import split_games
 from data.samplers import Segment, jittered_windows
 from data.sources import StoreSource
 from models.losses import sce_token_loss
-from tests.conftest import run_script
+from tests.conftest import kill_after_first_checkpoint, run_script
 from utils.logs import read_metrics
 
 
@@ -164,3 +164,18 @@ def test_two_processes_equal_one_process(reduced_bank, tmp_path):
     for key in one:
         if key.startswith(("trunk.", "projector.")):
             torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_killed_run_resumes_with_the_same_next_loss(reduced_bank, tmp_path):
+    common = ["run.epochs=6", "run.max_steps_per_epoch=2", "run.global_batch_size=4", "model.window_seconds=8",
+              "data.windows_per_half=4", "run.save_every_epochs=1", "run.log_every_steps=1"]
+    run_script(distill_args(reduced_bank, tmp_path / "straight", *common))
+    reference = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "straight" / "metrics.jsonl")}
+    out = tmp_path / "killed"
+    kill_after_first_checkpoint(distill_args(reduced_bank, out, *common), out)
+    saved = torch.load(out / "checkpoint_last.pth", weights_only=True)["step"]
+    assert saved < 12, "the run finished before it could be killed"
+    run_script(distill_args(reduced_bank, out, *common))
+    resumed = {r["step"]: r["loss"] for r in read_metrics(out / "metrics.jsonl")}
+    assert sorted(resumed) == list(range(1, 13))
+    assert resumed[saved + 1] == pytest.approx(reference[saved + 1], rel=1e-5)

@@ -2,10 +2,6 @@
 
 import json
 import math
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +11,7 @@ import torch.nn.functional as F
 from models.losses import sce_loss
 from models.registry import build_spatial
 from models.sce import SCEModel
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT, kill_after_first_checkpoint, run_script
 from train_ssl import SSLConfig
 from utils.config import load_config
 from utils.logs import read_metrics
@@ -131,13 +127,7 @@ def test_killed_run_resumes_with_the_same_next_loss(mini_soccernet, tmp_path):
     reference = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "straight" / "metrics.jsonl")}
 
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, *tiny_args(mini_soccernet, out, *common)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (out / "checkpoint_last.pth").exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_after_first_checkpoint(tiny_args(mini_soccernet, out, *common), out)
     saved = torch.load(out / "checkpoint_last.pth", weights_only=True)["step"]
     assert saved < 16, "the run finished before it could be killed"
     run_script(tiny_args(mini_soccernet, out, *common))
