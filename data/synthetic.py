@@ -95,13 +95,13 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) 
 
 
 def _pitch_texture(rng: np.random.Generator) -> np.ndarray:
-    """A wide scene the camera pans over: grey stands on top, grass with mowing stripes, pitch lines, and large
-    light and shade fields. The large structures differ along the pitch, so every second of video has its own look
-    (two crops of one clip share it: stage 1 has something to learn); the fine grain gives the codec real work.
-    The scene is kept unsaturated so that the saturated event glyphs are the only strong colours in a frame."""
+    """A wide scene the camera pans over: grey stands on top, grass with mowing stripes, pitch lines, and large colour
+    fields. The large structures differ along the pitch, so every second of video has its own look (two crops of one
+    clip share it: stage 1 has something to learn); the fine grain gives the codec real work. The stands are grey so
+    that the fully saturated event glyphs stay the strongest colours in a frame."""
     height, width = HEIGHT + 160, WIDTH * 3
     grass = np.array([60.0, 130.0, 55.0]) + 6.0 * _smooth_noise(rng, height, width, 8)
-    grass += 45.0 * _smooth_noise(rng, height, width, 96)[..., :1]  # large light / shade fields, colourless
+    grass += 45.0 * _smooth_noise(rng, height, width, 96)  # large, slowly varying colour fields (muted next to glyphs)
     grass += ((np.arange(width) // 40) % 2)[None, :, None] * 18.0
     stands = height // 4
     blocks = np.repeat(rng.uniform(30, 200, (stands // 24 + 1, width // 36 + 1, 1)), 3, axis=2)

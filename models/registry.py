@@ -23,7 +23,7 @@ SPATIAL_PRESETS: dict[str, dict] = {
     "vit_small": {"kind": "vit", "dim": 384, "depth": 12, "num_heads": 6, "patch_size": 16},
     "swin_tiny": {"kind": "swin", "embed_dim": 96, "depths": (2, 2, 6, 2), "num_heads": (3, 6, 12, 24),
                   "window": 7, "patch_size": 4},
-    "vit_micro": {"kind": "vit", "dim": 64, "depth": 4, "num_heads": 2, "patch_size": 8},
+    "vit_micro": {"kind": "vit", "dim": 64, "depth": 4, "num_heads": 2, "patch_size": 16},
 }
 VIDEO_PRESETS: dict[str, dict] = {
     "vivit_tiny": {"spatial": "vit_tiny", "temporal_heads": 3},
