@@ -96,7 +96,7 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
     split = args.split or cfg.data.test_split
     games = split_games(split, cfg.data.root)
     torch.manual_seed(cfg.run.seed)
-    model = SpottingModel(build_video(cfg.model))
+    model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
     if args.checkpoint is not None:
         load_spotting(model, args.checkpoint, cfg.model.name)
     model.to(info.device).eval()

@@ -60,6 +60,7 @@ class SpottingDataConfig(DataConfig):
 class SpottingModelConfig(ModelConfig):
     init_checkpoint: str = ""  # stage 2 (phase a), stage 3a (phase b), stage 1 or '' (ablations)
     freeze_trunk: bool = False  # phase a: train the head alone, the trunk frozen and in eval mode
+    head_bias_prior: float = 0.0  # > 0: start the head at this probability per class (0: the official zero bias)
 
 
 @dataclasses.dataclass
@@ -95,7 +96,7 @@ class SpottingConfig:
 # ----------------------------------------------------------------------------------------------------------------------
 def build_model(cfg: SpottingConfig) -> SpottingModel:
     """The spotting model, initialised from whatever stage the checkpoint comes from."""
-    model = SpottingModel(build_video(cfg.model))
+    model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
     path = cfg.model.init_checkpoint
     if not path:
         get_logger().warning("model.init_checkpoint is empty: training from random weights (the no-pretraining "

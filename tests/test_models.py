@@ -200,3 +200,9 @@ def test_activation_checkpointing_gives_the_same_gradients():
     checkpointed(video).sum().backward()
     for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_spotting_head_can_start_at_a_prior_probability():
+    model = SpottingModel(build_video(micro_config()), bias_prior=0.01)
+    torch.testing.assert_close(torch.sigmoid(model.head.bias), torch.full((17,), 0.01))
+    assert torch.equal(SpottingModel(build_video(micro_config())).head.bias, torch.zeros(17))  # official: zero
