@@ -7,7 +7,7 @@ Positions are frame indices at 2 fps (frame k = k / 2 s); a clip or window is (g
 - stage 3 training: per half, the first and the last window always, plus windows drawn uniformly on the 2 fps grid,
   each draw removing the starts within one window length of it, start candidates excluding the first and last
   half-window of the half;
-- inference: sliding windows with a stride, the last one aligned to the end.
+- inference: sliding windows with a stride, the last one aligned to the end (`evaluation.inference.window_starts`).
 """
 
 from __future__ import annotations
@@ -61,15 +61,6 @@ def uniform_windows(num_frames: int, count: int, window_frames: int, rng: np.ran
         starts.append(int(pick))
         available &= np.abs(candidates - pick) >= window_frames  # random windows never overlap each other
     return sorted(starts)
-
-
-def sliding_windows(num_frames: int, window_frames: int, stride_frames: int) -> list[int]:
-    """Inference: starts 0, stride, 2 stride, ... and a last window aligned to the end of the half."""
-    last = max(num_frames - window_frames, 0)
-    starts = list(range(0, last + 1, stride_frames))
-    if starts[-1] != last:
-        starts.append(last)
-    return starts
 
 
 def epoch_windows(halves: dict[tuple[str, int], int], per_half: Callable[..., list[int]],
