@@ -6,6 +6,8 @@
                              [--metric tight|loose|at1..at5|all] [--json OUT]
     python evaluate.py postprocess --raw RAW_DIR --out PRED_DIR [--nms soft --window 20 --threshold 0.001] [--zip Z]
     python evaluate.py ensemble --raw RUN1_RAW RUN2_RAW [...] --out-raw RAW_DIR --out PRED_DIR [--zip Z]
+    python evaluate.py spot VIDEO [VIDEO ...] --checkpoint CKPT [--out DIR] [--second-half-start S | --match-halves]
+    python evaluate.py import-eztorch comedian_vivit_tiny_seed42.pth --out CKPT
 
 Scoring needs no model and no GPU: it reads SoccerNet label and prediction trees and returns exactly what the official
 `SoccerNet.Evaluation.ActionSpotting.evaluate` returns (tests/test_metric.py compares them), much faster.
@@ -14,6 +16,7 @@ Scoring needs no model and no GPU: it reads SoccerNet label and prediction trees
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 from pathlib import Path
@@ -61,45 +64,63 @@ def command_ensemble(args: argparse.Namespace) -> None:
                                            threshold=args.threshold, zip=args.zip))
 
 
-def inference_config(args: argparse.Namespace):
-    """The stage-3 config for inference: --config (or the one stored in the checkpoint), overrides last; the model
-    section always comes from the checkpoint, which knows what it holds."""
+def inference_config(args: argparse.Namespace, stored: dict | None = None, preset: str | None = None):
+    """The stage-3 config for inference: --config (or the one stored in the checkpoint), overrides last. The model
+    section always comes from the checkpoint, which knows what it holds; a released eztorch file stores no config,
+    so its model section is the paper's (64 s windows, 224x224, temporal depth 6) for its preset."""
     import dataclasses
 
-    from train_spotting import SpottingConfig
-    from utils.checkpoint import load_checkpoint
+    from train_spotting import SpottingConfig, SpottingModelConfig
     from utils.config import config_from_dict, load_config, with_overrides
 
     if args.checkpoint is None:  # an untrained model, built from --config alone
         if not args.config:
             raise ValueError("give --checkpoint, or --config with --random-init for an untrained model")
         return with_overrides(SpottingConfig, load_config(SpottingConfig, args.config), args.overrides)
-    stored = config_from_dict(SpottingConfig, load_checkpoint(args.checkpoint)["config"])
-    chosen = load_config(SpottingConfig, args.config) if args.config else stored
-    return with_overrides(SpottingConfig, dataclasses.replace(chosen, model=stored.model), args.overrides)
+    if stored is not None:
+        stored_cfg = config_from_dict(SpottingConfig, stored)
+    else:  # released weights: the paper's settings; data.root stays empty until given (command_predict checks it)
+        stored_cfg = SpottingConfig(model=SpottingModelConfig(name=preset))
+        stored_cfg.run.output_dir, stored_cfg.data.root = str(Path(args.checkpoint).parent), ""
+    chosen = load_config(SpottingConfig, args.config) if args.config else stored_cfg
+    return with_overrides(SpottingConfig, dataclasses.replace(chosen, model=stored_cfg.model), args.overrides)
+
+
+def build_inference_model(args: argparse.Namespace):
+    """(config, SpottingModel on CPU in eval mode) from --checkpoint (this project's or a released eztorch file) or
+    from --config with --random-init."""
+    import torch
+
+    from models.heads import SpottingModel
+    from models.loading import load_spotting_weights, read_spotting_weights
+    from models.registry import build_video
+
+    state = stored = preset = None
+    if args.checkpoint is not None:
+        state, preset, stored, what = read_spotting_weights(args.checkpoint)
+    cfg = inference_config(args, stored, preset)
+    torch.manual_seed(cfg.run.seed)
+    model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
+    if state is not None:
+        load_spotting_weights(model, state, what)
+    return cfg, model.eval()
 
 
 def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
-    import torch
-
     from data.games import split_games
     from data.sources import build_source
     from evaluation.inference import predict_games
-    from models.heads import SpottingModel
-    from models.loading import load_spotting
-    from models.registry import build_video
     from utils import dist
     from utils.run import autocast_dtype
 
-    cfg = inference_config(args)
+    cfg, model = build_inference_model(args)
+    if not cfg.data.root:
+        raise ValueError("data.root is not set (released checkpoints carry no data settings): add "
+                         "data.root=/path/to/soccernet, or --config with a stage-3 YAML")
     info = dist.init_distributed(cfg.run.device)
     split = args.split or cfg.data.test_split
     games = split_games(split, cfg.data.root)
-    torch.manual_seed(cfg.run.seed)
-    model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
-    if args.checkpoint is not None:
-        load_spotting(model, args.checkpoint, cfg.model.name)
-    model.to(info.device).eval()
+    model.to(info.device)
     source = build_source(cfg.data.source, cfg.data.root, cfg.data.store, cfg.data.frames_root, cfg.data.resolution)
     out = args.out or Path(args.checkpoint or cfg.run.output_dir).parent / f"inference_{Path(split).stem}"
     predictions = predict_games(model, source, games, out, cfg.model.window_seconds, cfg.model.img_size, info.device,
@@ -117,6 +138,74 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
             write_results(results, out / "scores.json")
             print(f"wrote {out / 'scores.json'}")
     dist.cleanup()
+
+
+def spot_jobs(videos: list[Path], match_halves: bool) -> list[tuple[str, list[tuple[Path, int]]]]:
+    """(output name, [(file, half)]) per game: every file alone as half 1, or consecutive pairs as halves 1 and 2."""
+    if not match_halves:
+        return [(video.stem, [(video, 1)]) for video in videos]
+    if len(videos) % 2:
+        raise ValueError(f"--match-halves takes files two by two (half 1, half 2); got {len(videos)} files")
+    return [(first.stem, [(first, 1), (second, 2)]) for first, second in zip(videos[::2], videos[1::2])]
+
+
+def command_spot(args: argparse.Namespace) -> None:
+    """Any video file(s) -> results_spotting.json, spotting.txt, timeline.svg (evaluation/spot.py)."""
+    from data.video import VideoError
+    from evaluation.spot import SpotSettings, spot_file, write_outputs
+    from utils.dist import init_distributed
+    from utils.run import autocast_dtype
+
+    if args.match_halves and args.second_half_start is not None:
+        raise ValueError("--match-halves (one file per half) and --second-half-start (one file per match) exclude "
+                         "each other")
+    jobs = spot_jobs(args.videos, args.match_halves)
+    args.overrides, args.random_init = [], False
+    cfg, model = build_inference_model(args)
+    device = init_distributed(args.device).device
+    model.to(device)
+    settings = SpotSettings(cfg.model.window_seconds, cfg.model.img_size, cfg.eval.window_stride_seconds,
+                            cfg.eval.trim_seconds, args.batch_size or cfg.eval.batch_size, cfg.eval.nms,
+                            cfg.eval.nms_window, cfg.eval.nms_threshold, args.min_confidence)
+    amp_dtype = autocast_dtype(cfg.run.precision, device)
+    failed = []
+    for name, files in jobs:
+        try:
+            scores = {}
+            for path, half in files:
+                scores.update(spot_file(model, path, settings, device, amp_dtype, args.second_half_start, half))
+        except (VideoError, FileNotFoundError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed.append(name)
+            continue
+        written = write_outputs(args.out, name, scores, settings)
+        print(f"{name}: " + ", ".join(str(path) for path in written.values()))
+    if failed:
+        sys.exit(f"error: {len(failed)} of {len(jobs)} videos could not be spotted: {', '.join(failed)}")
+
+
+def command_import_eztorch(args: argparse.Namespace) -> None:
+    """A released eztorch COMEDIAN file -> a stage-3 checkpoint of this project (loadable by every command)."""
+    import torch
+
+    from models.eztorch import convert_state, is_eztorch_state
+    from train_spotting import SpottingModelConfig
+    from utils.checkpoint import FORMAT_VERSION, save_checkpoint
+    from utils.config import config_to_dict
+
+    raw = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    if not is_eztorch_state(raw):
+        raise ValueError(f"{args.checkpoint}: no trunk.transformer.* keys: not a released COMEDIAN (eztorch) file")
+    conversion = convert_state(raw)
+    print(conversion.report())
+    args.config, args.overrides = None, []
+    cfg, model = build_inference_model(args)  # converts again and loads strictly: every key and shape checked
+    config = config_to_dict(dataclasses.replace(cfg, model=SpottingModelConfig(name=conversion.preset)))
+    save_checkpoint(args.out, {"format_version": FORMAT_VERSION, "model": model.state_dict(), "optimizer": None,
+                               "scaler": None, "step": 0, "epoch": 0, "best_metric": None, "rng_states": [],
+                               "config": config, "extra": {"stage": "spotting", "imported_from": str(args.checkpoint)}})
+    print(f"wrote {args.out} ({conversion.preset}); evaluate it with: python evaluate.py test --checkpoint {args.out} "
+          f"--split test data.root=/path/to/soccernet")
 
 
 PAPER_ROWS = {  # SoccerNet-v2 test split, COMEDIAN.md section 8 (DOCS + PWC)
@@ -192,6 +281,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--zip", type=Path, default=None, help="also write a challenge zip")
         p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. data.root=/data/soccernet")
         p.set_defaults(run=functools.partial(command_predict, with_score=name == "test"))
+
+    p = commands.add_parser("spot", help="spot actions in any video file(s): results_spotting.json, a list and a "
+                                         "timeline picture per video")
+    p.add_argument("videos", type=Path, nargs="+", help="video files PyAV can open (mp4, mkv, avi, ...)")
+    p.add_argument("--checkpoint", type=Path, required=True,
+                   help="a train_spotting.py checkpoint or a released COMEDIAN .pth")
+    p.add_argument("--config", default=None, help="stage-3 YAML for the eval settings (default: the checkpoint's)")
+    p.add_argument("--out", type=Path, default=Path("spotting"), help="output folder (default: ./spotting)")
+    p.add_argument("--second-half-start", type=float, default=None,
+                   help="each file is a whole match: half 2 starts at this many seconds")
+    p.add_argument("--match-halves", action="store_true",
+                   help="files come two by two: half 1 then half 2 of one match")
+    p.add_argument("--min-confidence", type=float, default=0.5,
+                   help="threshold of the human-readable list and the timeline's dots (the JSON keeps everything)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: eval.batch_size)")
+    p.set_defaults(run=command_spot)
+
+    p = commands.add_parser("import-eztorch", help="convert a released COMEDIAN checkpoint (eztorch) into this "
+                                                   "project's stage-3 format, checking every key and shape")
+    p.add_argument("checkpoint", type=Path, help="comedian_{vivit,viswin}_tiny_seed*.pth")
+    p.add_argument("--out", type=Path, required=True, help="the checkpoint to write")
+    p.set_defaults(run=command_import_eztorch)
 
     p = commands.add_parser("table", help="Markdown table of runs' scores.json next to the paper's numbers")
     p.add_argument("--run", dest="runs", action="append", required=True,

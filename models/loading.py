@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from models.registry import VIDEO_PRESETS, spatial_preset_of
 from models.video import VideoTransformer
-from utils.checkpoint import load_checkpoint
+from utils.checkpoint import check_checkpoint, load_checkpoint
 
 
 class CheckpointMismatch(ValueError):
@@ -107,3 +108,35 @@ def load_spotting(model: nn.Module, path: str | os.PathLike, video_preset: str) 
     if trained != video_preset:
         raise CheckpointMismatch(f"{path} holds a {trained!r} spotting model, but this run builds {video_preset!r}")
     load_exact(model, state, set(), f"stage-3 checkpoint {path}")
+
+
+def read_spotting_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str, dict | None, str]:
+    """(state in SpottingModel names, video preset, stored config dict or None, what the file is) of a stage-3
+    checkpoint of this project or of a released eztorch COMEDIAN file, converted in memory (models/eztorch.py)."""
+    from models.eztorch import convert_state, is_eztorch_state
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise RuntimeError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from error
+    if is_eztorch_state(raw):
+        conversion = convert_state(raw)
+        return conversion.state, conversion.preset, None, conversion.report()
+    checkpoint = check_checkpoint(raw, path)
+    stage = checkpoint.get("extra", {}).get("stage")
+    if stage != "spotting":
+        raise CheckpointMismatch(f"{path} is a checkpoint of stage {stage!r}, expected a stage-3 ('spotting') "
+                                 f"checkpoint or a released COMEDIAN file")
+    config = checkpoint["config"]
+    return checkpoint["model"], config.get("model", {}).get("name"), config, f"stage-3 checkpoint {path}"
+
+
+def load_spotting_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load of a spotting state; only the temporal mask token (a training-time parameter that the released
+    checkpoints may lack) may be missing."""
+    from models.eztorch import OPTIONAL_KEYS
+
+    load_exact(model, state, OPTIONAL_KEYS - set(state), source)

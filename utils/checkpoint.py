@@ -65,6 +65,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
         raise RuntimeError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from error
+    return check_checkpoint(state, path)
+
+
+def check_checkpoint(state: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """`state` if it is a training checkpoint of this project, else an error naming the file and what was found."""
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a checkpoint dict, got {type(state).__name__}")
     missing = [key for key in REQUIRED_KEYS if key not in state]
