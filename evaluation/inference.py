@@ -58,6 +58,15 @@ def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_fra
 
 
 @torch.no_grad()
+def window_scores(model: nn.Module, frames: torch.Tensor, device: torch.device,
+                  amp_dtype: torch.dtype | None) -> np.ndarray:
+    """(B, F, 3, S, S) uint8 windows -> (B, F / 2, C) float32 sigmoid scores, the model in whatever mode it is in."""
+    with autocast(device, amp_dtype):
+        logits = model(to_model_input(frames.to(device, non_blocking=True)))
+    return torch.sigmoid(logits.float()).cpu().numpy()
+
+
+@torch.no_grad()
 def predict_half(model: nn.Module, source: FrameSource, game: str, half: int, window_seconds: int = 64,
                  stride_seconds: int = 32, trim_seconds: int = 12, img_size: int = 224, batch_size: int = 4,
                  device: torch.device = torch.device("cpu"), amp_dtype: torch.dtype | None = None) -> np.ndarray:
@@ -71,9 +80,7 @@ def predict_half(model: nn.Module, source: FrameSource, game: str, half: int, wi
             chunk = starts[index:index + batch_size]
             frames = torch.stack([resize_frames(source.read(game, half, 2 * s, 2 * window_seconds), img_size)
                                   for s in chunk])  # (B, F, 3, S, S) uint8
-            with autocast(device, amp_dtype):
-                logits = model(to_model_input(frames.to(device, non_blocking=True)))
-            yield from zip(chunk, torch.sigmoid(logits.float()).cpu().numpy())
+            yield from zip(chunk, window_scores(model, frames, device, amp_dtype))
 
     return merge_window_scores(windows(), num_frames, num_seconds, trim_seconds)
 

@@ -1,0 +1,163 @@
+"""Spot actions in any video file (`python evaluate.py spot VIDEO ... --checkpoint CKPT`).
+
+A video is decoded once, front to back, at 2 fps (the source frame nearest each k / 2 s, as for SoccerNet), each
+frame resized to 224x224 by PyAV's bilinear scaler (what `data.prepare` stores) and then to the model's input size
+(what the loaders do), and pushed into a `HalfSpotter`. The spotter keeps only the last window's frames (a ring
+buffer of 2 x window + 1 frames) and runs a window as soon as its last frame has arrived, so memory stays flat
+however long the video is; the per-window scores are merged exactly as `evaluation.inference.predict_half` merges
+them (same starts, trim and max). A half shorter than one window is padded with its last frame and the padding's
+scores are cut off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from data.augment import resize_frames
+from data.labels import CLASSES
+from data.video import frame_to_rgb, iter_frames, probe_video
+from evaluation.inference import merge_window_scores, window_scores
+from evaluation.postprocess import game_predictions, write_raw_meta, write_raw_scores
+from evaluation.predictions import write_game_predictions
+from evaluation.timeline import write_timeline
+from utils.logs import progress
+
+FPS = 2.0
+DECODE_SIZE = (224, 224)  # the frame store's size: frames go through the same two resizes as in training
+
+
+class HalfSpotter:
+    """Streaming sliding-window inference over one half, fed one (3, S, S) uint8 frame at a time."""
+
+    def __init__(self, model: nn.Module, window_seconds: int, stride_seconds: int, trim_seconds: int,
+                 batch_size: int, device: torch.device, amp_dtype: torch.dtype | None):
+        self.model, self.window, self.stride, self.trim = model, window_seconds, stride_seconds, trim_seconds
+        self.batch_size, self.device, self.amp_dtype = batch_size, device, amp_dtype
+        self.buffer: deque[torch.Tensor] = deque(maxlen=2 * window_seconds + 1)
+        self.count = 0  # frames pushed
+        self.next_start = 0  # seconds: start of the next regular window
+        self.pending: list[tuple[int, torch.Tensor]] = []  # (start, (F, 3, S, S)) windows waiting for a batch
+        self.done: list[tuple[int, np.ndarray]] = []  # (start, (T, C)) scores
+        self.windows_run = 0
+
+    def push(self, frame: torch.Tensor) -> None:
+        self.buffer.append(frame)
+        self.count += 1
+        # the regular window starting at next_start is complete when its last frame, 2 (start + window) - 1, is in
+        if 2 * (self.next_start + self.window) == self.count:
+            self._queue(self.next_start, list(self.buffer)[-2 * self.window:])
+            self.next_start += self.stride
+
+    def _queue(self, start: int, frames: list[torch.Tensor]) -> None:
+        self.pending.append((start, torch.stack(frames)))
+        if len(self.pending) >= self.batch_size:
+            self._run()
+
+    def _run(self) -> None:
+        if not self.pending:
+            return
+        starts = [start for start, _ in self.pending]
+        scores = window_scores(self.model, torch.stack([frames for _, frames in self.pending]), self.device,
+                               self.amp_dtype)
+        self.done += list(zip(starts, scores))
+        self.windows_run += len(starts)
+        self.pending = []
+
+    def finish(self) -> np.ndarray:
+        """(frames, C) merged scores of the half; the spotter cannot be fed afterwards."""
+        if self.count == 0:
+            raise ValueError("no frame was decoded for this half")
+        num_frames, num_seconds = self.count, self.count // 2
+        if num_seconds < self.window:  # too short for one window: pad with the last frame, cut the padding's scores
+            frames = list(self.buffer) + [self.buffer[-1]] * (2 * self.window - len(self.buffer))
+            self.pending = [(0, torch.stack(frames[:2 * self.window]))]
+            self._run()
+            merged = merge_window_scores(self.done, 2 * self.window, self.window, self.trim)
+            return merged[:num_frames]
+        last = num_seconds - self.window  # the end-aligned window, unless a regular one already starts there
+        if max(start for start, _ in self.done + self.pending) != last:
+            offset = self.count - 2 * last  # frames from the last window's first frame to the end of the buffer
+            frames = list(self.buffer)[len(self.buffer) - offset:][:2 * self.window]
+            self.pending.append((last, torch.stack(frames)))
+        self._run()
+        return merge_window_scores(self.done, num_frames, num_seconds, self.trim)
+
+
+@dataclasses.dataclass
+class SpotSettings:
+    window_seconds: int
+    img_size: int
+    stride_seconds: int = 32
+    trim_seconds: int = 12
+    batch_size: int = 4
+    nms: str = "soft"
+    nms_window: int = 20
+    nms_threshold: float = 0.001
+    min_confidence: float = 0.5  # for the human-readable list and the timeline's markers
+
+
+def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torch.device,
+              amp_dtype: torch.dtype | None, second_half_start: float | None = None,
+              half: int = 1) -> dict[int, np.ndarray]:
+    """{half: (frames, C) scores} of one video: the whole file as `half`, or split into halves 1 and 2 at
+    second_half_start seconds. Decoding and model run interleaved, with a progress bar in video seconds."""
+    info = probe_video(path)
+    total = info.num_frames(FPS)
+    split = None if second_half_start is None else int(round(second_half_start * FPS))
+    if split is not None and not 0 < split < total:
+        raise ValueError(f"{path}: --second-half-start {second_half_start} s is outside the video (0 to "
+                         f"{info.duration:.1f} s)")
+
+    def new_spotter():
+        return HalfSpotter(model, settings.window_seconds, settings.stride_seconds, settings.trim_seconds,
+                           settings.batch_size, device, amp_dtype)
+
+    spotters = {half if split is None else 1: new_spotter()}
+    current = next(iter(spotters))
+    bar = progress(total=round(total / FPS, 1), desc=f"spotting {path.name} (video s)")
+    last_frame = last_tensor = None
+    for k, frame in iter_frames(path, FPS, 0, total, info):
+        if split is not None and k == split:
+            spotters[2] = new_spotter()
+            current = 2
+        if frame is not last_frame:  # sources below 2 fps repeat a frame: convert it once
+            last_frame = frame
+            rgb = torch.from_numpy(frame_to_rgb(frame, DECODE_SIZE))  # (224, 224, 3)
+            last_tensor = resize_frames(rgb[None], settings.img_size)[0]  # (3, S, S)
+        spotters[current].push(last_tensor)
+        bar.update(1 / FPS)
+        bar.set_postfix(windows=sum(s.windows_run for s in spotters.values()), refresh=False)
+    scores = {number: spotter.finish() for number, spotter in spotters.items()}
+    bar.close()
+    return scores
+
+
+def write_spotting_list(path: Path, predictions: list[dict], min_confidence: float) -> Path:
+    """A plain-text table, one action per line in time order: half, game time, class, confidence."""
+    rows = [p for p in predictions if p["confidence"] >= min_confidence]
+    lines = [f"# actions with confidence >= {min_confidence} ({len(rows)} of {len(predictions)} predictions; all of "
+             f"them are in results_spotting.json)", f"{'half':<5} {'time':>8}  {'class':<26} confidence"]
+    for p in rows:
+        lines.append(f"{p['half']:<5} {p['gameTime'].split(' - ')[1]:>8}  {p['label']:<26} {p['confidence']:.3f}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_outputs(out_dir: Path, name: str, scores: dict[int, np.ndarray], settings: SpotSettings) -> dict[str, Path]:
+    """results_spotting.json (official schema), spotting.txt, timeline.svg and raw/scores_half*.npy under
+    out_dir/name/."""
+    predictions = game_predictions(scores, FPS, settings.nms, settings.nms_window, settings.nms_threshold)
+    folder = out_dir / name
+    write_raw_meta(folder / "raw", FPS)
+    for half, half_scores in scores.items():
+        write_raw_scores(folder / "raw", ".", half, half_scores)
+    return {"results": write_game_predictions(out_dir, name, predictions),
+            "list": write_spotting_list(folder / "spotting.txt", predictions, settings.min_confidence),
+            "timeline": write_timeline(folder / "timeline.svg", scores, FPS, CLASSES, predictions,
+                                       settings.min_confidence, title=name)}

@@ -1,0 +1,92 @@
+"""A timeline picture of per-class spotting scores, written as a self-contained SVG (no plotting library needed).
+
+One panel per half, one lane per class: the lane's filled curve is the class's score over time (0 at the lane's
+bottom, 1 at its top; max-pooled to at most MAX_POINTS columns so a 45-minute half stays light), and a dot with the
+confidence marks every spotted action above the list threshold.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+
+MAX_POINTS = 900  # columns per lane
+LANE = 18  # px per class lane
+LEFT, RIGHT, PLOT_WIDTH = 190, 20, 900
+PANEL_GAP = 46
+
+
+def _pooled(scores: np.ndarray, columns: int) -> np.ndarray:
+    """(T, C) -> (columns, C) max over equal time slices (so a short peak survives the downsampling)."""
+    if len(scores) <= columns:
+        return scores
+    edges = np.linspace(0, len(scores), columns + 1).astype(int)
+    return np.maximum.reduceat(scores, edges[:-1], axis=0)
+
+
+def _tick_step(seconds: float) -> int:
+    for step in (5, 10, 30, 60, 120, 300, 600, 900):
+        if seconds / step <= 10:
+            return step
+    return 1800
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], fps: float, classes: list[str],
+                   predictions: list[dict], min_confidence: float, title: str = "") -> Path:
+    """Write the SVG; half_scores: {half: (frames, C) scores at fps}; predictions in the official schema."""
+    num_classes = len(classes)
+    panel_height = num_classes * LANE + 30
+    height = 40 + len(half_scores) * (panel_height + PANEL_GAP)
+    width = LEFT + PLOT_WIDTH + RIGHT
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="10" y="22" font-size="15" font-weight="bold">{html.escape(title)}</text>',
+           f'<text x="{width - RIGHT}" y="22" text-anchor="end" fill="#555">filled: score per class over time; '
+           f'dots: spotted actions with confidence &gt;= {min_confidence}</text>']
+    top = 40
+    for half, scores in sorted(half_scores.items()):
+        seconds = len(scores) / fps
+        pooled = _pooled(np.asarray(scores, np.float64), MAX_POINTS)
+        xs = LEFT + np.arange(len(pooled) + 1) * PLOT_WIDTH / len(pooled)
+        out.append(f'<text x="10" y="{top + 12}" font-weight="bold">half {half}</text>')
+        for index, name in enumerate(classes):
+            base = top + 16 + (index + 1) * LANE
+            fill = "#f4f6f8" if index % 2 else "#ffffff"
+            out.append(f'<rect x="{LEFT}" y="{base - LANE}" width="{PLOT_WIDTH}" height="{LANE}" fill="{fill}"/>')
+            out.append(f'<text x="{LEFT - 6}" y="{base - 5}" text-anchor="end">{html.escape(name)}</text>')
+            # a step curve: each pooled column is a flat segment
+            ys = base - pooled[:, index] * (LANE - 2)
+            points = [f"{LEFT:.1f},{base}"]
+            for column, y in enumerate(ys):
+                points.append(f"{xs[column]:.1f},{y:.1f} {xs[column + 1]:.1f},{y:.1f}")
+            points.append(f"{xs[-1]:.1f},{base}")
+            out.append(f'<polygon points="{" ".join(points)}" fill="#3b7dd8" fill-opacity="0.75"/>')
+        bottom = top + 16 + num_classes * LANE
+        step = _tick_step(seconds)
+        for tick in range(0, int(seconds) + 1, step):
+            x = LEFT + tick / max(seconds, 1e-9) * PLOT_WIDTH
+            out.append(f'<line x1="{x:.1f}" y1="{top + 16}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#bbb" '
+                       f'stroke-width="0.5"/>')
+            out.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" fill="#555">{_clock(tick)}</text>')
+        for prediction in predictions:
+            if int(prediction["half"]) != half or prediction["confidence"] < min_confidence:
+                continue
+            index = classes.index(prediction["label"])
+            x = LEFT + int(prediction["position"]) / 1000 / max(seconds, 1e-9) * PLOT_WIDTH
+            y = top + 16 + index * LANE + LANE / 2
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="#d8453b"><title>{html.escape(prediction["label"])}'
+                       f' at {prediction["gameTime"]}: {prediction["confidence"]:.2f}</title></circle>')
+        top += panel_height + PANEL_GAP
+    out.append("</svg>")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path

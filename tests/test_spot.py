@@ -1,0 +1,122 @@
+"""`evaluate.py spot`: streaming inference equals the windowed inference of stage 3, and any video file goes in."""
+
+import json
+import xml.etree.ElementTree as ElementTree
+
+import numpy as np
+import pytest
+import torch
+
+from data.synthetic import GLYPHS, PALETTE
+from data.video import write_video
+from evaluation.inference import merge_window_scores, window_starts
+from evaluation.predictions import parse_predictions
+from evaluation.spot import HalfSpotter
+from models.heads import SpottingModel
+from models.registry import build_video
+from tests.conftest import run_script
+from train_spotting import SpottingConfig, SpottingModelConfig
+from utils.checkpoint import FORMAT_VERSION, save_checkpoint
+from utils.config import config_to_dict
+
+WINDOW, STRIDE, TRIM = 8, 4, 2
+
+
+class FrameMeans(torch.nn.Module):
+    """A stand-in model whose token scores are a fixed function of its two frames: any misplaced frame shows."""
+
+    def forward(self, video):  # (B, 3, F, S, S) -> (B, F / 2, 17)
+        means = video.mean(dim=(1, 3, 4))  # (B, F)
+        pairs = means.view(means.shape[0], -1, 2)  # (B, T, 2)
+        return torch.stack([pairs[..., 0] * (c + 1) - pairs[..., 1] * c for c in range(17)], dim=-1)
+
+
+@pytest.mark.parametrize("num_frames", [16, 17, 18, 31, 40, 41, 57, 9])
+def test_streaming_equals_windowed_inference(num_frames):
+    frames = torch.randint(0, 256, (num_frames, 3, 4, 4), dtype=torch.uint8)
+    model = FrameMeans()
+    spotter = HalfSpotter(model, WINDOW, STRIDE, TRIM, batch_size=3, device=torch.device("cpu"), amp_dtype=None)
+    for frame in frames:
+        spotter.push(frame)
+        assert len(spotter.buffer) <= 2 * WINDOW + 1 and len(spotter.pending) < 3  # memory stays bounded
+    streamed = spotter.finish()
+    if num_frames >= 2 * WINDOW:
+        num_seconds = num_frames // 2
+        starts = window_starts(num_seconds, WINDOW, STRIDE)
+        windows = [(s, torch.sigmoid(model(frames[None, 2 * s:2 * s + 2 * WINDOW].float().div(255)
+                                           .sub(0.45).div(0.225).transpose(1, 2)))[0].numpy()) for s in starts]
+        expected = merge_window_scores(windows, num_frames, num_seconds, TRIM)
+    else:  # shorter than one window: padded with the last frame, the padding's scores cut off
+        padded = torch.cat([frames, frames[-1:].expand(2 * WINDOW - num_frames, -1, -1, -1)])
+        scores = torch.sigmoid(model(padded[None].float().div(255).sub(0.45).div(0.225).transpose(1, 2)))[0]
+        expected = merge_window_scores([(0, scores.numpy())], 2 * WINDOW, WINDOW, TRIM)[:num_frames]
+    assert streamed.shape == (num_frames, 17)
+    np.testing.assert_allclose(streamed, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """An untrained vivit_micro stage-3 checkpoint with 8-second windows (spotting needs weights, not skill)."""
+    cfg = SpottingConfig(model=SpottingModelConfig(name="vivit_micro", img_size=64, window_seconds=WINDOW,
+                                                   temporal_depth=2))
+    cfg.run.output_dir, cfg.data.root = "unused", "unused"
+    cfg.eval.window_stride_seconds, cfg.eval.trim_seconds = STRIDE, TRIM
+    torch.manual_seed(0)
+    model = SpottingModel(build_video(cfg.model), bias_prior=0.3)
+    path = tmp_path_factory.mktemp("spot") / "tiny.pth"
+    save_checkpoint(path, {"format_version": FORMAT_VERSION, "model": model.state_dict(), "step": 0, "epoch": 0,
+                           "config": config_to_dict(cfg), "extra": {"stage": "spotting"}})
+    return path
+
+
+def own_video(path, seconds, fps, size, codec):
+    """Not SoccerNet: another size, frame rate and container; a glyph flashes now and then."""
+    height, width = size
+    rng = np.random.default_rng(0)
+
+    def frames():
+        for index in range(int(seconds * fps)):
+            image = np.full((height, width, 3), 90, np.uint8)
+            image[:, : width // 2] = 40 + index % 50
+            if (index // fps) % 7 == 3:
+                glyph = GLYPHS[5][: height // 2, : width // 3]
+                image[: glyph.shape[0], : glyph.shape[1]][glyph] = PALETTE[5]
+            image[rng.integers(0, height), :] = 255
+            yield image
+
+    return write_video(path, frames(), fps, codec=codec, options={"preset": "ultrafast"} if codec == "libx264" else {})
+
+
+def test_spot_any_videos_keeps_going_past_a_bad_file(tiny_checkpoint, tmp_path):
+    avi = own_video(tmp_path / "my match.avi", 21, 30, (180, 320), "mpeg4")
+    mp4 = own_video(tmp_path / "clip.mp4", 5.5, 24, (360, 202), "libx264")  # shorter than one window
+    broken = tmp_path / "broken.mkv"
+    broken.write_bytes(b"this is not a video" * 100)
+    out = tmp_path / "out"
+    completed = run_script(["evaluate.py", "spot", str(avi), str(broken), str(mp4), "--checkpoint",
+                            str(tiny_checkpoint), "--out", str(out), "--min-confidence", "0.2"], check=False)
+    assert completed.returncode == 1
+    assert "broken.mkv" in completed.stderr and "1 of 3 videos could not be spotted" in completed.stderr
+    for name, frames in (("my match", 42), ("clip", 11)):
+        document = json.loads((out / name / "results_spotting.json").read_text())
+        predictions = parse_predictions(document, name)  # the official schema, as the scorer reads it
+        assert document["UrlLocal"] == name and len(predictions.position_ms) > 0
+        assert predictions.position_ms.max() <= frames * 500 and set(predictions.half.tolist()) == {1}
+        assert np.load(out / name / "raw" / "scores_half1.npy").shape == (frames, 17)
+        listed = (out / name / "spotting.txt").read_text().splitlines()
+        assert listed[1].split()[:3] == ["half", "time", "class"]
+        svg = ElementTree.parse(out / name / "timeline.svg").getroot()
+        assert svg.tag.endswith("svg") and len(svg.findall(".//{http://www.w3.org/2000/svg}polygon")) == 17
+    assert not (out / "broken").exists()
+
+
+def test_spot_splits_a_whole_match_into_halves(tiny_checkpoint, tmp_path):
+    match = own_video(tmp_path / "match.mkv", 30, 25, (144, 256), "libx264")
+    out = tmp_path / "out"
+    run_script(["evaluate.py", "spot", str(match), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+                "--second-half-start", "12.5"])
+    assert np.load(out / "match" / "raw" / "scores_half1.npy").shape == (25, 17)
+    assert np.load(out / "match" / "raw" / "scores_half2.npy").shape == (35, 17)
+    document = json.loads((out / "match" / "results_spotting.json").read_text())
+    assert {p["half"] for p in document["predictions"]} == {"1", "2"}
+    assert max(int(p["position"]) for p in document["predictions"] if p["half"] == "2") <= 17500
