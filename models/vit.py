@@ -81,7 +81,12 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, grad_checkpointing: bool)
 
 
 class PatchEmbed3d(nn.Module):
-    """Conv3d tubelet embedding: (N, 3, T, H, W) -> (N, T/t * H/p * W/p, dim) tokens, row-major within a frame."""
+    """Tubelet embedding: (N, 3, T, H, W) -> (N, T/t * H/p * W/p, dim) tokens, row-major within a frame.
+
+    The parameter is a Conv3d with kernel = stride (the released checkpoints' layout), but the forward pass cuts the
+    tubelets out with a reshape and applies the flattened kernel as one matrix product: the same arithmetic, without
+    cuDNN's implicit 3-D convolution and its layout transposes, which took ~30% of a ViViT-T training step's GPU
+    time on an H200 (benchmarks/bench_model.py --profile; docs/PERFORMANCE.md)."""
 
     def __init__(self, dim: int, patch_size: int, tube_size: int = 2, norm: bool = False):
         super().__init__()
@@ -90,7 +95,14 @@ class PatchEmbed3d(nn.Module):
         self.norm = layer_norm(dim) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x).flatten(2).transpose(1, 2))  # (N, tokens, dim)
+        n, c, t, h, w = x.shape
+        tube, p, _ = self.proj.kernel_size
+        if t % tube or h % p or w % p:
+            raise ValueError(f"input (T={t}, H={h}, W={w}) does not split into {tube}x{p}x{p} tubelets")
+        x = x.view(n, c, t // tube, tube, h // p, p, w // p, p)
+        x = x.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(n, -1, c * tube * p * p)  # (N, tokens, C*t*p*p) as (C, t, kh, kw)
+        x = F.linear(x, self.proj.weight.view(self.proj.out_channels, -1), self.proj.bias)
+        return self.norm(x)  # (N, tokens, dim)
 
 
 class SpatialViT(nn.Module):

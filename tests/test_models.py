@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.heads import SpottingModel, distill_projector, ssl_predictor, ssl_projector
@@ -206,3 +207,16 @@ def test_spotting_head_can_start_at_a_prior_probability():
     model = SpottingModel(build_video(micro_config()), bias_prior=0.01)
     torch.testing.assert_close(torch.sigmoid(model.head.bias), torch.full((17,), 0.01))
     assert torch.equal(SpottingModel(build_video(micro_config())).head.bias, torch.zeros(17))  # official: zero
+
+
+@pytest.mark.parametrize("patch, tube, norm", [(16, 2, False), (4, 2, True)])
+def test_patch_embedding_equals_the_conv3d_it_stores(patch, tube, norm):
+    from models.vit import PatchEmbed3d
+    torch.manual_seed(0)
+    embed = PatchEmbed3d(24, patch, tube, norm=norm)
+    clips = torch.randn(3, 3, 2 * tube, 2 * patch, 3 * patch)
+    reference = F.conv3d(clips, embed.proj.weight, embed.proj.bias, stride=embed.proj.stride)
+    reference = embed.norm(reference.flatten(2).transpose(1, 2))  # (N, tokens in t, row, column order, dim)
+    torch.testing.assert_close(embed(clips), reference, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="tubelets"):
+        embed(torch.randn(1, 3, tube, patch + 1, patch))
