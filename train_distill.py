@@ -35,9 +35,9 @@ from utils.config import DataConfig, OptimConfig, RunConfig
 from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
 from utils.run import autocast, parse_command_line
-from utils.trainer import (RunContext, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress, log_step,
-                           lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
-                           start_epoch, wrap_ddp)
+from utils.trainer import (RunContext, RunSampler, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress,
+                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
+                           wrap_ddp)
 
 STAGE = "distill"
 
@@ -87,14 +87,14 @@ class DistillConfig:
 # ----------------------------------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------------------------------
-def train_one_epoch(ctx: RunContext, cfg: DistillConfig, model, distill: DistillModel, loader, optimizer,
+def train_one_epoch(ctx: RunContext, cfg: DistillConfig, model, distill: DistillModel, batches, optimizer,
                     schedules: dict, epoch: int, step: int, steps_per_epoch: int) -> int:
     model.train()
     first = step - epoch * steps_per_epoch
     bar = epoch_progress(ctx, steps_per_epoch, epoch, first)
     timer, end = StepTimer(ctx.device), time.perf_counter()
     tokens_per_window = cfg.model.window_seconds
-    for batch in itertools.islice(loader, steps_per_epoch - first):
+    for batch in itertools.islice(batches, steps_per_epoch - first):
         timer.waited(time.perf_counter() - end, batch["frames"].shape[0] * ctx.info.world_size)
         apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
 
@@ -141,7 +141,8 @@ def main(cfg: DistillConfig) -> None:
                           tokens_per_step=cfg.run.global_batch_size * cfg.model.window_seconds)
     steps_per_epoch = derived["steps_per_epoch"]
     dataset = WindowDataset(source, window_frames, cfg.model.img_size, bank=bank)
-    loader = build_loader(dataset, sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
+    run_sampler = RunSampler(sampler, derived, cfg.run.epochs)  # one loader iterator for the whole run
+    loader = build_loader(dataset, run_sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
 
     # ---------------------------------------------------------------- model
     trunk = build_video(cfg.model)
@@ -162,11 +163,12 @@ def main(cfg: DistillConfig) -> None:
 
     # ---------------------------------------------------------------- resume
     step, _, _ = resume(ctx, cfg.run, distill, optimizer, STAGE)
+    run_sampler.begin(step)
+    batches = iter(loader)
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):
-        start_epoch(sampler, derived, epoch, step)
-        step = train_one_epoch(ctx, cfg, model, distill, loader, optimizer, schedules, epoch, step, steps_per_epoch)
+        step = train_one_epoch(ctx, cfg, model, distill, batches, optimizer, schedules, epoch, step, steps_per_epoch)
         end_epoch_checkpoints(ctx, cfg, model, optimizer, step, epoch + 1, STAGE)
     logger.info(f"done: {ctx.output_dir / 'checkpoint_last.pth'} (initialise stage 3 with "
                 f"model.init_checkpoint=<that path>)")

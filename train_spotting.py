@@ -40,9 +40,9 @@ from utils.config import DataConfig, OptimConfig, RunConfig
 from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
 from utils.run import autocast, parse_command_line
-from utils.trainer import (RunContext, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress, log_step,
-                           lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
-                           start_epoch, wrap_ddp)
+from utils.trainer import (RunContext, RunSampler, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress,
+                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
+                           wrap_ddp)
 
 STAGE = "spotting"
 
@@ -135,7 +135,7 @@ def validate(ctx: RunContext, cfg: SpottingConfig, model: SpottingModel, source,
 # ----------------------------------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------------------------------
-def train_one_epoch(ctx: RunContext, cfg: SpottingConfig, model, spotting: SpottingModel, loader, optimizer,
+def train_one_epoch(ctx: RunContext, cfg: SpottingConfig, model, spotting: SpottingModel, batches, optimizer,
                     schedules: dict, epoch: int, step: int, steps_per_epoch: int) -> int:
     set_train_mode(spotting, cfg.model.freeze_trunk)
     first = step - epoch * steps_per_epoch
@@ -143,7 +143,7 @@ def train_one_epoch(ctx: RunContext, cfg: SpottingConfig, model, spotting: Spott
     timer, end = StepTimer(ctx.device), time.perf_counter()
     beta = torch.distributions.Beta(cfg.augment.mixup_alpha, cfg.augment.mixup_alpha) \
         if cfg.augment.mixup_alpha > 0 else None
-    for batch in itertools.islice(loader, steps_per_epoch - first):
+    for batch in itertools.islice(batches, steps_per_epoch - first):
         timer.waited(time.perf_counter() - end, batch["frames"].shape[0] * ctx.info.world_size)
         apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
 
@@ -191,7 +191,8 @@ def main(cfg: SpottingConfig) -> None:
                           valid_games=len(valid_games))
     steps_per_epoch = derived["steps_per_epoch"]
     dataset = WindowDataset(source, window_frames, cfg.model.img_size, labels=labels, radius=cfg.data.label_radius)
-    loader = build_loader(dataset, sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
+    run_sampler = RunSampler(sampler, derived, cfg.run.epochs)  # one loader iterator for the whole run
+    loader = build_loader(dataset, run_sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
 
     # ---------------------------------------------------------------- model
     spotting = build_model(cfg)
@@ -208,11 +209,12 @@ def main(cfg: SpottingConfig) -> None:
 
     # ---------------------------------------------------------------- resume
     step, best, _ = resume(ctx, cfg.run, spotting, optimizer, STAGE)
+    run_sampler.begin(step)
+    batches = iter(loader)
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):
-        start_epoch(sampler, derived, epoch, step)
-        step = train_one_epoch(ctx, cfg, model, spotting, loader, optimizer, schedules, epoch, step, steps_per_epoch)
+        step = train_one_epoch(ctx, cfg, model, spotting, batches, optimizer, schedules, epoch, step, steps_per_epoch)
         done = epoch + 1
         if (cfg.eval.every_epochs and done % cfg.eval.every_epochs == 0) or done == cfg.run.epochs:
             results = validate(ctx, cfg, spotting, source, valid_games, done)

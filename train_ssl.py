@@ -29,9 +29,9 @@ from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
 from utils.run import autocast, parse_command_line
 from utils.schedules import warmup_cosine
-from utils.trainer import (RunContext, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress, log_step,
-                           lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
-                           start_epoch, wrap_ddp)
+from utils.trainer import (RunContext, RunSampler, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress,
+                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
+                           wrap_ddp)
 
 STAGE = "ssl"
 
@@ -73,13 +73,13 @@ class SSLConfig:
 # ----------------------------------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------------------------------
-def train_one_epoch(ctx: RunContext, cfg: SSLConfig, model, sce: SCEModel, loader, optimizer, schedules: dict,
+def train_one_epoch(ctx: RunContext, cfg: SSLConfig, model, sce: SCEModel, batches, optimizer, schedules: dict,
                     epoch: int, step: int, steps_per_epoch: int) -> int:
     model.train()
     first = step - epoch * steps_per_epoch
     bar = epoch_progress(ctx, steps_per_epoch, epoch, first)
     timer, end = StepTimer(ctx.device), time.perf_counter()
-    for views in itertools.islice(loader, steps_per_epoch - first):
+    for views in itertools.islice(batches, steps_per_epoch - first):
         timer.waited(time.perf_counter() - end, views.shape[0] * ctx.info.world_size)
         apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
 
@@ -122,7 +122,8 @@ def main(cfg: SSLConfig) -> None:
     derived = plan_epochs(cfg, ctx, sampler, len(clips), train_games=len(games))
     steps_per_epoch = derived["steps_per_epoch"]
     dataset = ClipPairDataset(source, cfg.augment.crop_size, cfg.augment.crop_scale, cfg.augment.crop_ratio)
-    loader = build_loader(dataset, sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
+    run_sampler = RunSampler(sampler, derived, cfg.run.epochs)  # one loader iterator for the whole run
+    loader = build_loader(dataset, run_sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
 
     # ---------------------------------------------------------------- model
     trunk = build_spatial(cfg.model.name, cfg.model.img_size, cfg.model.drop_path, cfg.model.grad_checkpointing)
@@ -140,11 +141,12 @@ def main(cfg: SSLConfig) -> None:
 
     # ---------------------------------------------------------------- resume
     step, _, _ = resume(ctx, cfg.run, sce, optimizer, STAGE)
+    run_sampler.begin(step)
+    batches = iter(loader)
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):
-        start_epoch(sampler, derived, epoch, step)
-        step = train_one_epoch(ctx, cfg, model, sce, loader, optimizer, schedules, epoch, step, steps_per_epoch)
+        step = train_one_epoch(ctx, cfg, model, sce, batches, optimizer, schedules, epoch, step, steps_per_epoch)
         end_epoch_checkpoints(ctx, cfg, model, optimizer, step, epoch + 1, STAGE)
     logger.info(f"done: {ctx.output_dir / 'checkpoint_last.pth'} (initialise stage 2 with "
                 f"model.init_checkpoint=<that path>)")

@@ -7,9 +7,11 @@ for all of them, so it is written once.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -88,6 +90,33 @@ def start_epoch(sampler, derived: dict, epoch: int, step: int) -> None:
     sampler.skip((step - epoch * derived["steps_per_epoch"]) * derived["batch_size_per_rank"])
 
 
+class RunSampler(torch.utils.data.Sampler):
+    """Every remaining epoch of a ShardedSampler back to back, each cut to exactly steps_per_epoch batches.
+
+    One loader iterator then spans the whole run: the workers prefetch epoch e + 1 while epoch e ends, validates and
+    checkpoints. With one iterator per epoch they restarted cold after every epoch, and the first batch of each epoch
+    waited for one worker to build it alone (measured on an H200 with 14 workers: ~97% of the first steps of every
+    epoch spent waiting, against 0.1% in steady state). `begin(step)` sets where a resumed run starts.
+    """
+
+    def __init__(self, sampler, derived: dict, epochs: int):
+        super().__init__()
+        self.sampler, self.derived, self.epochs, self.first_step = sampler, derived, epochs, 0
+
+    def begin(self, step: int) -> None:
+        self.first_step = step
+
+    def __iter__(self) -> Iterator:
+        steps, batch = self.derived["steps_per_epoch"], self.derived["batch_size_per_rank"]
+        for epoch in range(self.first_step // steps, self.epochs):
+            step = max(self.first_step, epoch * steps)
+            start_epoch(self.sampler, self.derived, epoch, step)
+            yield from itertools.islice(iter(self.sampler), ((epoch + 1) * steps - step) * batch)
+
+    def __len__(self) -> int:
+        return (self.derived["steps_per_epoch"] * self.epochs - self.first_step) * self.derived["batch_size_per_rank"]
+
+
 def end_epoch_checkpoints(ctx: RunContext, config: Any, model: nn.Module, optimizer, step: int, done: int,
                           stage: str, best_metric: float | None = None) -> None:
     """checkpoint_last.pth every run.save_every_epochs and at the end; checkpoint_epochN.pth at snapshot epochs."""
@@ -99,11 +128,16 @@ def end_epoch_checkpoints(ctx: RunContext, config: Any, model: nn.Module, optimi
 
 def build_loader(dataset: torch.utils.data.Dataset, sampler: torch.utils.data.Sampler, batch_size: int,
                  num_workers: int, device: torch.device, collate_fn=None) -> torch.utils.data.DataLoader:
-    """A loader over this rank's sampler: full batches only, pinned memory on GPU, persistent seeded workers."""
+    """A loader over this rank's sampler: full batches only, pinned memory on GPU, persistent seeded workers.
+
+    The workers' base seed comes from the loader's own generator, seeded from the global RNG now: starting an
+    iterator then draws nothing from the global RNG, so a resumed run (which starts its iterator after restoring the
+    RNG state) and a straight run (which started it at step 0) see the same random augmentations."""
+    generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ()).item()))
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True,
         pin_memory=device.type == "cuda", persistent_workers=num_workers > 0, worker_init_fn=worker_init_fn,
-        prefetch_factor=4 if num_workers > 0 else None, collate_fn=collate_fn)
+        prefetch_factor=4 if num_workers > 0 else None, collate_fn=collate_fn, generator=generator)
 
 
 def wrap_ddp(model: nn.Module, info: dist.DistInfo) -> nn.Module:
