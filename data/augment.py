@@ -127,9 +127,10 @@ def color_jitter(x: torch.Tensor, config: PhotometricConfig, apply: torch.Tensor
         elif name == "saturation" and config.saturation:
             x = (f * x + (1 - f) * _grayscale(x)).clamp(0, 1)
         elif name == "hue" and config.hue:
-            hsv = _rgb_to_hsv(x)
-            hsv = torch.cat([((hsv[..., :1, :, :] + f) % 1.0), hsv[..., 1:, :, :]], dim=-3)
-            x = torch.where(_per_sample(apply, x), _hsv_to_rgb(hsv), x)
+            chosen = apply.nonzero().squeeze(1)  # the HSV round trip is costly: only where it applies
+            hsv = _rgb_to_hsv(x[chosen])
+            hsv = torch.cat([((hsv[..., :1, :, :] + f[chosen]) % 1.0), hsv[..., 1:, :, :]], dim=-3)
+            x = x.index_copy(0, chosen, _hsv_to_rgb(hsv))
     return x
 
 
@@ -159,17 +160,18 @@ def photometric(frames: torch.Tensor, config: PhotometricConfig) -> torch.Tensor
     if config.grayscale_p:
         gray = _bernoulli(n, config.grayscale_p, device)
         x = torch.where(_per_sample(gray, x), _grayscale(x).expand_as(x), x)
-    if config.blur_p:
+    if config.blur_p:  # blurred and flipped samples are computed alone: the blur is the costliest augmentation
         blur = _bernoulli(n, config.blur_p, device)
-        if blur.any():
-            sigma = _uniform(n, *config.blur_sigma, device)
-            x = torch.where(_per_sample(blur, x), gaussian_blur(x, config.blur_kernel, sigma), x)
+        sigma = _uniform(n, *config.blur_sigma, device)
+        chosen = blur.nonzero().squeeze(1)
+        if len(chosen):
+            x = x.index_copy(0, chosen, gaussian_blur(x[chosen], config.blur_kernel, sigma[chosen]))
     if config.solarize_p:
         solarize = _per_sample(_bernoulli(n, config.solarize_p, device), x)
         x = torch.where(solarize & (x >= config.solarize_threshold), 1.0 - x, x)
     if config.flip_p:
-        flip = _per_sample(_bernoulli(n, config.flip_p, device), x)
-        x = torch.where(flip, x.flip(-1), x)
+        chosen = _bernoulli(n, config.flip_p, device).nonzero().squeeze(1)
+        x = x.index_copy(0, chosen, x[chosen].flip(-1))
     return normalize(x)
 
 
