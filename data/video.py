@@ -78,11 +78,13 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
                          float(rate), _stream_start(stream))
 
 
-def iter_frames(path: str | os.PathLike, fps: float, first: int, count: int,
-                info: VideoInfo | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
+def iter_frames(path: str | os.PathLike, fps: float, first: int, count: int, info: VideoInfo | None = None,
+                threaded: bool = False) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield (k, source frame nearest to k / fps) for k in [first, first + count), in order, decoding forward only.
 
-    The same source frame may be yielded for several k when the source rate is below fps.
+    The same source frame may be yielded for several k when the source rate is below fps. threaded=True lets FFmpeg
+    decode on several threads (thread_type AUTO): for one long sequential read on a machine with spare cores (spotting
+    a whole video), not for data-loader workers, which already use one core each.
     """
     info = info or probe_video(path)
     last = min(first + count, info.num_frames(fps))
@@ -90,6 +92,8 @@ def iter_frames(path: str | os.PathLike, fps: float, first: int, count: int,
         return
     with _open(path) as container:
         stream = container.streams.video[0]
+        if threaded:
+            stream.thread_type = "AUTO"
         time_base = stream.time_base
         start = info.start_time
         target = first

@@ -104,7 +104,7 @@ class SpotSettings:
 
 def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torch.device,
               amp_dtype: torch.dtype | None, second_half_start: float | None = None,
-              half: int = 1) -> dict[int, np.ndarray]:
+              half: int = 1, threaded_decode: bool = True) -> dict[int, np.ndarray]:
     """{half: (frames, C) scores} of one video: the whole file as `half`, or split into halves 1 and 2 at
     second_half_start seconds. Decoding and model run interleaved, with a progress bar in video seconds."""
     info = probe_video(path)
@@ -122,7 +122,7 @@ def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torc
     current = next(iter(spotters))
     bar = progress(total=round(total / FPS, 1), desc=f"spotting {path.name} (video s)")
     last_frame = last_tensor = None
-    for k, frame in iter_frames(path, FPS, 0, total, info):
+    for k, frame in iter_frames(path, FPS, 0, total, info, threaded=threaded_decode):
         if split is not None and k == split:
             spotters[2] = new_spotter()
             current = 2

@@ -1,0 +1,139 @@
+"""Inference benchmark: seconds to spot one half end to end from its video file, split into decode, model and
+post-processing.
+
+    python benchmarks/bench_inference.py                   # GPU: a 45-minute half, ViViT-T at paper shapes, bf16
+    python benchmarks/bench_inference.py --device cpu --minutes 5 --model vivit_micro
+
+Generates (once, cached under --workdir) one half of the mini-SoccerNet as SoccerNet's 224p videos are: 398x224,
+25 fps H.264. The model has random weights (speed does not depend on them). Timed in this run:
+- decode: the video read front to back at 2 fps, converted and resized as `evaluate.py spot` does;
+- model: the sliding windows (64 s, stride 32 s) over those frames, trimmed and max-merged;
+- post-processing: soft NMS, results_spotting.json, the list and the timeline picture;
+- end to end: `evaluate.py spot`'s own path (decode and model interleaved, streaming), with and without threaded
+  decoding;
+- the reference: the same half through stage 3's windowed inference from the video (`predict_half` on a
+  VideoSource: a seek and decode per window, so every frame is decoded twice at 50% overlap).
+Prints a table and one JSON line `BENCH inference {...}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data.augment import resize_frames  # noqa: E402
+from data.sources import VideoSource  # noqa: E402
+from data.synthetic import SOURCE_FPS, render_half, sample_events  # noqa: E402
+from data.video import frame_to_rgb, iter_frames, probe_video, write_video  # noqa: E402
+from evaluation.inference import predict_half  # noqa: E402
+from evaluation.spot import DECODE_SIZE, FPS, HalfSpotter, SpotSettings, spot_file, write_outputs  # noqa: E402
+from models.heads import SpottingModel  # noqa: E402
+from models.registry import ModelConfig, build_video  # noqa: E402
+
+GAME = "bench/2000-2001/2000-01-01 - 20-00 Home 0 - 0 Away"
+
+
+def make_half(workdir: Path, minutes: float) -> Path:
+    path = workdir / GAME / "1_224p.mkv"
+    if path.is_file() and abs(probe_video(path).duration - 60 * minutes) < 1:
+        return path
+    rng = np.random.default_rng(0)
+    events = sample_events(rng, 60 * minutes, 8.0)
+    print(f"generating a {minutes:g}-minute half (once) ...", flush=True)
+    return write_video(path, render_half(rng, 60 * minutes, events), SOURCE_FPS, gop=SOURCE_FPS,
+                       options={"preset": "ultrafast", "crf": "20"})
+
+
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--minutes", type=float, default=45.0)
+    parser.add_argument("--model", default=None, help="default: vivit_tiny on GPU, vivit_micro on CPU")
+    parser.add_argument("--batch", type=int, default=16, help="windows per forward pass")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "comedian_bench_inference")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    name = args.model or ("vivit_tiny" if gpu else "vivit_micro")
+    shapes = {"img_size": 224, "window_seconds": 64, "temporal_depth": 6} if name != "vivit_micro" else \
+        {"img_size": 64, "window_seconds": 16, "temporal_depth": 2}
+    amp_dtype = torch.bfloat16 if gpu else None
+    video = make_half(args.workdir, args.minutes)
+    model = SpottingModel(build_video(ModelConfig(name=name, **shapes))).to(device).eval()
+    settings = SpotSettings(shapes["window_seconds"], shapes["img_size"], shapes["window_seconds"] // 2,
+                            shapes["window_seconds"] * 3 // 16, args.batch)
+    with torch.no_grad():  # warm-up: kernels, allocator, autotuning
+        model_input = torch.zeros(1, 3, 2 * shapes["window_seconds"], shapes["img_size"], shapes["img_size"],
+                                  device=device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            model(model_input)
+
+    info = probe_video(video)
+    total = info.num_frames(FPS)
+
+    def decode():
+        frames, last = [], None
+        for _, frame in iter_frames(video, FPS, 0, total, info, threaded=True):
+            if frame is not last:
+                last = frame
+                image = resize_frames(torch.from_numpy(frame_to_rgb(frame, DECODE_SIZE))[None],
+                                      shapes["img_size"])[0]
+            frames.append(image)
+        return frames
+
+    def run_model(frames):
+        spotter = HalfSpotter(model, settings.window_seconds, settings.stride_seconds, settings.trim_seconds,
+                              settings.batch_size, device, amp_dtype)
+        for frame in frames:
+            spotter.push(frame)
+        return {1: spotter.finish()}
+
+    out = args.workdir / "outputs"
+    frames, decode_s = timed(decode)
+    scores, model_s = timed(lambda: run_model(frames))
+    _, post_s = timed(lambda: write_outputs(out, "split", scores, settings))
+    del frames
+    stream_scores, stream_s = timed(lambda: spot_file(model, video, settings, device, amp_dtype))
+    _, stream_post_s = timed(lambda: write_outputs(out, "stream", stream_scores, settings))
+    _, single_thread_s = timed(lambda: spot_file(model, video, settings, device, amp_dtype, threaded_decode=False))
+    source = VideoSource(video.parents[3], size=DECODE_SIZE)
+    reference_scores, reference_s = timed(lambda: predict_half(
+        model, source, GAME, 1, settings.window_seconds, settings.stride_seconds, settings.trim_seconds,
+        shapes["img_size"], settings.batch_size, device, amp_dtype))
+    assert np.allclose(stream_scores[1], scores[1], atol=2e-2), "streaming and split runs disagree"
+
+    end_to_end = stream_s + stream_post_s
+    where = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
+    results = {"device": where, "model": name, "minutes": args.minutes, "frames": total,
+               "decode_s": decode_s, "model_s": model_s, "postprocess_s": post_s, "end_to_end_s": end_to_end,
+               "end_to_end_single_thread_decode_s": single_thread_s + stream_post_s,
+               "reference_windowed_s": reference_s + post_s, "speedup_vs_reference": (reference_s + post_s) / end_to_end}
+    print(f"{where}; {name} {shapes}; one {args.minutes:g}-minute half ({total} frames at 2 fps), 398x224 25 fps")
+    print(f"{'part':<46} {'seconds':>8}")
+    for label, key in (("decode (2 fps, RGB, resize)", "decode_s"), ("model (sliding windows, merge)", "model_s"),
+                       ("post-processing (soft NMS, JSON, list, SVG)", "postprocess_s"),
+                       ("end to end, streaming (evaluate.py spot)", "end_to_end_s"),
+                       ("end to end, single-threaded decode", "end_to_end_single_thread_decode_s"),
+                       ("reference: windowed inference, seek per window", "reference_windowed_s")):
+        print(f"{label:<46} {results[key]:8.2f}")
+    print(f"streaming spot is {results['speedup_vs_reference']:.2f}x the windowed reference")
+    print("BENCH inference " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
