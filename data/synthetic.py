@@ -8,16 +8,20 @@ Writes, for each game `league/season/game/` (real-looking folder names):
   timestamp, at half strength when the event is "not shown";
 - `Labels-v2.json` in the official schema (string values, `position` in ms, both visibilities, teams);
 - `1_baidu_soccer_embeddings.npy`, `2_baidu_soccer_embeddings.npy`: a 1 fps feature bank (rows = seconds) named like
-  the Baidu features, whose rows carry the events of their second (a class embedding) over a slowly drifting
-  background, so that distillation has real signal;
+  the Baidu features, whose rows encode what a frame encoder would see: the look of the frame (random Fourier
+  features of its 4x4 grid of mean colours) and the events of their second (a class embedding), so that
+  distillation teaches the video model things it can read off the pixels;
 and at the top `train.txt`, `valid.txt`, `test.txt` (game paths, one per line). Deterministic for a seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import math
+import multiprocessing
 import re
 from pathlib import Path
 
@@ -126,22 +130,39 @@ def sample_events(rng: np.random.Generator, seconds: float, rate_per_minute: flo
     return [(int(t * 1000), int(c), bool(v)) for t, c, v in zip(kept, classes, visible)]
 
 
-def render_half(rng: np.random.Generator, seconds: float, events: list[tuple[int, int, bool]]):
-    """Yield the 25 fps RGB frames of one half."""
+@dataclasses.dataclass(frozen=True)
+class Camera:
+    """Broadcast-like shots: every 4-12 s the camera cuts to another place, then pans at its own speed."""
+
+    cuts: np.ndarray  # (S,) cumulative cut times in seconds
+    shots: np.ndarray  # (S, 4): start x, start y, x speed, y speed, all in [0, 1)
+
+    def position(self, time: float) -> tuple[float, float]:
+        """Where the view is at `time`, as fractions (x, y) of the texture's travel: bounces off the edges."""
+        shot = int(np.searchsorted(self.cuts, time, side="right"))
+        start_x, start_y, speed_x, speed_y = self.shots[shot]
+        since = time - (self.cuts[shot - 1] if shot else 0.0)
+        return abs((start_x + (speed_x - 0.5) * since / 20) % 2 - 1), abs((start_y + (speed_y - 0.5) * since / 10) % 2 - 1)
+
+
+def sample_camera(rng: np.random.Generator, seconds: float) -> Camera:
+    cuts = np.cumsum(rng.uniform(4, 12, int(seconds / 4) + 2))
+    return Camera(cuts, rng.uniform(0, 1, (len(cuts), 4)))
+
+
+def render_half(rng: np.random.Generator, seconds: float, events: list[tuple[int, int, bool]],
+                camera: Camera | None = None, looks: list | None = None):
+    """Yield the 25 fps RGB frames of one half. `looks`, when given, receives for every whole second s the 4x4 grid
+    of mean colours of the frame at s + 0.5 s (48 values in [-0.5, 0.5]): what the feature bank encodes."""
     texture = _pitch_texture(rng)
+    camera = camera or sample_camera(rng, seconds)
     num_frames = int(round(seconds * SOURCE_FPS))
     event_times = np.array([e[0] / 1000 for e in events])
-    # broadcast-like shots: every 4-12 s the camera cuts to another place, then pans at its own speed
-    cuts = np.cumsum(rng.uniform(4, 12, int(seconds / 4) + 2))
-    shots = rng.uniform(0, 1, (len(cuts), 4))  # start x, start y, x speed, y speed
+    travel_x, travel_y = texture.shape[1] - WIDTH, texture.shape[0] - HEIGHT
     for index in range(num_frames):
         time = index / SOURCE_FPS
-        shot = int(np.searchsorted(cuts, time, side="right"))
-        start_x, start_y, speed_x, speed_y = shots[shot]
-        since = time - (cuts[shot - 1] if shot else 0.0)
-        travel_x, travel_y = texture.shape[1] - WIDTH, texture.shape[0] - HEIGHT
-        x = int(travel_x * abs((start_x + (speed_x - 0.5) * since / 20) % 2 - 1))  # bounce off the edges
-        y = int(travel_y * abs((start_y + (speed_y - 0.5) * since / 10) % 2 - 1))
+        fraction_x, fraction_y = camera.position(time)
+        x, y = int(travel_x * fraction_x), int(travel_y * fraction_y)
         frame = texture[y:y + HEIGHT, x:x + WIDTH].copy()
         if len(event_times):
             for event_index in np.flatnonzero(np.abs(event_times - time) <= TRACE_SECONDS):
@@ -151,25 +172,48 @@ def render_half(rng: np.random.Generator, seconds: float, events: list[tuple[int
                 strength = 1.0 if visible else 0.5
                 mixed = (1 - strength) * region[GLYPHS[class_index]] + strength * PALETTE[class_index]
                 region[GLYPHS[class_index]] = mixed.astype(np.uint8)
+        if looks is not None and index % SOURCE_FPS == SOURCE_FPS // 2:
+            grid = frame[:HEIGHT // 4 * 4, :WIDTH // 4 * 4].reshape(4, HEIGHT // 4, 4, WIDTH // 4, 3).mean(axis=(1, 3))
+            looks.append(grid.reshape(-1) / 255.0 - 0.5)
         yield frame
 
 
-def feature_bank(rng: np.random.Generator, seconds: float, events: list[tuple[int, int, bool]],
-                 class_embeddings: np.ndarray) -> np.ndarray:
-    """(floor(seconds), D) float32 at 1 fps: row s carries the classes of the events in [s - 1, s + 2) seconds."""
-    rows, dim = int(math.floor(seconds)), class_embeddings.shape[1]
-    drift = np.cumsum(rng.normal(0, 0.05, (rows, 8)), axis=0) @ rng.normal(0, 1, (8, dim))
-    bank = 0.5 * drift + 0.3 * rng.normal(0, 1, (rows, dim))
+@dataclasses.dataclass(frozen=True)
+class BankBasis:
+    """What the generated "pretrained features" encode, shared by every game of a dataset: a class embedding per
+    action, and random Fourier features of the frame's look (its 4x4 grid of mean colours), so that, as with real
+    frame-encoder features, the bank describes what is visible and distilling it teaches a video model things it
+    can read off the pixels."""
+
+    class_embeddings: np.ndarray  # (17, D)
+    frequencies: np.ndarray  # (D, 48)
+    phases: np.ndarray  # (D,)
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator, dim: int) -> BankBasis:
+        return cls(rng.normal(0, 1, (len(CLASSES), dim)) / math.sqrt(dim) * 4, rng.normal(0, 3.0, (dim, 48)),
+                   rng.uniform(0, 2 * math.pi, dim))
+
+
+def feature_bank(rng: np.random.Generator, seconds: float, events: list[tuple[int, int, bool]], basis: BankBasis,
+                 looks: list[np.ndarray]) -> np.ndarray:
+    """(floor(seconds), D) float32 at 1 fps: row s = features of the look of second s + the classes of the events in
+    [s - 1, s + 2) seconds + a little noise. looks: from render_half, one (48,) vector per whole second."""
+    rows, dim = int(math.floor(seconds)), basis.class_embeddings.shape[1]
+    views = np.stack(looks[:rows])  # (rows, 48)
+    # look features of norm ~8 whatever the width, beside event embeddings of norm ~12 (weight 1)
+    bank = 8.0 * math.sqrt(2 / dim) * np.cos(views @ basis.frequencies.T + basis.phases)
+    bank += 0.15 * rng.normal(0, 1, (rows, dim))
     for position_ms, class_index, _ in events:
         second = position_ms / 1000
         for row in range(max(0, int(second) - 1), min(rows, int(second) + 2)):
             weight = 1.0 if row == int(second) else 0.5
-            bank[row] += 3.0 * weight * class_embeddings[class_index]
+            bank[row] += 3.0 * weight * basis.class_embeddings[class_index]
     return bank.astype(np.float32)
 
 
 def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: float, rate_per_minute: float,
-                  class_embeddings: np.ndarray) -> None:
+                  basis: BankBasis) -> None:
     folder = root / game
     folder.mkdir(parents=True, exist_ok=True)
     annotations = []
@@ -180,9 +224,10 @@ def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: floa
                                 "position": str(position_ms),
                                 "team": str(rng.choice(["home", "away", "not applicable"])),
                                 "visibility": "visible" if visible else "not shown"})
-        write_video(folder / f"{half}_224p.mkv", render_half(rng, seconds, events), SOURCE_FPS, gop=SOURCE_FPS,
-                    options={"preset": "ultrafast", "crf": "20"})
-        np.save(folder / f"{half}_{BANK_NAME}", feature_bank(rng, seconds, events, class_embeddings))
+        looks: list[np.ndarray] = []
+        write_video(folder / f"{half}_224p.mkv", render_half(rng, seconds, events, looks=looks), SOURCE_FPS,
+                    gop=SOURCE_FPS, options={"preset": "ultrafast", "crf": "20"})
+        np.save(folder / f"{half}_{BANK_NAME}", feature_bank(rng, seconds, events, basis, looks))
     date, hour, home, home_goals, away_goals, away = GAME_FOLDER.match(game.split("/")[-1]).groups()
     document = {"UrlLocal": game + "/", "UrlYoutube": "", "gameHomeTeam": home, "gameAwayTeam": away,
                 "gameDate": f"{date[8:10]}/{date[5:7]}/{date[:4]} - {hour.replace('-', ':')}",
@@ -190,20 +235,30 @@ def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: floa
     (folder / LABELS_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
 
 
+def _generate_job(job: tuple) -> None:
+    out, name, game_seed, seconds, rate_per_minute, basis = job
+    generate_game(out, name, np.random.default_rng(game_seed), seconds, rate_per_minute, basis)
+
+
 def generate(out: str | Path, games: int, seconds: float, seed: int = 0, rate_per_minute: float = 8.0,
-             bank_dim: int = 512, progress: bool = True) -> list[str]:
+             bank_dim: int = 512, progress: bool = True, workers: int = 1) -> list[str]:
     """Write the dataset; returns the game paths. A quarter of the games (at least one) go to valid and to test, the
-    rest to train; with fewer than 3 games every split lists every game."""
+    rest to train; with fewer than 3 games every split lists every game. Each game has its own random stream, so
+    the output is the same for any number of worker processes."""
     out = Path(out)
     rng = np.random.default_rng(seed)
-    class_embeddings = rng.normal(0, 1, (len(CLASSES), bank_dim)) / math.sqrt(bank_dim) * 4
+    basis = BankBasis.sample(rng, bank_dim)
     names: list[str] = []
-    for index in tqdm(range(games), desc="generating games", disable=not progress):
+    for index in range(games):
         name = game_name(rng, index)
         while name in names:
             name = game_name(rng, index + 1000 * len(names))
         names.append(name)
-        generate_game(out, name, np.random.default_rng([seed, index]), seconds, rate_per_minute, class_embeddings)
+    jobs = [(out, name, [seed, index], seconds, rate_per_minute, basis) for index, name in enumerate(names)]
+    with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        done = pool.imap_unordered(_generate_job, jobs) if workers > 1 else map(_generate_job, jobs)
+        for _ in tqdm(done, total=games, desc="generating games", disable=not progress):
+            pass
     if games >= 3:
         held_out = max(1, int(round(games / 4)))
         split_games = {"train": names[:games - 2 * held_out], "valid": names[games - 2 * held_out:games - held_out],
@@ -223,8 +278,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--events-per-minute", type=float, default=8.0)
     parser.add_argument("--bank-dim", type=int, default=512, help="feature bank width (Baidu's is 8576)")
+    parser.add_argument("--workers", type=int, default=1, help="games generated in parallel processes")
     args = parser.parse_args()
-    games = generate(args.out, args.games, args.seconds, args.seed, args.events_per_minute, args.bank_dim)
+    games = generate(args.out, args.games, args.seconds, args.seed, args.events_per_minute, args.bank_dim,
+                     workers=args.workers)
     print(f"wrote {len(games)} games under {args.out} (splits: train.txt, valid.txt, test.txt)")
 
 
