@@ -11,8 +11,8 @@ WORK=${1:-quickstart}
 DATA=$WORK/mini_soccernet
 RUNS=$WORK/runs
 NPROC=${NPROC:-2}
-GAMES=${GAMES:-8}
-SECONDS_PER_HALF=${SECONDS_PER_HALF:-120}
+GAMES=${GAMES:-20}
+SECONDS_PER_HALF=${SECONDS_PER_HALF:-60}
 TORCHRUN=(python -m torch.distributed.run --standalone --nproc_per_node="$NPROC")
 COMMON=(data.root="$DATA" data.source=store data.store="$DATA/store")
 mkdir -p "$WORK"
@@ -21,12 +21,13 @@ step() { printf '\n== %s ==\n' "$1"; }
 
 step "1/8 generate the mini-SoccerNet ($GAMES games, two ${SECONDS_PER_HALF}s halves each)"
 if [[ -f $DATA/test.txt ]]; then echo "already there: $DATA"; else
-  python -m data.synthetic --out "$DATA" --games "$GAMES" --seconds "$SECONDS_PER_HALF" --seed 0; fi
+  python -m data.synthetic --out "$DATA" --games "$GAMES" --seconds "$SECONDS_PER_HALF" --seed 0 \
+    --events-per-minute 12 --workers "$NPROC"; fi
 
-step "2/8 frame store (2 fps, 224x224)"
-python -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/train.txt" --workers "$NPROC"
-python -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/valid.txt" --workers "$NPROC"
-python -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/test.txt" --workers "$NPROC"
+step "2/8 frame store (2 fps, 64x64: the tiny models' input size, so loaders decode 12x fewer pixels)"
+for split in train valid test; do
+  python -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/$split.txt" --workers "$NPROC" --size 64x64
+done
 
 step "3/8 feature bank: standardise + PCA to 64 dimensions, fitted on train"
 if [[ -f $DATA/bank_pca64_pca.npz ]]; then echo "already reduced"; else
@@ -51,12 +52,16 @@ step "7/8 the ablation: stage 3 alone, from random weights, with the same stage-
   run.output_dir="$RUNS/spot_scratch"
 
 step "8/8 inference and scoring on the test split"
-"${TORCHRUN[@]}" evaluate.py test --checkpoint "$RUNS/spot_b/checkpoint_best.pth" --split test.txt "${COMMON[@]}" \
-  --out "$RUNS/test_comedian"
-"${TORCHRUN[@]}" evaluate.py test --checkpoint "$RUNS/spot_scratch/checkpoint_best.pth" --split test.txt \
-  "${COMMON[@]}" --out "$RUNS/test_scratch"
-"${TORCHRUN[@]}" evaluate.py test --random-init --config configs/spotting/tiny_mini_phase_b.yaml --split test.txt \
-  "${COMMON[@]}" --out "$RUNS/test_untrained"
+score_once() {  # OUT CHECKPOINT ARGS...: evaluate.py test, skipped when OUT/scores.json is newer than CHECKPOINT
+  local out=$1 checkpoint=$2; shift 2
+  if [[ -f $out/scores.json && ( -z $checkpoint || $out/scores.json -nt $checkpoint ) ]]; then
+    echo "already scored: $out/scores.json"; return; fi
+  "${TORCHRUN[@]}" evaluate.py test "$@" --split test.txt "${COMMON[@]}" --out "$out"
+}
+score_once "$RUNS/test_comedian" "$RUNS/spot_b/checkpoint_best.pth" --checkpoint "$RUNS/spot_b/checkpoint_best.pth"
+score_once "$RUNS/test_scratch" "$RUNS/spot_scratch/checkpoint_best.pth" \
+  --checkpoint "$RUNS/spot_scratch/checkpoint_best.pth"
+score_once "$RUNS/test_untrained" "" --random-init --config configs/spotting/tiny_mini_phase_b.yaml
 
 printf '\nTest split of the mini-SoccerNet, average-mAP in %%:\n\n'
 python evaluate.py table --per-class \
