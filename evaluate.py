@@ -58,6 +58,20 @@ def command_postprocess(args: argparse.Namespace) -> None:
 
 
 def command_ensemble(args: argparse.Namespace) -> None:
+    if args.config:  # configs/ensembles/*.yaml: raw, out_raw, out (the command line wins where given)
+        import yaml
+
+        with open(args.config, encoding="utf-8") as handle:
+            spec = yaml.safe_load(handle) or {}
+        unknown = sorted(set(spec) - {"raw", "out_raw", "out"})
+        if unknown:
+            raise ValueError(f"{args.config}: unknown keys {unknown}; expected raw, out_raw, out")
+        args.raw = args.raw or [Path(path) for path in spec.get("raw", [])]
+        args.out_raw = args.out_raw or (Path(spec["out_raw"]) if "out_raw" in spec else None)
+        args.out = args.out or (Path(spec["out"]) if "out" in spec else None)
+    missing = [name for name in ("raw", "out_raw", "out") if not getattr(args, name)]
+    if missing:
+        raise ValueError(f"ensemble needs {', '.join('--' + m.replace('_', '-') for m in missing)} (or --config)")
     games = ensemble_raw_scores(args.raw, args.out_raw)
     print(f"averaged {len(args.raw)} runs over {len(games)} games into {args.out_raw}")
     command_postprocess(argparse.Namespace(raw=args.out_raw, out=args.out, nms=args.nms, window=args.window,
@@ -319,9 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=command_postprocess)
 
     p = commands.add_parser("ensemble", help="average the raw scores of several runs, then post-process")
-    p.add_argument("--raw", type=Path, nargs="+", required=True, help="raw-scores folders of the runs")
-    p.add_argument("--out-raw", type=Path, required=True, help="where to write the averaged raw scores")
-    p.add_argument("--out", type=Path, required=True, help="predictions folder to write")
+    p.add_argument("--config", default=None, help="a configs/ensembles/*.yaml file (raw, out_raw, out)")
+    p.add_argument("--raw", type=Path, nargs="+", default=None, help="raw-scores folders of the runs")
+    p.add_argument("--out-raw", type=Path, default=None, help="where to write the averaged raw scores")
+    p.add_argument("--out", type=Path, default=None, help="predictions folder to write")
     add_nms_arguments(p)
     p.set_defaults(run=command_ensemble)
     return parser

@@ -132,6 +132,23 @@ def test_ensemble_averages_raw_scores_then_postprocesses(tmp_path):
     assert document["UrlLocal"] == game and len(document["predictions"]) > 0
 
 
+def test_ensemble_command_reads_a_config_file(tmp_path):
+    from evaluate import main
+    game = "france_ligue-1/2016-2017/2016-08-28 - 21-45 Monaco 3 - 1 Paris SG"
+    for seed in (1, 2, 3):
+        make_raw(tmp_path / f"seed{seed}", game, seed)
+    config = tmp_path / "ensemble.yaml"
+    config.write_text(f"raw: [{tmp_path / 'seed1'}, {tmp_path / 'seed2'}, {tmp_path / 'seed3'}]\n"
+                      f"out_raw: {tmp_path / 'mean'}\nout: {tmp_path / 'preds'}\n")
+    main(["ensemble", "--config", str(config)])
+    expected = sum(read_raw_scores(tmp_path / f"seed{seed}", game)[2] for seed in (1, 2, 3)) / 3
+    np.testing.assert_allclose(read_raw_scores(tmp_path / "mean", game)[2], expected, rtol=1e-6)
+    assert (tmp_path / "preds" / game / "results_spotting.json").is_file()
+    config.write_text("raw: []\nouts: x\n")
+    with pytest.raises(SystemExit, match="unknown keys \\['outs'\\]"):
+        main(["ensemble", "--config", str(config)])
+
+
 def test_ensemble_refuses_runs_that_disagree(tmp_path):
     game = "france_ligue-1/2016-2017/2016-08-28 - 21-45 Monaco 3 - 1 Paris SG"
     make_raw(tmp_path / "run1", game, 1, slots=(120, 100))
