@@ -30,6 +30,7 @@ from utils.logs import progress
 
 FPS = 2.0
 DECODE_SIZE = (224, 224)  # the frame store's size: frames go through the same two resizes as in training
+FALLBACK_ROWS = 10  # rows of the human-readable list when no prediction reaches --min-confidence
 
 
 class HalfSpotter:
@@ -134,15 +135,26 @@ def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torc
         bar.update(1 / FPS)
         bar.set_postfix(windows=sum(s.windows_run for s in spotters.values()), refresh=False)
     scores = {number: spotter.finish() for number, spotter in spotters.items()}
+    bar.set_postfix(windows=sum(s.windows_run for s in spotters.values()))
     bar.close()
     return scores
 
 
-def write_spotting_list(path: Path, predictions: list[dict], min_confidence: float) -> Path:
-    """A plain-text table, one action per line in time order: half, game time, class, confidence."""
+def listed_predictions(predictions: list[dict], min_confidence: float) -> tuple[list[dict], str]:
+    """The predictions a person gets to see (list and timeline dots), in time order, and a line saying which."""
     rows = [p for p in predictions if p["confidence"] >= min_confidence]
-    lines = [f"# actions with confidence >= {min_confidence} ({len(rows)} of {len(predictions)} predictions; all of "
-             f"them are in results_spotting.json)", f"{'half':<5} {'time':>8}  {'class':<26} confidence"]
+    note = (f"actions with confidence >= {min_confidence} ({len(rows)} of {len(predictions)} predictions; all of them "
+            f"are in results_spotting.json)")
+    if not rows and predictions:  # a weak or briefly trained model: show its best guesses rather than nothing
+        rows = sorted(predictions, key=lambda p: -p["confidence"])[:FALLBACK_ROWS]
+        note = (f"no prediction reaches confidence {min_confidence}: the {len(rows)} most confident of "
+                f"{len(predictions)} (all of them are in results_spotting.json)")
+    return sorted(rows, key=lambda p: (int(p["half"]), int(p["position"]))), note
+
+
+def write_spotting_list(path: Path, rows: list[dict], note: str) -> Path:
+    """A plain-text table, one action per line in time order: half, game time, class, confidence."""
+    lines = [f"# {note}", f"{'half':<5} {'time':>8}  {'class':<26} confidence"]
     for p in rows:
         lines.append(f"{p['half']:<5} {p['gameTime'].split(' - ')[1]:>8}  {p['label']:<26} {p['confidence']:.3f}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -157,7 +169,7 @@ def write_outputs(out_dir: Path, name: str, scores: dict[int, np.ndarray], setti
     write_raw_meta(folder / "raw", FPS)
     for half, half_scores in scores.items():
         write_raw_scores(folder / "raw", ".", half, half_scores)
+    rows, note = listed_predictions(predictions, settings.min_confidence)
     return {"results": write_game_predictions(out_dir, name, predictions),
-            "list": write_spotting_list(folder / "spotting.txt", predictions, settings.min_confidence),
-            "timeline": write_timeline(folder / "timeline.svg", scores, FPS, CLASSES, predictions,
-                                       settings.min_confidence, title=name)}
+            "list": write_spotting_list(folder / "spotting.txt", rows, note),
+            "timeline": write_timeline(folder / "timeline.svg", scores, FPS, CLASSES, rows, note, title=name)}

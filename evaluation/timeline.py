@@ -1,8 +1,9 @@
 """A timeline picture of per-class spotting scores, written as a self-contained SVG (no plotting library needed).
 
 One panel per half, one lane per class: the lane's filled curve is the class's score over time (0 at the lane's
-bottom, 1 at its top; max-pooled to at most MAX_POINTS columns so a 45-minute half stays light), and a dot with the
-confidence marks every spotted action above the list threshold.
+bottom, 1 at its top, or the highest score when a weak model stays below 0.5; max-pooled to at most MAX_POINTS
+columns so a 45-minute half stays light), and a dot (its tooltip gives the confidence) marks every action of the
+human-readable list.
 """
 
 from __future__ import annotations
@@ -39,9 +40,13 @@ def _clock(seconds: float) -> str:
 
 
 def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], fps: float, classes: list[str],
-                   predictions: list[dict], min_confidence: float, title: str = "") -> Path:
-    """Write the SVG; half_scores: {half: (frames, C) scores at fps}; predictions in the official schema."""
+                   marked: list[dict], note: str, title: str = "") -> Path:
+    """Write the SVG; half_scores: {half: (frames, C) scores at fps}; marked: predictions (official schema) drawn as
+    dots, described by `note`. A lane spans scores 0 to 1, or 0 to the highest score when that is below 0.5, so that
+    a weak model's peaks stay visible."""
     num_classes = len(classes)
+    highest = max(float(np.max(scores)) for scores in half_scores.values())
+    scale = 1.0 if highest >= 0.5 else max(highest, 1e-6)
     panel_height = num_classes * LANE + 30
     height = 40 + len(half_scores) * (panel_height + PANEL_GAP)
     width = LEFT + PLOT_WIDTH + RIGHT
@@ -49,8 +54,9 @@ def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], 
            f'font-family="sans-serif" font-size="11">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
            f'<text x="10" y="22" font-size="15" font-weight="bold">{html.escape(title)}</text>',
-           f'<text x="{width - RIGHT}" y="22" text-anchor="end" fill="#555">filled: score per class over time; '
-           f'dots: spotted actions with confidence &gt;= {min_confidence}</text>']
+           f'<text x="{width - RIGHT}" y="16" text-anchor="end" fill="#555">filled: score per class over time, '
+           f'a lane spans 0 to {scale:.3g}</text>',
+           f'<text x="{width - RIGHT}" y="30" text-anchor="end" fill="#555">dots: {html.escape(note)}</text>']
     top = 40
     for half, scores in sorted(half_scores.items()):
         seconds = len(scores) / fps
@@ -63,7 +69,7 @@ def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], 
             out.append(f'<rect x="{LEFT}" y="{base - LANE}" width="{PLOT_WIDTH}" height="{LANE}" fill="{fill}"/>')
             out.append(f'<text x="{LEFT - 6}" y="{base - 5}" text-anchor="end">{html.escape(name)}</text>')
             # a step curve: each pooled column is a flat segment
-            ys = base - pooled[:, index] * (LANE - 2)
+            ys = base - np.minimum(pooled[:, index] / scale, 1.0) * (LANE - 2)
             points = [f"{LEFT:.1f},{base}"]
             for column, y in enumerate(ys):
                 points.append(f"{xs[column]:.1f},{y:.1f} {xs[column + 1]:.1f},{y:.1f}")
@@ -76,8 +82,8 @@ def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], 
             out.append(f'<line x1="{x:.1f}" y1="{top + 16}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#bbb" '
                        f'stroke-width="0.5"/>')
             out.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" fill="#555">{_clock(tick)}</text>')
-        for prediction in predictions:
-            if int(prediction["half"]) != half or prediction["confidence"] < min_confidence:
+        for prediction in marked:
+            if int(prediction["half"]) != half:
                 continue
             index = classes.index(prediction["label"])
             x = LEFT + int(prediction["position"]) / 1000 / max(seconds, 1e-9) * PLOT_WIDTH
