@@ -73,7 +73,8 @@ def test_mixup_loss_matches_its_definition():
 def spot_args(root, out, config, *extra):
     return ["train_spotting.py", "--config", f"configs/spotting/{config}", f"data.root={root}",
             f"run.output_dir={out}", "data.source=store", f"data.store={root / 'store'}", "run.num_workers=0",
-            "model.window_seconds=8", "eval.window_stride_seconds=4", "eval.trim_seconds=2", *extra]
+            "model.window_seconds=8", "eval.window_stride_seconds=4", "eval.trim_seconds=2", "run.global_batch_size=4",
+            *extra]
 
 
 @pytest.fixture(scope="module")
