@@ -82,8 +82,6 @@ def inference_config(args: argparse.Namespace, stored: dict | None = None, prese
     """The stage-3 config for inference: --config (or the one stored in the checkpoint), overrides last. The model
     section always comes from the checkpoint, which knows what it holds; a released eztorch file stores no config,
     so its model section is the paper's (64 s windows, 224x224, temporal depth 6) for its preset."""
-    import dataclasses
-
     from train_spotting import SpottingConfig, SpottingModelConfig
     from utils.config import config_from_dict, load_config, with_overrides
 

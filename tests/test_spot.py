@@ -120,3 +120,17 @@ def test_spot_splits_a_whole_match_into_halves(tiny_checkpoint, tmp_path):
     document = json.loads((out / "match" / "results_spotting.json").read_text())
     assert {p["half"] for p in document["predictions"]} == {"1", "2"}
     assert max(int(p["position"]) for p in document["predictions"] if p["half"] == "2") <= 17500
+
+
+def test_spot_takes_one_file_per_half(tiny_checkpoint, tmp_path):
+    first = own_video(tmp_path / "derby_1.mp4", 20, 25, (144, 256), "libx264")
+    second = own_video(tmp_path / "derby_2.mp4", 18, 30, (180, 320), "libx264")
+    out = tmp_path / "out"
+    run_script(["evaluate.py", "spot", str(first), str(second), "--match-halves", "--checkpoint",
+                str(tiny_checkpoint), "--out", str(out)])
+    assert np.load(out / "derby_1" / "raw" / "scores_half1.npy").shape == (40, 17)
+    assert np.load(out / "derby_1" / "raw" / "scores_half2.npy").shape == (36, 17)
+    assert not (out / "derby_2").exists()
+    completed = run_script(["evaluate.py", "spot", str(first), "--match-halves", "--checkpoint",
+                            str(tiny_checkpoint)], check=False)
+    assert completed.returncode != 0 and "two by two" in completed.stderr
