@@ -10,8 +10,9 @@ import dataclasses
 import itertools
 import math
 import time
-from pathlib import Path
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -145,8 +146,12 @@ def wrap_ddp(model: nn.Module, info: dist.DistInfo) -> nn.Module:
     method itself, so DDP does not broadcast them."""
     if info.world_size == 1:
         return model
-    return nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda"
-                                               else None, broadcast_buffers=False)
+    with warnings.catch_warnings():
+        # torch 2.14 deprecates broadcast_buffers for forward_sync_buffers, which older torch lacks; the queues are
+        # identical on every rank by construction, so either keeps them right: silence the notice for users
+        warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
+        return nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda"
+                                                   else None, broadcast_buffers=False)
 
 
 def optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer,
