@@ -98,9 +98,9 @@ def inference_config(args: argparse.Namespace, stored: dict | None = None, prese
     return with_overrides(SpottingConfig, dataclasses.replace(chosen, model=stored_cfg.model), args.overrides)
 
 
-def build_inference_model(args: argparse.Namespace):
+def build_inference_model(args: argparse.Namespace, weights: tuple | None = None):
     """(config, SpottingModel on CPU in eval mode) from --checkpoint (this project's or a released eztorch file) or
-    from --config with --random-init."""
+    from --config with --random-init. weights: what read_spotting_weights already returned for --checkpoint."""
     import torch
 
     from models.heads import SpottingModel
@@ -109,7 +109,7 @@ def build_inference_model(args: argparse.Namespace):
 
     state = stored = preset = None
     if args.checkpoint is not None:
-        state, preset, stored, what = read_spotting_weights(args.checkpoint)
+        state, preset, stored, what = weights or read_spotting_weights(args.checkpoint)
     cfg = inference_config(args, stored, preset)
     torch.manual_seed(cfg.run.seed)
     model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
@@ -198,25 +198,23 @@ def command_spot(args: argparse.Namespace) -> None:
 
 def command_import_eztorch(args: argparse.Namespace) -> None:
     """A released eztorch COMEDIAN file -> a stage-3 checkpoint of this project (loadable by every command)."""
-    import torch
-
-    from models.eztorch import convert_state, is_eztorch_state
+    from models.loading import read_spotting_weights
     from train_spotting import SpottingModelConfig
     from utils.checkpoint import FORMAT_VERSION, save_checkpoint
     from utils.config import config_to_dict
 
-    raw = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    if not is_eztorch_state(raw):
+    weights = read_spotting_weights(args.checkpoint)  # converted in memory when it is a released file
+    _, preset, stored, report = weights
+    if stored is not None:
         raise ValueError(f"{args.checkpoint}: no trunk.transformer.* keys: not a released COMEDIAN (eztorch) file")
-    conversion = convert_state(raw)
-    print(conversion.report())
+    print(report)
     args.config, args.overrides = None, []
-    cfg, model = build_inference_model(args)  # converts again and loads strictly: every key and shape checked
-    config = config_to_dict(dataclasses.replace(cfg, model=SpottingModelConfig(name=conversion.preset)))
+    cfg, model = build_inference_model(args, weights)  # loads strictly: every key and shape checked
+    config = config_to_dict(dataclasses.replace(cfg, model=SpottingModelConfig(name=preset)))
     save_checkpoint(args.out, {"format_version": FORMAT_VERSION, "model": model.state_dict(), "optimizer": None,
                                "scaler": None, "step": 0, "epoch": 0, "best_metric": None, "rng_states": [],
                                "config": config, "extra": {"stage": "spotting", "imported_from": str(args.checkpoint)}})
-    print(f"wrote {args.out} ({conversion.preset}); evaluate it with: python evaluate.py test --checkpoint {args.out} "
+    print(f"wrote {args.out} ({preset}); evaluate it with: python evaluate.py test --checkpoint {args.out} "
           f"--split test data.root=/path/to/soccernet")
 
 

@@ -36,8 +36,8 @@ from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
 from utils.run import autocast, parse_command_line
 from utils.trainer import (RunContext, RunSampler, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress,
-                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
-                           wrap_ddp)
+                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, run_batches, save_training,
+                           setup_run, wrap_ddp)
 
 STAGE = "distill"
 
@@ -141,8 +141,8 @@ def main(cfg: DistillConfig) -> None:
                           tokens_per_step=cfg.run.global_batch_size * cfg.model.window_seconds)
     steps_per_epoch = derived["steps_per_epoch"]
     dataset = WindowDataset(source, window_frames, cfg.model.img_size, bank=bank)
-    run_sampler = RunSampler(sampler, derived, cfg.run.epochs)  # one loader iterator for the whole run
-    loader = build_loader(dataset, run_sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
+    loader = build_loader(dataset, RunSampler(sampler, derived, cfg.run.epochs), derived["batch_size_per_rank"],
+                          cfg.run.num_workers, ctx.device)  # one loader iterator for the whole run: run_batches
 
     # ---------------------------------------------------------------- model
     trunk = build_video(cfg.model)
@@ -163,8 +163,7 @@ def main(cfg: DistillConfig) -> None:
 
     # ---------------------------------------------------------------- resume
     step, _, _ = resume(ctx, cfg.run, distill, optimizer, STAGE)
-    run_sampler.begin(step)
-    batches = iter(loader)
+    batches = run_batches(loader, step)
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):

@@ -41,8 +41,8 @@ from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
 from utils.run import autocast, parse_command_line
 from utils.trainer import (RunContext, RunSampler, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress,
-                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
-                           wrap_ddp)
+                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, run_batches, save_training,
+                           setup_run, wrap_ddp)
 
 STAGE = "spotting"
 
@@ -191,8 +191,8 @@ def main(cfg: SpottingConfig) -> None:
                           valid_games=len(valid_games))
     steps_per_epoch = derived["steps_per_epoch"]
     dataset = WindowDataset(source, window_frames, cfg.model.img_size, labels=labels, radius=cfg.data.label_radius)
-    run_sampler = RunSampler(sampler, derived, cfg.run.epochs)  # one loader iterator for the whole run
-    loader = build_loader(dataset, run_sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
+    loader = build_loader(dataset, RunSampler(sampler, derived, cfg.run.epochs), derived["batch_size_per_rank"],
+                          cfg.run.num_workers, ctx.device)  # one loader iterator for the whole run: run_batches
 
     # ---------------------------------------------------------------- model
     spotting = build_model(cfg)
@@ -209,8 +209,7 @@ def main(cfg: SpottingConfig) -> None:
 
     # ---------------------------------------------------------------- resume
     step, best, _ = resume(ctx, cfg.run, spotting, optimizer, STAGE)
-    run_sampler.begin(step)
-    batches = iter(loader)
+    batches = run_batches(loader, step)
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):

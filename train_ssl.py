@@ -30,8 +30,8 @@ from utils.optim import apply_schedules, build_adamw
 from utils.run import autocast, parse_command_line
 from utils.schedules import warmup_cosine
 from utils.trainer import (RunContext, RunSampler, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress,
-                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, save_training, setup_run,
-                           wrap_ddp)
+                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, run_batches, save_training,
+                           setup_run, wrap_ddp)
 
 STAGE = "ssl"
 
@@ -122,8 +122,8 @@ def main(cfg: SSLConfig) -> None:
     derived = plan_epochs(cfg, ctx, sampler, len(clips), train_games=len(games))
     steps_per_epoch = derived["steps_per_epoch"]
     dataset = ClipPairDataset(source, cfg.augment.crop_size, cfg.augment.crop_scale, cfg.augment.crop_ratio)
-    run_sampler = RunSampler(sampler, derived, cfg.run.epochs)  # one loader iterator for the whole run
-    loader = build_loader(dataset, run_sampler, derived["batch_size_per_rank"], cfg.run.num_workers, ctx.device)
+    loader = build_loader(dataset, RunSampler(sampler, derived, cfg.run.epochs), derived["batch_size_per_rank"],
+                          cfg.run.num_workers, ctx.device)  # one loader iterator for the whole run: run_batches
 
     # ---------------------------------------------------------------- model
     trunk = build_spatial(cfg.model.name, cfg.model.img_size, cfg.model.drop_path, cfg.model.grad_checkpointing)
@@ -141,8 +141,7 @@ def main(cfg: SSLConfig) -> None:
 
     # ---------------------------------------------------------------- resume
     step, _, _ = resume(ctx, cfg.run, sce, optimizer, STAGE)
-    run_sampler.begin(step)
-    batches = iter(loader)
+    batches = run_batches(loader, step)
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):

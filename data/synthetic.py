@@ -151,11 +151,11 @@ def sample_camera(rng: np.random.Generator, seconds: float) -> Camera:
 
 
 def render_half(rng: np.random.Generator, seconds: float, events: list[tuple[int, int, bool]],
-                camera: Camera | None = None, looks: list | None = None):
+                looks: list | None = None):
     """Yield the 25 fps RGB frames of one half. `looks`, when given, receives for every whole second s the 4x4 grid
     of mean colours of the frame at s + 0.5 s (48 values in [-0.5, 0.5]): what the feature bank encodes."""
     texture = _pitch_texture(rng)
-    camera = camera or sample_camera(rng, seconds)
+    camera = sample_camera(rng, seconds)
     num_frames = int(round(seconds * SOURCE_FPS))
     event_times = np.array([e[0] / 1000 for e in events])
     travel_x, travel_y = texture.shape[1] - WIDTH, texture.shape[0] - HEIGHT

@@ -12,14 +12,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from models.registry import VIDEO_PRESETS, spatial_preset_of
 from models.video import VideoTransformer
-from utils.checkpoint import check_checkpoint, load_checkpoint
+from utils.checkpoint import check_checkpoint, load_checkpoint, read_weights
 
 
 class CheckpointMismatch(ValueError):
@@ -58,7 +57,11 @@ def load_exact(module: nn.Module, state: dict[str, torch.Tensor], expected_missi
 
 
 def _model_state(path: str | os.PathLike, expected_stage: str) -> tuple[dict, dict]:
-    checkpoint = load_checkpoint(path)
+    return _stage_state(load_checkpoint(path), path, expected_stage)
+
+
+def _stage_state(checkpoint: dict, path: str | os.PathLike, expected_stage: str) -> tuple[dict, dict]:
+    """(model state, config) of a checkpoint of this project, if it comes from `expected_stage`."""
     stage = checkpoint.get("extra", {}).get("stage")
     if stage != expected_stage:
         raise CheckpointMismatch(f"{path} is a checkpoint of stage {stage!r}, expected a {expected_stage!r} "
@@ -115,23 +118,12 @@ def read_spotting_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tens
     checkpoint of this project or of a released eztorch COMEDIAN file, converted in memory (models/eztorch.py)."""
     from models.eztorch import convert_state, is_eztorch_state
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise RuntimeError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from error
+    raw = read_weights(path)
     if is_eztorch_state(raw):
         conversion = convert_state(raw)
         return conversion.state, conversion.preset, None, conversion.report()
-    checkpoint = check_checkpoint(raw, path)
-    stage = checkpoint.get("extra", {}).get("stage")
-    if stage != "spotting":
-        raise CheckpointMismatch(f"{path} is a checkpoint of stage {stage!r}, expected a stage-3 ('spotting') "
-                                 f"checkpoint or a released COMEDIAN file")
-    config = checkpoint["config"]
-    return checkpoint["model"], config.get("model", {}).get("name"), config, f"stage-3 checkpoint {path}"
+    state, config = _stage_state(check_checkpoint(raw, path), path, "spotting")
+    return state, config.get("model", {}).get("name"), config, f"stage-3 checkpoint {path}"
 
 
 def load_spotting_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

@@ -58,14 +58,18 @@ def training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer | No
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`, with weights_only=True. Errors name the file."""
+    return check_checkpoint(read_weights(path, map_location), path)
+
+
+def read_weights(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """Whatever `torch.save` wrote at `path` (a checkpoint of this project or bare weights), with weights_only=True."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
         raise RuntimeError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from error
-    return check_checkpoint(state, path)
 
 
 def check_checkpoint(state: Any, path: str | os.PathLike) -> dict[str, Any]:

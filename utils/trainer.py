@@ -118,6 +118,12 @@ class RunSampler(torch.utils.data.Sampler):
         return (self.derived["steps_per_epoch"] * self.epochs - self.first_step) * self.derived["batch_size_per_rank"]
 
 
+def run_batches(loader: torch.utils.data.DataLoader, step: int) -> Iterator:
+    """The run's single batch iterator over a loader built on a RunSampler, starting at `step` (after resume)."""
+    loader.sampler.begin(step)
+    return iter(loader)
+
+
 def end_epoch_checkpoints(ctx: RunContext, config: Any, model: nn.Module, optimizer, step: int, done: int,
                           stage: str, best_metric: float | None = None) -> None:
     """checkpoint_last.pth every run.save_every_epochs and at the end; checkpoint_epochN.pth at snapshot epochs."""
