@@ -30,12 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data.augment import resize_frames  # noqa: E402
 from data.sources import VideoSource  # noqa: E402
 from data.synthetic import SOURCE_FPS, render_half, sample_events  # noqa: E402
-from data.video import frame_to_rgb, iter_frames, probe_video, write_video  # noqa: E402
+from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb, write_video  # noqa: E402
 from evaluation.inference import predict_half  # noqa: E402
-from evaluation.spot import DECODE_SIZE, FPS, HalfSpotter, SpotSettings, spot_file, write_outputs  # noqa: E402
+from evaluation.spot import FPS, HalfSpotter, SpotSettings, spot_file, write_outputs  # noqa: E402
 from models.heads import SpottingModel  # noqa: E402
 from models.registry import ModelConfig, build_video  # noqa: E402
 
@@ -91,14 +90,13 @@ def main() -> None:
         for _, frame in iter_frames(video, FPS, 0, total, info, threaded=True):
             if frame is not last:
                 last = frame
-                image = resize_frames(torch.from_numpy(frame_to_rgb(frame, DECODE_SIZE))[None],
-                                      shapes["img_size"])[0]
+                image = resized_rgb(frame, (shapes["img_size"],) * 2, SOCCERNET_HEIGHT)
             frames.append(image)
         return frames
 
     def run_model(frames):
         spotter = HalfSpotter(model, settings.window_seconds, settings.stride_seconds, settings.trim_seconds,
-                              settings.batch_size, device, amp_dtype)
+                              settings.batch_size, device, amp_dtype, settings.half_end)
         for frame in frames:
             spotter.push(frame)
         return {1: spotter.finish()}
@@ -111,10 +109,10 @@ def main() -> None:
     stream_scores, stream_s = timed(lambda: spot_file(model, video, settings, device, amp_dtype))
     _, stream_post_s = timed(lambda: write_outputs(out, "stream", stream_scores, settings))
     _, single_thread_s = timed(lambda: spot_file(model, video, settings, device, amp_dtype, threaded_decode=False))
-    source = VideoSource(video.parents[3], size=DECODE_SIZE)
+    source = VideoSource(video.parents[3])
     reference_scores, reference_s = timed(lambda: predict_half(
         model, source, GAME, 1, settings.window_seconds, settings.stride_seconds, settings.trim_seconds,
-        shapes["img_size"], settings.batch_size, device, amp_dtype))
+        shapes["img_size"], settings.batch_size, device, amp_dtype, settings.half_end))
     assert np.allclose(stream_scores[1], scores[1], atol=2e-2), "streaming and split runs disagree"
 
     end_to_end = stream_s + stream_post_s

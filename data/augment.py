@@ -1,4 +1,4 @@
-"""Augmentations of the three stages (COMEDIAN.md section 2.6).
+"""Augmentations of the three stages (docs/METHOD.md sections 2-4: every probability and range, with its source).
 
 Geometric crops run on the CPU in the data workers (torchvision's RandomResizedCrop on a clip, so both frames share
 it). Photometric augmentations run batched on the training device, on uint8 input, with parameters drawn per clip or
@@ -54,12 +54,15 @@ def random_resized_crop(frames: torch.Tensor, size: int, scale: tuple[float, flo
     return crop(frames.permute(0, 3, 1, 2))
 
 
-def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> (T, 3, size, size) uint8, squashing the aspect ratio (stages 2 and 3)."""
+def resize_frames(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, height, width) uint8 with torchvision's antialiased bilinear resize of the full
+    RGB frames, as the official code resizes (size: an int for a square, squashing the aspect ratio as stages 2 and
+    3 do, or (height, width))."""
+    height, width = (size, size) if isinstance(size, int) else size
     frames = frames.permute(0, 3, 1, 2)
-    if frames.shape[-2:] == (size, size):
+    if frames.shape[-2:] == (height, width):
         return frames.contiguous()
-    return v2.functional.resize(frames, [size, size], antialias=True)
+    return v2.functional.resize(frames, [height, width], interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
 
 
 def _uniform(n: int, low: float, high: float, device: torch.device) -> torch.Tensor:

@@ -1,17 +1,27 @@
-"""One-time, resumable conversion of SoccerNet videos into the 2 fps frame store read by `data.source=store`.
+"""One-time, resumable conversion of SoccerNet videos into the 2 fps frames the loaders read fast.
 
     python -m data.prepare --root /data/soccernet --out /data/soccernet_store [--split train valid test]
-                           [--games FILE] [--resolution 224p] [--size 224x224] [--workers 8]
+                           [--games FILE] [--resolution 224p] [--format store|jpeg] [--size 224x224|native]
+                           [--workers 8]
 
-Why a store: the loaders need 2 frames per second, but the 25 fps originals must be decoded whole, 12.5 source frames
-per frame kept. The store keeps exactly the 2 fps frames (chosen by timestamp, as the loaders would), already resized
-to the model's 224x224 input (the squash every stage applies; stage 1 crops convert their aspect ratios, see
-`StoreSource.pixel_aspect`), re-encoded as H.264 (CRF 17, near transparent; `tune=fastdecode`) with a keyframe every
-8 frames, so a 64-second window decodes 128 small frames plus at most 7 before it. Measured figures (windows per
-second per core, bytes per half) are in docs/DATA.md.
+Both formats hold exactly the frames the official extraction (`ffmpeg -vf fps=2`) holds: frame k is the source frame
+FFmpeg's fps filter picks for output k (`data/video.py`). A frame at another size is resized the official way: the
+full RGB frame, then torchvision's antialiased bilinear resize.
 
-Each half becomes `<out>/<game>/{1,2}.mkv` and `{1,2}.json`. Both are written under temporary names and renamed, the
-JSON last, so an interrupted run resumes where it stopped: a half whose JSON exists is skipped.
+- `--format store` (default, what stages 2 and 3 read: `data.source=store`): `<out>/<game>/{1,2}.mkv`, the frames as
+  H.264 (CRF 17, `tune=fastdecode`) with a keyframe every 8 frames, so a 64-second window decodes 128 small frames
+  plus at most 7 before it; default size 224x224, the model input. H.264 needs even sizes.
+- `--format jpeg` (what the paper's stage 1 reads: `data.source=frames`, native 398x224 frames to crop from):
+  `<out>/<game>/{1,2}/%08d.jpg` numbered from 1, the official layout, encoded by PyAV's MJPEG encoder with the
+  official `-q:v 1` (fixed quantiser; libavcodec's minimum of 2 applies, as for the official files); default size
+  native. At native size the decoded YUV frame is encoded as it is, as `ffmpeg` does.
+
+Measured speeds, sizes and the error each format adds against the official frames are in docs/DATA.md.
+
+Each half is written under a temporary name and renamed, then `{1,2}.json` (frame count, sizes, source) is written
+last, so an interrupted run resumes where it stopped: a half whose JSON exists is skipped. The frames written are
+counted against the frames the video holds, so an entry with a JSON is whole. A half that fails is reported with its
+file and the others are still converted; the command then lists every failure and exits with status 1.
 """
 
 from __future__ import annotations
@@ -20,56 +30,155 @@ import argparse
 import concurrent.futures
 import json
 import os
+import shutil
+import sys
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 from tqdm import tqdm
 
 from data.games import check_games_exist, discover_games, split_games
-from data.sources import STORE_FPS
-from data.video import iter_frames, probe_video
+from data.video import VideoError, iter_frames, probe_video, resized_rgb
 
+FPS = 2  # the official extraction's rate
 STORE_FORMAT = "comedian-frame-store-v1"
+JPEG_FORMAT = "comedian-jpeg-frames-v1"
 STORE_GOP = 8
 STORE_CRF = "17"
+FF_QP2LAMBDA = 118  # libavcodec's lambda per quantiser step: `-q:v 1` sets global_quality = 1 x 118
+JPEG_QSCALE = 1  # the official extraction's -q:v
 
 
-def store_half(source: Path, target_video: Path, target_meta: Path, size: tuple[int, int] | None) -> dict:
-    """Encode one half's 2 fps frames into the store (resized to size=(height, width), or native); returns the
-    metadata written beside it."""
+class PrepareError(ValueError):
+    """A half that cannot be converted; the message names the file."""
+
+
+def stored_frame(frame: av.VideoFrame, size: tuple[int, int] | None) -> av.VideoFrame:
+    """The frame at `size` (height, width) before encoding: the full RGB frame resized by torchvision, as the
+    official code resizes (`data.video.resized_rgb`); the decoded frame itself when it is already at that size."""
+    if size is None or (frame.height, frame.width) == size:
+        return frame
+    resized = resized_rgb(frame, size).permute(1, 2, 0).numpy()  # (h, w, 3)
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(resized), format="rgb24")
+
+
+class _StoreWriter:
+    def __init__(self, path: Path, size: tuple[int, int]):
+        self.path, self.tmp = path, path.with_name(f".{path.stem}.tmp.mkv")
+        self.container = av.open(str(self.tmp), "w")
+        self.open = True
+        self.stream = self.container.add_stream("libx264", rate=Fraction(FPS, 1))
+        self.stream.height, self.stream.width = size
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.codec_context.gop_size = STORE_GOP  # PyAV ignores libx264's own 'keyint' option
+        self.stream.options = {"crf": STORE_CRF, "preset": "medium", "tune": "fastdecode"}
+
+    def add(self, index: int, frame: av.VideoFrame) -> None:
+        frame = frame.reformat(format="yuv420p")
+        frame.pts, frame.time_base = index, Fraction(1, FPS)
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+        self.open = False
+
+    def written_frames(self) -> int:
+        return probe_video(self.tmp).num_frames(FPS)
+
+    def commit(self) -> None:
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if self.open:
+            self.container.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class _JpegWriter:
+    def __init__(self, folder: Path, size: tuple[int, int]):
+        self.folder, self.tmp = folder, folder.with_name(f".{folder.name}.tmp")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self.encoder = av.CodecContext.create("mjpeg", "w")
+        self.encoder.height, self.encoder.width = size
+        self.encoder.pix_fmt = "yuvj420p"
+        self.encoder.time_base = Fraction(1, FPS)
+        self.encoder.qscale = True  # a fixed quantiser, as `-q:v` asks
+        self.encoder.global_quality = JPEG_QSCALE * FF_QP2LAMBDA
+
+    def add(self, index: int, frame: av.VideoFrame) -> None:
+        frame = frame.reformat(format="yuvj420p")  # limited -> full range, as ffmpeg's auto-inserted scaler does
+        frame.pts, frame.time_base = index, Fraction(1, FPS)
+        data = b"".join(bytes(packet) for packet in self.encoder.encode(frame))
+        (self.tmp / f"{index + 1:08d}.jpg").write_bytes(data)
+
+    def close(self) -> None:
+        self.encoder.encode(None)
+
+    def written_frames(self) -> int:
+        return sum(1 for name in os.listdir(self.tmp) if name.endswith(".jpg"))
+
+    def commit(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        os.replace(self.tmp, self.folder)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def prepare_half(source: Path, out_dir: Path, half: int, size: tuple[int, int] | None, kind: str = "store") -> dict:
+    """Convert one half into `out_dir` (the game's folder of the output); returns the metadata written beside it."""
     info = probe_video(source)
-    num_frames = info.num_frames(STORE_FPS)
-    height, width = size or (info.height, info.width - info.width % 2)  # H.264 needs even sizes
-    target_video.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target_video.with_name(f".{target_video.stem}.tmp.mkv")
-    with av.open(str(tmp), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(2, 1))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = STORE_GOP
-        stream.options = {"crf": STORE_CRF, "preset": "medium", "tune": "fastdecode"}
-        for index, frame in iter_frames(source, STORE_FPS, 0, num_frames, info):
-            converted = frame.reformat(width=width, height=height, format="yuv420p", interpolation="BILINEAR")
-            converted.pts = index
-            converted.time_base = Fraction(1, 2)
-            for packet in stream.encode(converted):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, target_video)
-    meta = {"format": STORE_FORMAT, "num_frames": num_frames, "fps": STORE_FPS, "width": width, "height": height,
-            "source": str(source), "source_width": info.width, "source_height": info.height,
-            "source_duration": info.duration, "gop": STORE_GOP, "crf": int(STORE_CRF)}
-    tmp_meta = target_meta.with_name(f".{target_meta.name}.tmp")
+    num_frames = info.num_frames(FPS)
+    height, width = size or (info.height, info.width)
+    if kind == "store" and (height % 2 or width % 2):
+        raise PrepareError(f"{source}: frames of {width}x{height} cannot be stored as H.264, which needs even "
+                           f"sizes; give --size HEIGHTxWIDTH with even numbers, or use --format jpeg")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = (_StoreWriter(out_dir / f"{half}.mkv", (height, width)) if kind == "store"
+              else _JpegWriter(out_dir / str(half), (height, width)))
+    try:
+        last_source, last_converted, written = None, None, 0
+        for index, frame in iter_frames(source, FPS, 0, num_frames, info):
+            if frame is not last_source:  # a source frame repeated over several slots is converted once
+                last_source, last_converted = frame, stored_frame(frame, (height, width))
+            writer.add(index, last_converted)
+            written += 1
+        writer.close()
+        stored = writer.written_frames()
+        if written != num_frames or stored != num_frames:
+            raise PrepareError(f"{source}: {num_frames} frames expected at {FPS} fps, {written} decoded and "
+                               f"{stored} written; the entry was not kept")
+        writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
+    meta = {"format": STORE_FORMAT if kind == "store" else JPEG_FORMAT, "num_frames": num_frames, "fps": FPS,
+            "width": width, "height": height, "source": str(source), "source_width": info.width,
+            "source_height": info.height, "source_duration": info.duration,
+            **({"gop": STORE_GOP, "crf": int(STORE_CRF)} if kind == "store" else {"qscale": JPEG_QSCALE})}
+    meta_path = out_dir / f"{half}.json"
+    tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp")
     tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, target_meta)
+    os.replace(tmp_meta, meta_path)
     return meta
 
 
-def _job(args: tuple[str, str, str, tuple[int, int] | None]) -> str:
-    source, video, meta, size = args
-    store_half(Path(source), Path(video), Path(meta), size)
-    return source
+def _job(args: tuple[str, str, int, tuple[int, int] | None, str]) -> str | None:
+    """One half in a worker process: None when it was converted, else the message saying why not."""
+    source, out_dir, half, size, kind = args
+    try:
+        prepare_half(Path(source), Path(out_dir), half, size, kind)
+    except (VideoError, PrepareError, FileNotFoundError) as error:  # their messages name the file
+        return str(error)
+    except (av.error.FFmpegError, OSError) as error:
+        return f"{source}: {error}"
+    return None
 
 
 def parse_size(text: str) -> tuple[int, int] | None:
@@ -79,55 +188,71 @@ def parse_size(text: str) -> tuple[int, int] | None:
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"size {text!r}: expected HEIGHTxWIDTH (e.g. 224x224) or 'native'") from None
-    if height % 2 or width % 2 or height <= 0 or width <= 0:
-        raise ValueError(f"size {text!r}: H.264 needs positive even sizes")
+        raise PrepareError(f"--size {text!r}: expected HEIGHTxWIDTH (e.g. 224x224) or 'native'") from None
+    if height <= 0 or width <= 0:
+        raise PrepareError(f"--size {text!r}: sizes must be positive")
     return height, width
 
 
-def prepare_store(root: str | Path, out: str | Path, games: list[str], resolution: str = "224p",
-                  size: tuple[int, int] | None = (224, 224), workers: int = 1, progress: bool = True) -> int:
-    """Convert every half of `games` not yet in the store. Returns the number of halves converted."""
+def prepare(root: str | Path, out: str | Path, games: list[str], resolution: str = "224p",
+            size: tuple[int, int] | None = (224, 224), kind: str = "store", workers: int = 1,
+            progress: bool = True) -> int:
+    """Convert every half of `games` not yet in `out`. Returns the number of halves converted; raises PrepareError
+    listing every half that failed, after converting all the others."""
     root, out = Path(root), Path(out)
+    if kind == "store" and size is not None and (size[0] % 2 or size[1] % 2):
+        raise PrepareError(f"--size {size[0]}x{size[1]}: H.264 needs even sizes (or use --format jpeg)")
     for half in (1, 2):
         check_games_exist(root, games, f"{half}_{resolution}.mkv")
-    jobs = [(str(root / game / f"{half}_{resolution}.mkv"), str(out / game / f"{half}.mkv"),
-             str(out / game / f"{half}.json"), size)
+    jobs = [(str(root / game / f"{half}_{resolution}.mkv"), str(out / game), half, size, kind)
             for game in games for half in (1, 2) if not (out / game / f"{half}.json").is_file()]
-    done = 2 * len(games) - len(jobs)
-    bar = tqdm(total=2 * len(games), initial=done, desc="frame store (halves)", disable=not progress)
+    bar = tqdm(total=2 * len(games), initial=2 * len(games) - len(jobs), desc=f"{kind} (halves)",
+               disable=not progress)
+    failures = []
     if workers <= 1:
-        for job in jobs:
-            _job(job)
-            bar.update()
+        outcomes = map(_job, jobs)
     else:
-        with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-            for _ in pool.map(_job, jobs):
-                bar.update()
+        pool = concurrent.futures.ProcessPoolExecutor(workers)
+        outcomes = pool.map(_job, jobs)
+    for outcome in outcomes:
+        if outcome is not None:
+            failures.append(outcome)
+        bar.update()
+    if workers > 1:
+        pool.shutdown()
     bar.close()
+    if failures:
+        raise PrepareError(f"{len(failures)} of {len(jobs)} halves could not be converted (the others were):\n  "
+                           + "\n  ".join(failures))
     return len(jobs)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, required=True, help="SoccerNet root (league/season/game/)")
-    parser.add_argument("--out", type=Path, required=True, help="frame store folder to write")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write")
     selection = parser.add_mutually_exclusive_group()
     selection.add_argument("--split", nargs="+", help="official split names (train valid test challenge) or games "
                                                       "files; default: every game folder under --root")
     selection.add_argument("--games", help="text file with one league/season/game per line")
     parser.add_argument("--resolution", default="224p", help="which videos to read: 224p or 720p")
-    parser.add_argument("--size", default="224x224", type=parse_size,
-                        help="stored frame size HEIGHTxWIDTH (default 224x224, the model input) or 'native'")
+    parser.add_argument("--format", dest="kind", choices=("store", "jpeg"), default="store",
+                        help="store: H.264 per half (stages 2 and 3); jpeg: %%08d.jpg folders (stage 1)")
+    parser.add_argument("--size", default=None,
+                        help="frame size HEIGHTxWIDTH or 'native' (default: 224x224 for store, native for jpeg)")
     parser.add_argument("--workers", type=int, default=1, help="halves converted in parallel (one core each)")
-    args = parser.parse_args()
-    if args.split:
-        games = [game for split in args.split for game in split_games(split)]
-    elif args.games:
-        games = split_games(args.games)
-    else:
-        games = discover_games(args.root, f"1_{args.resolution}.mkv")
-    converted = prepare_store(args.root, args.out, games, args.resolution, args.size, args.workers)
+    args = parser.parse_args(argv)
+    try:
+        size = parse_size(args.size or ("224x224" if args.kind == "store" else "native"))
+        if args.split:
+            games = [game for split in args.split for game in split_games(split, args.root)]
+        elif args.games:
+            games = split_games(args.games, args.root)
+        else:
+            games = discover_games(args.root, f"1_{args.resolution}.mkv")
+        converted = prepare(args.root, args.out, games, args.resolution, size, args.kind, args.workers)
+    except (PrepareError, FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
     print(f"{converted} halves converted, {2 * len(games) - converted} already in {args.out}")
 
 

@@ -1,14 +1,16 @@
 """Where frames come from: one interface, three layouts, chosen by the config switch `data.source`.
 
-- `video`: the original SoccerNet videos `<root>/<game>/{1,2}_<resolution>.mkv`, decoded at 2 fps by timestamp;
-- `store`: the frame store written by `python -m data.prepare`: `<store>/<game>/{1,2}.mkv`, 2 fps H.264 with a
-  keyframe every 8 frames, frames already at the model's 224x224, plus `{1,2}.json` (frame count, fps, sizes, source);
-- `frames`: JPEG folders at 2 fps, `<frames_root>/<game>/<half>/%08d.jpg` (the layout the official code extracts
-  with ffmpeg, numbered from 1 by default).
+- `video`: the original SoccerNet videos `<root>/<game>/{1,2}_<resolution>.mkv`, decoded at 2 fps, frame k being the
+  source frame FFmpeg's fps filter picks for it (`data/video.py`);
+- `store`: the frame store written by `python -m data.prepare`: `<store>/<game>/{1,2}.mkv`, the same 2 fps frames as
+  H.264 with a keyframe every 8 frames, resized once (224x224 for stages 2 and 3) the official way, plus
+  `{1,2}.json` (frame count, fps, sizes, source);
+- `frames`: JPEG folders at 2 fps, `<frames_root>/<game>/<half>/%08d.jpg` numbered from 1: the layout the official
+  code extracts with `ffmpeg -vf fps=2 -q:v 1`, or what `python -m data.prepare --format jpeg` writes with PyAV.
 
-Every source returns frames as (T, H, W, 3) uint8 tensors. Resizing happens here: with `size=(224, 224)` the video
-and JPEG sources resize while decoding (stages 2 and 3 squash every frame to 224x224 first); without it they return
-the native size (stage 1 crops from native frames). The store returns what it stores. `pixel_aspect` tells a
+Every source returns (T, H, W, 3) uint8 RGB at the size it holds: the videos and official JPEG folders at their
+native 398x224, the store (and JPEG folders written at a size) at that size. Resizing is the datasets' job, with
+torchvision's antialiased bilinear resize of the full RGB frame, as the official code resizes. `pixel_aspect` tells a
 geometric transform how wide a returned pixel is relative to the original video's, so that stage 1's aspect-ratio
 range means the same thing on any source.
 """
@@ -24,7 +26,6 @@ from typing import Protocol
 
 import torch
 import torchvision
-import torchvision.transforms.v2.functional
 
 from data.video import VideoError, probe_video, read_frames
 
@@ -48,9 +49,8 @@ class FrameSource(Protocol):
 class VideoSource:
     """Original videos, decoded at `fps` (default 2)."""
 
-    def __init__(self, root: str | os.PathLike, resolution: str = "224p", fps: float = 2.0,
-                 size: tuple[int, int] | None = None):
-        self.root, self.resolution, self.fps, self.size = Path(root), resolution, fps, size
+    def __init__(self, root: str | os.PathLike, resolution: str = "224p", fps: float = 2.0):
+        self.root, self.resolution, self.fps = Path(root), resolution, fps
 
     def path(self, game: str, half: int) -> Path:
         return self.root / game / f"{half}_{self.resolution}.mkv"
@@ -63,12 +63,11 @@ class VideoSource:
         return self._info(game, half).num_frames(self.fps)
 
     def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
-        frames, _ = read_frames(self.path(game, half), self.fps, first, count, self.size, self._info(game, half))
+        frames, _ = read_frames(self.path(game, half), self.fps, first, count, self._info(game, half))
         return _nonempty(frames, self.path(game, half), first)
 
     def pixel_aspect(self, game: str, half: int) -> float:
-        info = self._info(game, half)
-        return 1.0 if self.size is None else (info.width / self.size[1]) / (info.height / self.size[0])
+        return 1.0
 
 
 class StoreSource:
@@ -98,7 +97,7 @@ class StoreSource:
         return probe_video(self.path(game, half))
 
     def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
-        frames, _ = read_frames(self.path(game, half), self.fps, first, count, None, self._info(game, half))
+        frames, _ = read_frames(self.path(game, half), self.fps, first, count, self._info(game, half))
         return _nonempty(frames, self.path(game, half), first)
 
     def pixel_aspect(self, game: str, half: int) -> float:
@@ -107,12 +106,13 @@ class StoreSource:
 
 
 class JpegFolderSource:
-    """Frames already extracted as `%08d.jpg` at 2 fps, one folder per half."""
+    """Frames already extracted as `%08d.jpg` at 2 fps, one folder per half. A folder written by `data.prepare
+    --format jpeg` has a `<half>.json` beside it (sizes of the source); official extractions are native-size."""
 
     fps = 2.0
 
-    def __init__(self, root: str | os.PathLike, start_number: int = 1, size: tuple[int, int] | None = None):
-        self.root, self.start_number, self.size = Path(root), start_number, size
+    def __init__(self, root: str | os.PathLike, start_number: int = 1):
+        self.root, self.start_number = Path(root), start_number
 
     def folder(self, game: str, half: int) -> Path:
         return self.root / game / str(half)
@@ -143,17 +143,15 @@ class JpegFolderSource:
                 raise VideoError(f"{path}: cannot decode JPEG ({error})") from error
         if not images:
             raise VideoError(f"{folder}: no frame {first} (the half has {self.num_frames(game, half)})")
-        frames = torch.stack(images)  # (T, 3, H, W)
-        if self.size is not None:
-            frames = torchvision.transforms.v2.functional.resize(frames, list(self.size), antialias=True)
-        return frames.permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3)
+        return torch.stack(images).permute(0, 2, 3, 1).contiguous()  # (T, 3, H, W) -> (T, H, W, 3)
 
+    @lru_cache(maxsize=4096)
     def pixel_aspect(self, game: str, half: int) -> float:
-        if self.size is None:
-            return 1.0
-        first = torchvision.io.decode_jpeg(torchvision.io.read_file(str(self.folder(game, half) / f"{self.start_number:08d}.jpg")))
-        height, width = first.shape[-2:]
-        return (width / self.size[1]) / (height / self.size[0])
+        meta_path = self.root / game / f"{half}.json"
+        if not meta_path.is_file():
+            return 1.0  # an official extraction: native frames
+        meta = json.loads(meta_path.read_text())
+        return (meta["source_width"] / meta["width"]) / (meta["source_height"] / meta["height"])
 
 
 def _nonempty(frames: torch.Tensor, path: Path, first: int) -> torch.Tensor:
@@ -163,10 +161,10 @@ def _nonempty(frames: torch.Tensor, path: Path, first: int) -> torch.Tensor:
 
 
 def build_source(kind: str, root: str, store: str | None = None, frames_root: str | None = None,
-                 resolution: str = "224p", size: tuple[int, int] | None = None) -> FrameSource:
+                 resolution: str = "224p") -> FrameSource:
     """The frame source a config names (data.source = video | store | frames)."""
     if kind == "video":
-        return VideoSource(root, resolution, 2.0, size)
+        return VideoSource(root, resolution, 2.0)
     if kind == "store":
         if not store:
             raise ValueError("data.source=store needs data.store (the folder written by python -m data.prepare)")
@@ -174,5 +172,5 @@ def build_source(kind: str, root: str, store: str | None = None, frames_root: st
     if kind == "frames":
         if not frames_root:
             raise ValueError("data.source=frames needs data.frames_root (folders of %08d.jpg per half)")
-        return JpegFolderSource(frames_root, size=size)
+        return JpegFolderSource(frames_root)
     raise ValueError(f"unknown data.source {kind!r}: expected video, store or frames")

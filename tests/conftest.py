@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from data.prepare import prepare_store
+from data.prepare import prepare
 from data.synthetic import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,7 @@ def mini_soccernet(tmp_path_factory) -> Path:
     """4 games of two 40-second halves (train 2, valid 1, test 1), with a 64-d feature bank and a frame store."""
     root = tmp_path_factory.mktemp("mini_soccernet")
     games = generate(root, games=4, seconds=40, seed=3, bank_dim=64, progress=False)
-    prepare_store(root, root / "store", games, progress=False)
+    prepare(root, root / "store", games, progress=False)
     return root
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from data.augment import resize_frames
 from data.games import check_games_exist, discover_games, read_games_file, split_games
 from data.labels import CLASSES, LabelError, parse_labels
-from data.prepare import prepare_store
+from data.prepare import prepare
 from data.sources import JpegFolderSource, StoreSource, VideoSource, build_source
 from data.synthetic import BANK_NAME, GLYPH, GLYPHS, PALETTE, generate, glyph_origin
 from data.targets import frame_targets, pool_tokens
@@ -200,13 +201,14 @@ def test_feature_bank_rows_carry_their_events(mini):
 def test_store_matches_the_video_and_resumes(mini, tmp_path):
     root, games = mini
     store = tmp_path / "store"
-    assert prepare_store(root, store, games, progress=False) == 6
-    assert prepare_store(root, store, games, progress=False) == 0  # everything done: nothing redone
+    assert prepare(root, store, games, progress=False) == 6
+    assert prepare(root, store, games, progress=False) == 0  # everything done: nothing redone
     (store / games[0] / "2.json").unlink()  # as if killed before finishing that half
-    assert prepare_store(root, store, games, progress=False) == 1
-    source, video = StoreSource(store), VideoSource(root, size=(224, 224))
+    assert prepare(root, store, games, progress=False) == 1
+    source, video = StoreSource(store), VideoSource(root)
     assert source.num_frames(games[0], 1) == video.num_frames(games[0], 1) == 48
-    stored, decoded = source.read(games[0], 1, 10, 20), video.read(games[0], 1, 10, 20)
+    stored = source.read(games[0], 1, 10, 20)
+    decoded = resize_frames(video.read(games[0], 1, 10, 20), 224).permute(0, 2, 3, 1)
     assert stored.shape == decoded.shape == (20, 224, 224, 3)
     assert (stored.float() - decoded.float()).abs().mean() < 4  # near-transparent re-encoding
     assert source.pixel_aspect(games[0], 1) == pytest.approx(398 / 224)
