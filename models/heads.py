@@ -1,5 +1,9 @@
-"""Heads of the three stages (COMEDIAN.md sections 3.2, 3.4 and 3.5): MLPs without normalisation, GELU after every
-layer but the last; the spotting head is one linear layer per token, 17 logits, no background class."""
+"""Heads of the three stages (docs/METHOD.md, "Models"): MLPs without normalisation, GELU after every layer but the
+last; the spotting head is one linear layer per token, 17 logits, no background class.
+
+Initialisation as in the official code: the stage-1 and stage-2 MLPs keep PyTorch's default Linear initialisation
+(uniform, biases included: eztorch's MLP heads are built outside timm's init); the spotting head is N(0, 0.01) with
+a zero bias (eztorch `models/heads/linear.py: LinearHead`, init_std 0.01)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import torch
 from torch import nn
 
 from data.labels import NUM_CLASSES
-from models.vit import init_vit_weights
 
 
 class MLPHead(nn.Module):
@@ -26,7 +29,6 @@ class MLPHead(nn.Module):
             if not last:
                 modules.append(nn.GELU())
         self.layers = nn.Sequential(*modules)
-        init_vit_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -58,7 +60,8 @@ class SpottingModel(nn.Module):
         super().__init__()
         self.trunk = trunk
         self.head = nn.Linear(trunk.out_dim, num_classes)
-        init_vit_weights(self.head)
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
         if bias_prior > 0:
             nn.init.constant_(self.head.bias, -math.log((1 - bias_prior) / bias_prior))
 

@@ -1,9 +1,11 @@
-"""Stage 1's self-supervised method: SCE with a momentum teacher and a queue (COMEDIAN.md section 4.1).
+"""Stage 1's self-supervised method: SCE with a momentum teacher and a queue (docs/METHOD.md section 2).
 
 Online branch: trunk -> projector -> predictor -> L2 norm (the query q). Momentum branch: a copy of trunk and
 projector -> L2 norm (the key k), updated as teacher = m teacher + (1 - m) student after each optimiser step, m on a
 cosine from 0.99 to 1. The queue holds 65,536 past keys, refreshed first-in first-out with the keys of both views
-gathered from every rank, so it is identical everywhere. The teacher runs in eval mode (no stochastic depth).
+gathered from every rank, so it is identical everywhere. The teacher follows the module's mode, as in the official
+code, where Lightning's `train()` reaches the momentum copy and nothing puts it back in eval mode: its stochastic depth
+(0 rising to 0.1 over the blocks) is active during training.
 """
 
 from __future__ import annotations
@@ -27,12 +29,6 @@ class SCEModel(nn.Module):
         self.momentum_trunk = copy.deepcopy(trunk).requires_grad_(False)
         self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.queue = FeatureQueue(queue_size, dim, seed)
-
-    def train(self, mode: bool = True) -> "SCEModel":
-        super().train(mode)
-        self.momentum_trunk.eval()
-        self.momentum_projector.eval()
-        return self
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """Online queries: clips (N, 3, 2, H, W) -> (N, dim), L2-normalised."""

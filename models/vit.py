@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchvision.ops import StochasticDepth
 
-LAYER_NORM_EPS = 1e-6  # every LayerNorm of the official models (EZTORCH_CHECKPOINTS.md section 3)
+LAYER_NORM_EPS = 1e-6  # every LayerNorm of the released models (tests/data/eztorch_checkpoint_keys.json)
 
 
 def layer_norm(dim: int) -> nn.LayerNorm:
@@ -93,6 +93,10 @@ class PatchEmbed3d(nn.Module):
         self.proj = nn.Conv3d(3, dim, kernel_size=(tube_size, patch_size, patch_size),
                               stride=(tube_size, patch_size, patch_size))
         self.norm = layer_norm(dim) if norm else nn.Identity()
+        # eztorch's PatchEmbed.init_weights (which timm's ViT init calls): kaiming-normal on fan_in with the ReLU gain,
+        # zero bias. std sqrt(2 / fan_in): 0.036 for ViT-T's 3x2x16x16 tubelets, 0.144 for Swin-T's 3x2x4x4.
+        nn.init.kaiming_normal_(self.proj.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, h, w = x.shape
@@ -128,7 +132,7 @@ class SpatialViT(nn.Module):
         self.grad_checkpointing = grad_checkpointing
         init_vit_weights(self)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.cls_token, std=1e-6)  # timm 0.6.13's VisionTransformer.init_weights
 
     @property
     def out_dim(self) -> int:
@@ -144,7 +148,7 @@ class SpatialViT(nn.Module):
 
 def init_vit_weights(module: nn.Module) -> None:
     """timm's ViT initialisation, as the official code: trunc-normal(0.02) linear weights, zero biases, unit norms.
-    The Conv3d patch embedding keeps PyTorch's default initialisation, as in timm."""
+    Convolutions are left alone: the patch embedding initialises itself (PatchEmbed3d)."""
     for sub in module.modules():
         if isinstance(sub, nn.Linear):
             nn.init.trunc_normal_(sub.weight, std=0.02)

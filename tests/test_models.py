@@ -46,7 +46,8 @@ def test_video_presets_forward_shapes(name):
 
 def test_video_backward_reaches_every_parameter_including_the_mask_token():
     torch.manual_seed(0)
-    model = SpottingModel(build_video(micro_config())).train()
+    # no stochastic depth: a block whose branch is dropped for the whole batch gets no gradient, by design
+    model = SpottingModel(build_video(micro_config(drop_path=0.0, temporal_drop_path=0.0))).train()
     logits = model(torch.randn(2, 3, 8, SMALL, SMALL))
     assert logits.shape == (2, 4, 17)
     logits.square().mean().backward()
@@ -95,7 +96,7 @@ def test_parameter_counts_match_the_usual_and_the_released_figures():
     # adds the second frame's kernel (147,456 and 4,608)
     assert count_parameters(build_spatial("vit_tiny")) == pytest.approx(5_524_416 + 147_456, rel=0.02)
     assert count_parameters(build_spatial("swin_tiny")) == pytest.approx(27_519_354 + 4_608, rel=0.02)
-    # released COMEDIAN spotting models (EZTORCH_CHECKPOINTS.md): exactly the same number of parameters
+    # released COMEDIAN spotting models (tests/data/eztorch_checkpoint_keys.json): exactly the same number of parameters
     assert count_parameters(SpottingModel(build_video(ModelConfig("vivit_tiny")))) == 8_357_201
     assert count_parameters(SpottingModel(build_video(ModelConfig("viswin_tiny")))) == 70_115_723
 
@@ -220,3 +221,30 @@ def test_patch_embedding_equals_the_conv3d_it_stores(patch, tube, norm):
     torch.testing.assert_close(embed(clips), reference, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="tubelets"):
         embed(torch.randn(1, 3, tube, patch + 1, patch))
+
+
+def test_initialisation_follows_the_official_code():
+    torch.manual_seed(0)
+    vit, swin = build_spatial("vit_tiny"), build_spatial("swin_tiny")
+    # the tubelet embedding: kaiming-normal on fan_in with the ReLU gain (eztorch PatchEmbed.init_weights), zero bias
+    for trunk, fan_in, expected in ((vit, 3 * 2 * 16 * 16, 0.036), (swin, 3 * 2 * 4 * 4, 0.144)):
+        weight = trunk.patch_embed.proj.weight
+        assert weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.03)
+        assert weight.std().item() == pytest.approx(expected, abs=0.002)
+        assert not trunk.patch_embed.proj.bias.any()
+    assert vit.cls_token.std().item() == pytest.approx(1e-6, rel=0.2)  # N(0, 1e-6), not trunc-normal 0.02
+    assert vit.pos_embed.std().item() == pytest.approx(0.02, rel=0.1)
+    qkv = vit.blocks[0].attn.qkv
+    assert qkv.weight.std().item() == pytest.approx(0.02, rel=0.1) and not qkv.bias.any()  # timm: trunc-normal 0.02
+    # stage-1/2 MLPs keep PyTorch's default Linear init: uniform in +-1/sqrt(fan_in), biases too
+    for head in (ssl_projector(192), ssl_predictor(), distill_projector(192)):
+        for layer in head.layers:
+            if isinstance(layer, nn.Linear):
+                bound = 1 / layer.in_features ** 0.5
+                assert layer.weight.abs().max() <= bound and layer.weight.std().item() == pytest.approx(
+                    bound / 3 ** 0.5, rel=0.05)
+                if layer.bias is not None:
+                    assert layer.bias.abs().max() <= bound and layer.bias.abs().max() > bound / 2
+    # the spotting head: N(0, 0.01), zero bias
+    spotting = SpottingModel(build_video(micro_config()))
+    assert spotting.head.weight.std().item() == pytest.approx(0.01, rel=0.15) and not spotting.head.bias.any()

@@ -72,6 +72,15 @@ def test_param_groups_exclude_norms_biases_embeddings_and_tokens():
                                   "norm.bias", "fc.bias", "proj.bias"}
 
 
+def test_swin_relative_position_bias_tables_decay_as_in_the_official_code():
+    from models.registry import build_spatial
+
+    groups = {group["name"]: set(group["param_names"]) for group in param_groups(build_spatial("swin_tiny"), 0.05)}
+    tables = {name for name in groups["decay"] | groups["no_decay"] if name.endswith("relative_position_bias_table")}
+    assert len(tables) == 12 and tables <= groups["decay"]  # one per Swin block, all 2-D, none in the no-decay list
+    assert "norm.weight" in groups["no_decay"] and "patch_embed.proj.weight" in groups["decay"]
+
+
 def test_apply_schedules_sets_lr_everywhere_and_weight_decay_only_on_decay_group():
     optimizer = build_adamw(TinyTransformerLike(), OptimConfig(weight_decay=0.05))
     apply_schedules(optimizer, lr=1e-4, weight_decay=0.07)

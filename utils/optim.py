@@ -1,7 +1,8 @@
-"""AdamW with the paper's parameter groups, and applying per-step schedule values.
+"""AdamW with the official parameter groups, and applying per-step schedule values.
 
-COMEDIAN.md section 5: no weight decay on LayerNorm parameters, biases, position / time embeddings, class tokens and
-mask tokens. Everything else with requires_grad decays.
+No weight decay on LayerNorm parameters, biases, position / time embeddings, class tokens and mask tokens (eztorch's
+optimizer factory and its no-decay list). Everything else with requires_grad decays, Swin's 2-D relative-position
+bias tables included: they are not in the official list.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import torch
 
 from utils.config import OptimConfig
 
-# Parameter names (last component) that never decay, besides every 0-d and 1-d tensor (biases, norm weights).
-# relative_position_bias_table follows timm's Swin `no_weight_decay_keywords`; the official code builds its Swin
-# from timm, and a bias table is an embedding in all but name.
-NO_WEIGHT_DECAY_SUFFIXES = ("pos_embed", "cls_token", "time_embed", "mask_token", "relative_position_bias_table")
+# Parameter names (last component) that never decay, besides every 0-d and 1-d tensor (biases, norm weights). timm's
+# Swin lists its relative_position_bias_table under `no_weight_decay_keywords`, but the official optimizer does not
+# read that list, so the tables decay there and here.
+NO_WEIGHT_DECAY_SUFFIXES = ("pos_embed", "cls_token", "time_embed", "mask_token")
 
 
 def skips_weight_decay(name: str, param: torch.Tensor) -> bool:
