@@ -8,6 +8,8 @@
     python evaluate.py ensemble --raw RUN1_RAW RUN2_RAW [...] --out-raw RAW_DIR --out PRED_DIR [--zip Z]
     python evaluate.py spot VIDEO [VIDEO ...] --checkpoint CKPT [--out DIR] [--second-half-start S | --match-halves]
     python evaluate.py import-eztorch comedian_vivit_tiny_seed42.pth --out CKPT
+    python evaluate.py table --run NAME=scores.json [...]         # Markdown table next to the paper's numbers
+    python evaluate.py convergence --run NAME=RUN_DIR[,RUN_DIR] [...] --out FILE.svg   # validation a-mAP per epoch
 
 Scoring needs no model and no GPU: it reads SoccerNet label and prediction trees and returns exactly what the official
 `SoccerNet.Evaluation.ActionSpotting.evaluate` returns (tests/test_metric.py compares them), much faster.
@@ -123,7 +125,7 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
     from data.sources import build_source
     from evaluation.inference import predict_games
     from utils import dist
-    from utils.run import autocast_dtype
+    from utils.run import inference_dtype
 
     cfg, model = build_inference_model(args)
     if not cfg.data.root:
@@ -136,9 +138,9 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
     source = build_source(cfg.data.source, cfg.data.root, cfg.data.store, cfg.data.frames_root, cfg.data.resolution)
     out = args.out or Path(args.checkpoint or cfg.run.output_dir).parent / f"inference_{Path(split).stem}"
     predictions = predict_games(model, source, games, out, cfg.model.window_seconds, cfg.model.img_size, info.device,
-                                autocast_dtype(cfg.run.precision, info.device), cfg.eval.window_stride_seconds,
+                                inference_dtype(cfg.run.precision, info.device), cfg.eval.window_stride_seconds,
                                 cfg.eval.trim_seconds, cfg.eval.nms, cfg.eval.nms_window, cfg.eval.nms_threshold,
-                                cfg.eval.batch_size)
+                                cfg.eval.batch_size, cfg.eval.half_end)
     if info.is_main:
         print(f"{len(games)} games: raw scores in {out / 'raw'}, predictions in {predictions}")
         if args.zip:
@@ -166,7 +168,7 @@ def command_spot(args: argparse.Namespace) -> None:
     from data.video import VideoError
     from evaluation.spot import SpotSettings, spot_file, write_outputs
     from utils.dist import init_distributed
-    from utils.run import autocast_dtype
+    from utils.run import inference_dtype
 
     if args.match_halves and args.second_half_start is not None:
         raise ValueError("--match-halves (one file per half) and --second-half-start (one file per match) exclude "
@@ -178,8 +180,8 @@ def command_spot(args: argparse.Namespace) -> None:
     model.to(device)
     settings = SpotSettings(cfg.model.window_seconds, cfg.model.img_size, cfg.eval.window_stride_seconds,
                             cfg.eval.trim_seconds, args.batch_size or cfg.eval.batch_size, cfg.eval.nms,
-                            cfg.eval.nms_window, cfg.eval.nms_threshold, args.min_confidence)
-    amp_dtype = autocast_dtype(cfg.run.precision, device)
+                            cfg.eval.nms_window, cfg.eval.nms_threshold, args.min_confidence, args.half_end)
+    amp_dtype = inference_dtype(cfg.run.precision, device)
     failed = []
     for name, files in jobs:
         try:
@@ -218,7 +220,7 @@ def command_import_eztorch(args: argparse.Namespace) -> None:
           f"--split test data.root=/path/to/soccernet")
 
 
-PAPER_ROWS = {  # SoccerNet-v2 test split, COMEDIAN.md section 8 (DOCS + PWC)
+PAPER_ROWS = {  # SoccerNet-v2 test split, tight / loose (docs/METHOD.md section 9: the confirmed headline numbers)
     "ViViT-T": (70.7, 76.1), "ViSwin-T": (71.6, 76.6),
     "ViViT-T ensemble": (72.0, 77.1), "ViSwin-T ensemble": (73.1, 77.6),
 }
@@ -255,6 +257,21 @@ def command_table(args: argparse.Namespace) -> None:
                                f"{100 * s['loose']['a_mAP_per_class'][cls]:.1f}" for s in runs.values())
             lines.append(f"| {cls} | {cells} |")
     print("\n".join(lines))
+
+
+def command_convergence(args: argparse.Namespace) -> None:
+    """SVG of validation tight a-mAP per stage-3 epoch for several runs (evaluation/convergence.py)."""
+    from evaluation.convergence import validation_curve, write_convergence
+
+    curves = {}
+    for item in args.runs:
+        name, sep, folders = item.partition("=")
+        if not sep or not folders:
+            raise ValueError(f"--run {item!r}: expected NAME=RUN_DIR[,RUN_DIR...] (stage-3 run folders, in order)")
+        curves[name] = validation_curve([Path(folder) for folder in folders.split(",")])
+    print(f"wrote {write_convergence(args.out, curves)}")
+    for name, (points, _) in curves.items():
+        print(f"{name}: " + ", ".join(f"epoch {epoch} {value:.2f}" for epoch, value in points))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threshold of the human-readable list and the timeline's dots (the JSON keeps everything)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: eval.batch_size)")
+    p.add_argument("--half-end", choices=("scored", "official"), default="scored",
+                   help="scored (default): the last seconds of each half get scores; official: they stay 0, as in "
+                        "the official evaluation (docs/METHOD.md)")
     p.set_defaults(run=command_spot)
 
     p = commands.add_parser("import-eztorch", help="convert a released COMEDIAN checkpoint (eztorch) into this "
@@ -321,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", action="store_true", help="add the per-class tight and loose a-mAP")
     p.add_argument("--paper", action="store_true", help="list the paper's rows that no run fills")
     p.set_defaults(run=command_table)
+
+    p = commands.add_parser("convergence", help="SVG of validation tight a-mAP per stage-3 epoch of several runs")
+    p.add_argument("--run", dest="runs", action="append", required=True,
+                   help="NAME=RUN_DIR[,RUN_DIR...]: stage-3 run folders chained in order (e.g. phase a, phase b)")
+    p.add_argument("--out", type=Path, required=True, help="the SVG file to write")
+    p.set_defaults(run=command_convergence)
 
     p = commands.add_parser("postprocess", help="raw per-half scores -> NMS -> results_spotting.json per game")
     p.add_argument("--raw", type=Path, required=True, help="raw-scores folder written by inference")
@@ -342,7 +368,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0].startswith("--") and argv[0] not in ("-h", "--help"):
         argv = ["test", *argv]  # `evaluate.py --config ... --checkpoint ... --split test` is the test command
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # dotted overrides may come before or after the options: argparse leaves the later ones over
+    if extra and hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.run(args)
     except (LabelError, FileNotFoundError, ValueError) as error:

@@ -1,4 +1,4 @@
-"""Stage 3: fine-tuning to per-second multi-label action spotting (COMEDIAN.md sections 2.4-2.6, 3.5, 4.4, 5, 6).
+"""Stage 3: fine-tuning to per-second multi-label action spotting (docs/METHOD.md sections 4 and 5).
 
     # phase a: the head alone on the frozen stage-2 trunk (held in eval mode), 30 epochs
     torchrun --nproc_per_node=2 train_spotting.py --config configs/spotting/vivit_tiny_phase_a.yaml \\
@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import itertools
 import time
+from typing import Literal
 
 import torch
 
@@ -78,6 +79,9 @@ class EvalConfig:
     nms_window: int = 20  # in 0.5 s slots: +-5 s
     nms_threshold: float = 0.001
     batch_size: int = 4  # windows per inference forward pass
+    # the last trim_seconds of every half: "official" scores them 0, as the official code does (a quirk its paper
+    # numbers include, evaluation/inference.py:kept_tokens); "scored" keeps the end-aligned window's last seconds
+    half_end: Literal["official", "scored"] = "official"
 
 
 @dataclasses.dataclass
@@ -127,7 +131,7 @@ def validate(ctx: RunContext, cfg: SpottingConfig, model: SpottingModel, source,
     out = ctx.output_dir / "validation" / f"epoch{epoch}"
     predictions = predict_games(model, source, games, out, cfg.model.window_seconds, cfg.model.img_size, ctx.device,
                                 ctx.amp_dtype, cfg.eval.window_stride_seconds, cfg.eval.trim_seconds, cfg.eval.nms,
-                                cfg.eval.nms_window, cfg.eval.nms_threshold, cfg.eval.batch_size)
+                                cfg.eval.nms_window, cfg.eval.nms_threshold, cfg.eval.batch_size, cfg.eval.half_end)
     results = score(cfg.data.root, predictions, games, ("tight", "loose"), workers=0) if ctx.info.is_main else None
     return dist.broadcast_object(results)
 

@@ -1,11 +1,12 @@
-"""Sliding-window inference of a spotting model over whole halves (COMEDIAN.md section 6), shared by validation
-during training, `evaluate.py predict/test` and `evaluate.py spot`.
+"""Sliding-window inference of a spotting model over whole halves, shared by validation during training,
+`evaluate.py predict/test` and `evaluate.py spot` (docs/METHOD.md, "Inference and post-processing").
 
 Per half: 64-second windows every 32 s, the last one aligned to the end; the model in eval mode gives sigmoid scores
-(64, 17) per window. Token j of a window starting at second s is placed on the 2 fps grid at slot 2 (s + j) (integer
-seconds, as the official code's rounding puts it); inside a window the first and last 12 s are dropped, except at the
-half's own start and end; overlapping windows are merged by max. The result is one (frames, 17) raw-score array per
-half, saved for NMS sweeps and ensembles.
+(64, 17) per window. Token j of a window starting at second s stands for frames {2(s + j), 2(s + j) + 1}, at time
+s + j + 0.25 s (the mean of its two frames' times), and is placed on the 2 fps grid at slot 2 (s + j) (integer seconds:
+the official `torch.round((t + 0.25) / 0.5)` rounds half to even). Inside a window the tokens of the first and last
+12 s are dropped, except near the half's edges (`kept_tokens`); overlapping windows are merged by max. The result is
+one (frames, 17) raw-score array per half, saved for NMS sweeps and ensembles.
 """
 
 from __future__ import annotations
@@ -37,21 +38,44 @@ def window_starts(num_seconds: int, window_seconds: int, stride_seconds: int) ->
     return starts
 
 
-def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_frames: int, num_seconds: int,
-                        trim_seconds: int) -> np.ndarray:
-    """Place (start second, (T, C) scores) windows on the 2 fps grid: trim, then max-merge. Returns (num_frames, C)."""
+HALF_END_MODES = ("official", "scored")
+
+
+def kept_tokens(start: int, tokens: int, num_frames: int, trim_seconds: float, half_end: str) -> np.ndarray:
+    """(tokens,) bool: which tokens of the window starting at second `start` are kept, by the official rule.
+
+    eztorch (`datasets/soccernet_utils/predictions.py: add_clips_predictions`) drops a token whose time t lies within
+    trim seconds of its window's first token unless t <= trim (the half's start), and one within trim seconds of
+    its window's last token unless the half ends within trim seconds of t. Its end test compares trim with
+    `half_num_timestamps * step_timestamp - t`, a count of 0.5-s frames times the 1-s token step: about twice the
+    half's length, so the exception never fires and the last `trim` seconds of every half score 0.
+    half_end="official" keeps that quirk (the paper's numbers and the released checkpoints' scores include it);
+    "scored" measures the half's end in seconds (floor(duration), where the last window ends), as intended.
+    """
+    if half_end not in HALF_END_MODES:
+        raise ValueError(f"half_end {half_end!r}: expected one of {HALF_END_MODES}")
+    keep = np.ones(tokens, bool)
+    if trim_seconds <= 0 or tokens < 2:
+        return keep
+    times = start + np.arange(tokens) + 0.25  # (tokens,) seconds
+    step = times[1] - times[0]  # the token step, 1 s
+    half_end_value = num_frames * step if half_end == "official" else num_frames // 2
+    before = (times - times[0] < trim_seconds) & (times > trim_seconds)
+    after = (times[-1] - times < trim_seconds) & (half_end_value - times > trim_seconds)
+    return ~(before | after)
+
+
+def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_frames: int, trim_seconds: float,
+                        half_end: str = "official") -> np.ndarray:
+    """Place (start second, (T, C) scores) windows on the 2 fps grid: trim (`kept_tokens`), then max-merge.
+    Returns (num_frames, C); slots no kept token reaches stay 0."""
     merged = None
     for start, scores in window_scores:
         tokens = scores.shape[0]
         if merged is None:
             merged = np.zeros((num_frames, scores.shape[1]), np.float32)
-        keep = np.ones(tokens, bool)
-        if start > 0:
-            keep[:trim_seconds] = False  # window edges see no context on one side
-        if start + tokens < num_seconds:
-            keep[tokens - trim_seconds:] = False
-        seconds = start + np.flatnonzero(keep)
-        slots = 2 * seconds
+        keep = kept_tokens(start, tokens, num_frames, trim_seconds, half_end)
+        slots = 2 * (start + np.flatnonzero(keep))
         valid = slots < num_frames
         merged[slots[valid]] = np.maximum(merged[slots[valid]], scores[keep][valid])
     return merged
@@ -69,7 +93,8 @@ def window_scores(model: nn.Module, frames: torch.Tensor, device: torch.device,
 @torch.no_grad()
 def predict_half(model: nn.Module, source: FrameSource, game: str, half: int, window_seconds: int = 64,
                  stride_seconds: int = 32, trim_seconds: int = 12, img_size: int = 224, batch_size: int = 4,
-                 device: torch.device = torch.device("cpu"), amp_dtype: torch.dtype | None = None) -> np.ndarray:
+                 device: torch.device = torch.device("cpu"), amp_dtype: torch.dtype | None = None,
+                 half_end: str = "official") -> np.ndarray:
     """(frames at 2 fps, 17) max-merged sigmoid scores of one half."""
     num_frames = source.num_frames(game, half)
     num_seconds = num_frames // 2
@@ -82,13 +107,13 @@ def predict_half(model: nn.Module, source: FrameSource, game: str, half: int, wi
                                   for s in chunk])  # (B, F, 3, S, S) uint8
             yield from zip(chunk, window_scores(model, frames, device, amp_dtype))
 
-    return merge_window_scores(windows(), num_frames, num_seconds, trim_seconds)
+    return merge_window_scores(windows(), num_frames, trim_seconds, half_end)
 
 
 def predict_games(model: nn.Module, source: FrameSource, games: list[str], out_dir: str | Path, window_seconds: int,
                   img_size: int, device: torch.device, amp_dtype: torch.dtype | None, stride_seconds: int = 32,
                   trim_seconds: int = 12, nms: str = "soft", nms_window: int = 20, nms_threshold: float = 0.001,
-                  batch_size: int = 4) -> Path:
+                  batch_size: int = 4, half_end: str = "official") -> Path:
     """Raw scores and results_spotting.json of every game: games are shared out over ranks, gathered on rank 0,
     which writes `<out>/raw/...` and `<out>/predictions/<game>/results_spotting.json`. Returns the predictions dir."""
     was_training = model.training
@@ -98,7 +123,7 @@ def predict_games(model: nn.Module, source: FrameSource, games: list[str], out_d
     local = {}
     for game in progress(mine, desc="inference (games)", enabled=info_rank == 0):
         local[game] = {half: predict_half(model, source, game, half, window_seconds, stride_seconds, trim_seconds,
-                                          img_size, batch_size, device, amp_dtype) for half in (1, 2)}
+                                          img_size, batch_size, device, amp_dtype, half_end) for half in (1, 2)}
     gathered = {}
     for part in dist.all_gather_objects(local):
         gathered.update(part)

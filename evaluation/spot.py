@@ -1,11 +1,14 @@
 """Spot actions in any video file (`python evaluate.py spot VIDEO ... --checkpoint CKPT`).
 
-A video is decoded once, front to back, at 2 fps (the source frame nearest each k / 2 s, as for SoccerNet), each
-frame resized to 224x224 by PyAV's bilinear scaler (what `data.prepare` stores) and then to the model's input size
-(what the loaders do), and pushed into a `HalfSpotter`. The spotter keeps only the last window's frames (a ring
+A video is decoded once, front to back, at 2 fps (frame k is the source frame FFmpeg's fps filter picks, as in the
+official frames), and each frame goes to the model's input size as SoccerNet frames do: a video that is not 224 pixels
+high is first scaled to 224p keeping its aspect ratio, the way SoccerNet made its 224p files (FFmpeg's bicubic
+`scale=-1:224`); the full RGB frame is then resized by torchvision's antialiased bilinear resize, as the official
+code resizes. Frames are pushed into a `HalfSpotter`. The spotter keeps only the last window's frames (a ring
 buffer of 2 x window + 1 frames) and runs a window as soon as its last frame has arrived, so memory stays flat
 however long the video is; the per-window scores are merged exactly as `evaluation.inference.predict_half` merges
-them (same starts, trim and max). A half shorter than one window is padded with its last frame and the padding's
+them (same starts, trim and max); unlike the paper's evaluation, the end of each half is scored by default
+(`half_end="scored"`, evaluation/inference.py:kept_tokens). A half shorter than one window is padded with its last frame and the padding's
 scores are cut off.
 """
 
@@ -19,9 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from data.augment import resize_frames
 from data.labels import CLASSES
-from data.video import frame_to_rgb, iter_frames, probe_video
+from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb
 from evaluation.inference import merge_window_scores, window_scores
 from evaluation.postprocess import game_predictions, write_raw_meta, write_raw_scores
 from evaluation.predictions import write_game_predictions
@@ -29,7 +31,6 @@ from evaluation.timeline import write_timeline
 from utils.logs import progress
 
 FPS = 2.0
-DECODE_SIZE = (224, 224)  # the frame store's size: frames go through the same two resizes as in training
 FALLBACK_ROWS = 10  # rows of the human-readable list when no prediction reaches --min-confidence
 
 
@@ -37,8 +38,9 @@ class HalfSpotter:
     """Streaming sliding-window inference over one half, fed one (3, S, S) uint8 frame at a time."""
 
     def __init__(self, model: nn.Module, window_seconds: int, stride_seconds: int, trim_seconds: int,
-                 batch_size: int, device: torch.device, amp_dtype: torch.dtype | None):
+                 batch_size: int, device: torch.device, amp_dtype: torch.dtype | None, half_end: str = "scored"):
         self.model, self.window, self.stride, self.trim = model, window_seconds, stride_seconds, trim_seconds
+        self.half_end = half_end
         self.batch_size, self.device, self.amp_dtype = batch_size, device, amp_dtype
         self.buffer: deque[torch.Tensor] = deque(maxlen=2 * window_seconds + 1)
         self.count = 0  # frames pushed
@@ -79,7 +81,7 @@ class HalfSpotter:
             frames = list(self.buffer) + [self.buffer[-1]] * (2 * self.window - len(self.buffer))
             self.pending = [(0, torch.stack(frames[:2 * self.window]))]
             self._run()
-            merged = merge_window_scores(self.done, 2 * self.window, self.window, self.trim)
+            merged = merge_window_scores(self.done, 2 * self.window, self.trim, self.half_end)
             return merged[:num_frames]
         last = num_seconds - self.window  # the end-aligned window, unless a regular one already starts there
         if max(start for start, _ in self.done + self.pending) != last:
@@ -87,7 +89,7 @@ class HalfSpotter:
             frames = list(self.buffer)[len(self.buffer) - offset:][:2 * self.window]
             self.pending.append((last, torch.stack(frames)))
         self._run()
-        return merge_window_scores(self.done, num_frames, num_seconds, self.trim)
+        return merge_window_scores(self.done, num_frames, self.trim, self.half_end)
 
 
 @dataclasses.dataclass
@@ -101,6 +103,7 @@ class SpotSettings:
     nms_window: int = 20
     nms_threshold: float = 0.001
     min_confidence: float = 0.5  # for the human-readable list and the timeline's markers
+    half_end: str = "scored"  # score the last seconds of a half (the paper's evaluation leaves them at 0)
 
 
 def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torch.device,
@@ -117,7 +120,7 @@ def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torc
 
     def new_spotter():
         return HalfSpotter(model, settings.window_seconds, settings.stride_seconds, settings.trim_seconds,
-                           settings.batch_size, device, amp_dtype)
+                           settings.batch_size, device, amp_dtype, settings.half_end)
 
     spotters = {half if split is None else 1: new_spotter()}
     current = next(iter(spotters))
@@ -129,8 +132,7 @@ def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torc
             current = 2
         if frame is not last_frame:  # sources below 2 fps repeat a frame: convert it once
             last_frame = frame
-            rgb = torch.from_numpy(frame_to_rgb(frame, DECODE_SIZE))  # (224, 224, 3)
-            last_tensor = resize_frames(rgb[None], settings.img_size)[0]  # (3, S, S)
+            last_tensor = resized_rgb(frame, (settings.img_size,) * 2, SOCCERNET_HEIGHT)  # (3, S, S)
         spotters[current].push(last_tensor)
         bar.update(1 / FPS)
         bar.set_postfix(windows=sum(s.windows_run for s in spotters.values()), refresh=False)

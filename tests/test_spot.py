@@ -45,11 +45,11 @@ def test_streaming_equals_windowed_inference(num_frames):
         starts = window_starts(num_seconds, WINDOW, STRIDE)
         windows = [(s, torch.sigmoid(model(frames[None, 2 * s:2 * s + 2 * WINDOW].float().div(255)
                                            .sub(0.45).div(0.225).transpose(1, 2)))[0].numpy()) for s in starts]
-        expected = merge_window_scores(windows, num_frames, num_seconds, TRIM)
+        expected = merge_window_scores(windows, num_frames, TRIM, half_end="scored")
     else:  # shorter than one window: padded with the last frame, the padding's scores cut off
         padded = torch.cat([frames, frames[-1:].expand(2 * WINDOW - num_frames, -1, -1, -1)])
         scores = torch.sigmoid(model(padded[None].float().div(255).sub(0.45).div(0.225).transpose(1, 2)))[0]
-        expected = merge_window_scores([(0, scores.numpy())], 2 * WINDOW, WINDOW, TRIM)[:num_frames]
+        expected = merge_window_scores([(0, scores.numpy())], 2 * WINDOW, TRIM, half_end="scored")[:num_frames]
     assert streamed.shape == (num_frames, 17)
     np.testing.assert_allclose(streamed, expected, rtol=1e-5, atol=1e-6)
 

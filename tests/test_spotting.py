@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from data.samplers import uniform_windows
-from evaluation.inference import merge_window_scores, window_starts
+from evaluation.inference import HALF_END_MODES, kept_tokens, merge_window_scores, window_starts
 from models.losses import mixup_bce
 from tests.conftest import run_script
 from utils.logs import read_metrics
@@ -27,31 +27,66 @@ def test_uniform_windows_keep_edges_and_never_overlap():
         assert all(s % 1 == 0 for s in starts)  # on the 2 fps grid
 
 
-def test_every_second_is_predicted_by_a_window_centre():
-    for seconds in (64, 65, 100, 2700, 2731):
+def test_every_second_is_predicted_by_a_window_centre_except_the_official_end_of_half():
+    for seconds in (64, 65, 70, 100, 2700, 2731):
+        num_frames = 2 * seconds + seconds % 2  # odd frame counts too
         starts = window_starts(seconds, 64, 32)
         assert starts[0] == 0 and starts[-1] == seconds - 64
-        covered = np.zeros(seconds, bool)
-        for start in starts:
-            keep = np.ones(64, bool)
-            if start > 0:
-                keep[:12] = False
-            if start + 64 < seconds:
-                keep[-12:] = False
-            covered[start + np.flatnonzero(keep)] = True
-        assert covered.all(), f"{seconds} s: uncovered seconds {np.flatnonzero(~covered)}"
+        covered = {mode: np.zeros(seconds, bool) for mode in HALF_END_MODES}
+        for mode in HALF_END_MODES:
+            for start in starts:
+                covered[mode][start + np.flatnonzero(kept_tokens(start, 64, num_frames, 12, mode))] = True
+        assert covered["scored"].all(), f"{seconds} s: uncovered seconds {np.flatnonzero(~covered['scored'])}"
+        # the official rule never keeps the last 12 seconds of a half, and keeps everything before them
+        assert not covered["official"][seconds - 12:].any() and covered["official"][:seconds - 12].all()
+
+
+def official_merge(windows: list[tuple[int, np.ndarray]], num_frames: int, trim: float) -> np.ndarray:
+    """A transcription of eztorch's `add_clips_predictions` + `aggregate_predictions` (datasets/soccernet_utils/
+    predictions.py), torch ops and all, for windows of 2-frame tokens: the reference of `kept_tokens`."""
+    merged = torch.zeros(num_frames, windows[0][1].shape[1])
+    for start, scores in windows:
+        tokens = scores.shape[0]
+        frame_times = (2 * start + torch.arange(2 * tokens)) * 0.5  # the window's frame timestamps
+        token_times = frame_times.view(tokens, 2).mean(1)  # BatchReduceTimestamps: the mean of each pair
+        half_num_timestamps = num_frames  # the dataset's count of 2 fps timestamps in the half
+        step_timestamp = token_times[1] - token_times[0]
+        remove_before = torch.logical_and(token_times - token_times[0] < trim, token_times > trim)
+        remove_after = torch.logical_and(token_times[-1] - token_times < trim,
+                                         half_num_timestamps * step_timestamp - token_times > trim)
+        keep = torch.logical_not(torch.logical_or(remove_before, remove_after)).nonzero(as_tuple=True)
+        kept_scores, kept_times = torch.from_numpy(scores)[keep], token_times[keep]
+        indexes = torch.round(kept_times / 0.5).to(torch.long).clamp(0, num_frames - 1)
+        merged[indexes] = torch.maximum(merged[indexes], kept_scores.float())
+    return merged.numpy()
+
+
+@pytest.mark.parametrize("seconds, window, stride, trim", [(300, 64, 32, 12), (70, 64, 32, 12), (101, 16, 8, 3),
+                                                             (20, 10, 5, 2)])
+def test_official_end_of_half_equals_the_transcribed_official_rule(seconds, window, stride, trim):
+    rng = np.random.default_rng(seconds)
+    num_frames = 2 * seconds + 1
+    windows = [(start, rng.random((window, 17)).astype(np.float32)) for start in window_starts(seconds, window, stride)]
+    ours = merge_window_scores(windows, num_frames, trim, half_end="official")
+    np.testing.assert_array_equal(ours, official_merge(windows, num_frames, trim))
+    assert not ours[2 * (seconds - trim):].any()  # the quirk: the end of the half scores 0
+    scored = merge_window_scores(windows, num_frames, trim, half_end="scored")
+    assert scored[2 * (seconds - trim):2 * seconds:2].all()  # the sensible behaviour scores it
+    np.testing.assert_array_equal(scored[:2 * (seconds - trim)], ours[:2 * (seconds - trim)])
 
 
 def test_trim_and_max_merge_on_hand_made_scores():
     # a 20 s half, 10 s windows every 5 s (starts 0, 5, 10), trimming 2 s at inner window edges
     windows = [(0, np.full((10, 1), 0.1)), (5, np.full((10, 1), 0.5)), (10, np.full((10, 1), 0.3))]
     windows[1][1][3, 0] = 0.9  # second 8
-    merged = merge_window_scores(windows, num_frames=40, num_seconds=20, trim_seconds=2)
+    merged = merge_window_scores(windows, num_frames=40, trim_seconds=2, half_end="scored")
     per_second = merged[::2, 0]
     assert merged[1::2].sum() == 0  # predictions sit on integer seconds
     expected = [0.1] * 7 + [0.5, 0.9, 0.5, 0.5, 0.5, 0.5] + [0.3] * 7
     # window 0 keeps 0-7, window 1 keeps 7-12, window 2 (the last) keeps 12-19; overlaps take the max
     np.testing.assert_allclose(per_second, expected)
+    official = merge_window_scores(windows, num_frames=40, trim_seconds=2, half_end="official")[::2, 0]
+    np.testing.assert_allclose(official, expected[:18] + [0, 0])  # the official rule drops the last window's end
 
 
 def test_mixup_loss_matches_its_definition():
