@@ -63,6 +63,18 @@ def test_momentum_update_is_an_exponential_average():
     assert not any(p.requires_grad for p in model.momentum_trunk.parameters())
 
 
+def test_teacher_runs_in_training_mode_as_in_the_official_code():
+    torch.manual_seed(0)
+    model = SCEModel(build_spatial("vit_micro", img_size=32, drop_path=0.5), hidden=16, dim=8, queue_size=16)
+    clips = torch.randn(6, 3, 2, 32, 32)
+    model.train()
+    assert model.momentum_trunk.training and model.momentum_projector.training
+    assert not torch.equal(model.keys(clips), model.keys(clips))  # its stochastic depth is active
+    model.eval()
+    assert not model.momentum_trunk.training
+    torch.testing.assert_close(model.keys(clips), model.keys(clips))
+
+
 def test_queue_fills_in_rank_order_and_wraps(tmp_path):
     run_script([str(ROOT / "tests" / "queue_worker.py"), str(tmp_path)], nproc=2, check=False)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
@@ -86,6 +98,25 @@ def test_paper_configs_are_complete():
     assert (config.model.name, config.model.drop_path) == ("vit_tiny", 0.1)
     swin = load_config(SSLConfig, ROOT / "configs" / "ssl" / "swin_tiny_soccernet.yaml")
     assert swin.model.name == "swin_tiny" and swin.optim.lr == 5e-4
+
+
+def test_paper_configs_carry_the_official_pipeline():
+    """fp16 with a gradient scaler in every stage, stage-1 crops from native frames, the official end of half."""
+    from train_distill import DistillConfig
+    from train_spotting import SpottingConfig
+
+    paper = [(SSLConfig, path) for path in (ROOT / "configs" / "ssl").glob("*_soccernet.yaml")]
+    paper += [(DistillConfig, path) for path in (ROOT / "configs" / "distill").glob("*_soccernet.yaml")]
+    paper += [(SpottingConfig, path) for folder in ("spotting", "ablations")
+              for path in (ROOT / "configs" / folder).glob("vi*.yaml")]
+    assert len(paper) >= 20
+    for schema, path in paper:
+        config = load_config(schema, path)
+        assert config.run.precision == "fp16", path
+        if schema is SSLConfig:
+            assert config.data.source == "frames", path  # native 398x224 JPEG folders to crop from
+        if schema is SpottingConfig:
+            assert config.eval.half_end == "official" and config.eval.trim_seconds == 12, path
 
 
 # ----------------------------------------------------------------------------------------------------------------------
