@@ -13,7 +13,8 @@ RUNS=$WORK/runs
 NPROC=${NPROC:-2}
 GAMES=${GAMES:-20}
 SECONDS_PER_HALF=${SECONDS_PER_HALF:-60}
-TORCHRUN=(python -m torch.distributed.run --standalone --nproc_per_node="$NPROC")
+PY=${PYTHON:-python}  # the interpreter to use (tests pass their own, so that no environment needs activating)
+TORCHRUN=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC")
 COMMON=(data.root="$DATA" data.source=store data.store="$DATA/store")
 mkdir -p "$WORK"
 
@@ -21,17 +22,17 @@ step() { printf '\n== %s ==\n' "$1"; }
 
 step "1/8 generate the mini-SoccerNet ($GAMES games, two ${SECONDS_PER_HALF}s halves each)"
 if [[ -f $DATA/test.txt ]]; then echo "already there: $DATA"; else
-  python -m data.synthetic --out "$DATA" --games "$GAMES" --seconds "$SECONDS_PER_HALF" --seed 0 \
+  "$PY" -m data.synthetic --out "$DATA" --games "$GAMES" --seconds "$SECONDS_PER_HALF" --seed 0 \
     --events-per-minute 12 --workers "$NPROC"; fi
 
 step "2/8 frame store (2 fps, 64x64: the tiny models' input size, so loaders decode 12x fewer pixels)"
 for split in train valid test; do
-  python -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/$split.txt" --workers "$NPROC" --size 64x64
+  "$PY" -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/$split.txt" --workers "$NPROC" --size 64x64
 done
 
 step "3/8 feature bank: standardise + PCA to 64 dimensions, fitted on train"
 if [[ -f $DATA/bank_pca64_pca.npz ]]; then echo "already reduced"; else
-  python -m data.features --root "$DATA" --fit-split train.txt --apply-split train.txt valid.txt test.txt \
+  "$PY" -m data.features --root "$DATA" --fit-split train.txt --apply-split train.txt valid.txt test.txt \
     --out-name bank_pca64.npy --dim 64; fi
 
 step "4/8 stage 1: SCE self-supervised pretraining of the spatial ViT"
@@ -63,8 +64,12 @@ score_once "$RUNS/test_scratch" "$RUNS/spot_scratch/checkpoint_best.pth" \
   --checkpoint "$RUNS/spot_scratch/checkpoint_best.pth"
 score_once "$RUNS/test_untrained" "" --random-init --config configs/spotting/tiny_mini_phase_b.yaml
 
+printf '\nValidation tight average-mAP per stage-3 epoch (the paper'"'"'s faster convergence):\n'
+"$PY" evaluate.py convergence --out "$WORK/convergence.svg" \
+  --run "COMEDIAN (stages 1, 2, 3a, 3b)=$RUNS/spot_a,$RUNS/spot_b" --run "no pretraining=$RUNS/spot_scratch"
+
 printf '\nTest split of the mini-SoccerNet, average-mAP in %%:\n\n'
-python evaluate.py table --per-class \
+"$PY" evaluate.py table --per-class \
   --run "COMEDIAN (stages 1, 2, 3)=$RUNS/test_comedian/scores.json" \
   --run "stage 3 only (no pretraining)=$RUNS/test_scratch/scores.json" \
   --run "untrained=$RUNS/test_untrained/scores.json"

@@ -2,11 +2,17 @@
 no-pretraining ablation, inference and scoring through torchrun with 2 processes (about 6 minutes on 2 cores)."""
 
 import json
+import math
 import os
 import subprocess
+import sys
 import time
+import xml.etree.ElementTree as ElementTree
+
+import yaml
 
 from tests.conftest import ROOT
+from utils.logs import read_metrics
 
 
 def scores(folder):
@@ -17,6 +23,7 @@ def scores(folder):
 def run_quickstart(work):
     environment = {key: value for key, value in os.environ.items() if key not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     environment["PYTHONUNBUFFERED"] = "1"
+    environment["PYTHON"] = sys.executable  # this interpreter, whether or not its environment is activated
     start = time.perf_counter()
     completed = subprocess.run(["bash", "scripts/quickstart.sh", str(work)], cwd=ROOT, capture_output=True, text=True,
                                timeout=1500, env=environment)
@@ -35,6 +42,15 @@ def test_quickstart_trains_well_above_untrained_and_skips_finished_work(tmp_path
     assert trained[0] > untrained[0] + 2.0 and trained[0] > 1.8 * untrained[0], (trained, untrained)
     assert trained[1] > untrained[1] + 6.0 and trained[1] > 2.0 * untrained[1], (trained, untrained)
     assert scratch[1] > untrained[1] + 4.0, (scratch, untrained)
+    # stage 1 learns: its loss ends well below chance, ln(queue + 1), instead of drifting back to it
+    queue = yaml.safe_load((runs / "ssl" / "config.yaml").read_text())["loss"]["queue_size"]
+    ssl_losses = [record["loss"] for record in read_metrics(runs / "ssl" / "metrics.jsonl")]
+    assert ssl_losses[-1] < math.log(queue + 1) - 1.0, ssl_losses
+    # the convergence picture: one curve per run, each point a validation
+    svg = ElementTree.parse(work / "convergence.svg").getroot()
+    curves = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(curves) == 2 and all(len(curve.get("points").split()) >= 5 for curve in curves)
+    assert "Validation tight average-mAP per stage-3 epoch" in output
 
     checkpoint = runs / "spot_b" / "checkpoint_last.pth"
     written = checkpoint.stat().st_mtime_ns
