@@ -1,5 +1,5 @@
 """Stage 2: token-level SCE distillation of the spatio-temporal trunk from a pre-computed feature bank
-(COMEDIAN.md sections 2.4, 2.6, 3.3-3.4, 4.2, 4.3, 5).
+(docs/METHOD.md section 3).
 
     python -m data.features --root /data/soccernet                   # once: standardise + PCA the bank to 512-d
     torchrun --nproc_per_node=2 train_distill.py --config configs/distill/vivit_tiny_soccernet.yaml \\

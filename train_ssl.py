@@ -1,5 +1,5 @@
-"""Stage 1: SCE self-supervised pretraining of the spatial trunk on 1-second clips (COMEDIAN.md sections 2.4, 2.6,
-3.1-3.2, 4.1, 5).
+"""Stage 1: SCE self-supervised pretraining of the spatial trunk on 1-second clips (docs/METHOD.md section 2:
+sampling, augmentations, model, loss, optimisation, each value with its official source).
 
     torchrun --nproc_per_node=2 train_ssl.py --config configs/ssl/vit_tiny_soccernet.yaml data.root=/data/soccernet
 

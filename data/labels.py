@@ -1,6 +1,6 @@
 """SoccerNet-v2 action-spotting labels: the 17 classes and a strict reader of `Labels-v2.json`.
 
-Conventions (SOCCERNET.md section 1.4): every value in the file is a string; `position` is milliseconds since the start
+Conventions (SoccerNet-v2's `Labels-v2.json`): every value in the file is a string; `position` is milliseconds since the start
 of that half's trimmed video; the half is the first character of `gameTime` ("2 - 01:26"); `visibility` is "visible" or
 "not shown". Anything else is an error that names the file, the annotation index and the field.
 """

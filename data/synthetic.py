@@ -34,7 +34,7 @@ from data.video import write_video
 
 WIDTH, HEIGHT, SOURCE_FPS = 398, 224, 25
 BANK_NAME = "baidu_soccer_embeddings.npy"
-TRACE_SECONDS = 0.5  # a glyph is drawn within this distance of its event (the label radius of COMEDIAN.md 2.5)
+TRACE_SECONDS = 0.5  # a glyph is drawn within this distance of its event (the label radius, docs/METHOD.md section 4)
 GAME_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2}) - (\d{2}-\d{2}) (.+) (\d+) - (\d+) (.+)$")
 GLYPH = 96  # glyph size in pixels (54 px wide once the frame is squashed to 224x224, 15 px at 64x64)
 MIN_GAP_SECONDS = 3.0  # events of a half are at least this far apart

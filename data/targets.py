@@ -1,4 +1,4 @@
-"""Spotting targets (COMEDIAN.md section 2.5).
+"""Spotting targets (docs/METHOD.md section 4, "Targets").
 
 Frame targets: frame k of a half (time k / fps) is positive for class c when an annotation of class c in that half
 lies within `radius` seconds of it, |position - k / fps| <= radius (radius 0.5 s marks 2 or 3 frames at 2 fps).

@@ -1,6 +1,7 @@
 """SoccerNet-v2 average-mAP, vectorised, equal to `SoccerNet.Evaluation.ActionSpotting.evaluate` on every input.
 
-The official algorithm (SOCCERNET.md section 2.3), reproduced step by step:
+The official algorithm (`SoccerNet/Evaluation/ActionSpotting.py` of the SoccerNet package 0.2.0), reproduced step by
+step:
 
 1. Times map to 0.5 s bins with `int(2 * (position_ms / 1000))`, clamped to a 120-minute buffer (14,400 bins).
    Labels of one (half, class, bin) collapse to the last one in file order (its visibility wins); so do predictions.

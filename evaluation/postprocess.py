@@ -4,7 +4,7 @@ Raw scores (the format inference writes, so that ensembles and NMS sweeps need n
     <raw_dir>/raw_scores.json                                  {"format": RAW_FORMAT, "fps": 2.0, "classes": [...]}
     <raw_dir>/<league>/<season>/<game>/scores_half{1,2}.npy    float32 (T, 17); row k is time k / fps seconds,
                                                                 sigmoid scores in [0, 1], max-merged over windows
-NMS follows the official code (eztorch/evaluation/nms.py, COMEDIAN.md section 6):
+NMS follows the official code (eztorch `evaluation/nms.py`; docs/METHOD.md section 5):
 - hard: keep a slot when its score is >= every score within +-int(window / 2) slots and >= threshold (ties all kept);
 - soft (the paper's: window 20, threshold 0.001): repeatedly take the highest remaining score at its current value,
   multiply the scores within +-ceil(window / 2) slots by min_weight + (1 - min_weight) |d| / (window / 2) clipped to

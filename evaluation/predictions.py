@@ -1,6 +1,6 @@
 """SoccerNet prediction files: `league/season/game/results_spotting.json` in a folder or a zip, read and written.
 
-Schema (SOCCERNET.md section 2.2): {"UrlLocal": game, "predictions": [{"gameTime": "h - MM:SS", "label": class name,
+Schema (SoccerNet's `results_spotting.json`, docs/METHOD.md section 5): {"UrlLocal": game, "predictions": [{"gameTime": "h - MM:SS", "label": class name,
 "position": "<integer ms>", "half": "1"|"2", "confidence": float}, ...]}. The reader is strict where the official
 evaluator would crash or silently misread: an unknown label, a position that is not an integer number of milliseconds,
 a half other than 1 or 2, a missing key or a confidence that is not a number is an error naming file and index.

@@ -3,7 +3,7 @@
     python evaluate.py import-eztorch comedian_vivit_tiny_seed42.pth --out runs/released/vivit_tiny_seed42.pth
 
 The released files (Hugging Face juliendenize/COMEDIAN-ViViT-tiny and COMEDIAN-ViSwin-tiny, seeds 42, 203, 666) are
-plain `torch.save`d state dicts of eztorch's SoccerNetSpottingModel (../shared/spec/EZTORCH_CHECKPOINTS.md):
+plain `torch.save`d state dicts of eztorch's SoccerNetSpottingModel (their names and shapes: tests/data/eztorch_checkpoint_keys.json):
 
     trunk.transformer.spatial_cls_token           -> trunk.spatial.cls_token        (ViViT only)
     trunk.transformer.pos_embed                   -> trunk.spatial.pos_embed        (ViViT only)

@@ -1,4 +1,4 @@
-"""The losses of the three stages (COMEDIAN.md section 4), computed in float32 whatever the autocast dtype.
+"""The losses of the three stages (docs/METHOD.md sections 2-4), computed in float32 whatever the autocast dtype.
 
 SCE (Denize et al., WACV 2023): the student distribution over candidates, p = softmax(q . c / tau), is trained
 towards w = lambda * onehot(positive) + (1 - lambda) * s, where s = softmax(k . c / tau_m) is the teacher's relational

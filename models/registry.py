@@ -31,7 +31,7 @@ VIDEO_PRESETS: dict[str, dict] = {
     "viswin_tiny": {"spatial": "swin_tiny", "temporal_heads": 3},
     "vivit_micro": {"spatial": "vit_micro", "temporal_heads": 2},
 }
-# stage-1 head widths per spatial trunk (COMEDIAN.md section 3.2): projector / predictor hidden width
+# stage-1 head widths per spatial trunk (docs/METHOD.md section 2): projector / predictor hidden width
 HEAD_HIDDEN = {"vit_tiny": 1024, "vit_small": 2048, "swin_tiny": 1024, "vit_micro": 256}
 
 

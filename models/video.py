@@ -3,7 +3,7 @@
 A window (B, 3, 128, 224, 224) is cut into 64 one-second clips of 2 frames; the spatial trunk turns every clip into
 one token (all clips of the batch in one call), the temporal transformer contextualises the 64 tokens: (B, 64, D).
 
-Temporal masking (COMEDIAN.md section 3.3): in training, a ratio of the clips of each window (25% in the paper: 16 of
+Temporal masking (docs/METHOD.md section 3): in training, a ratio of the clips of each window (25% in the paper: 16 of
 64) is removed *before* the spatial trunk, which saves its compute, and the shared mask token takes their place. No
 masking in eval mode, hence none when the trunk is frozen (stage 3a holds it in eval mode).
 """

@@ -16,7 +16,7 @@ from utils.logs import read_metrics
 
 
 def token_loss_loop(q, k, tokens, queue, coeff, temp, temp_m):
-    """The official token loss, one token at a time, from the definition in COMEDIAN.md section 4.2."""
+    """The official token loss, one token at a time, from the definition in docs/METHOD.md section 3."""
     total = 0.0
     n = len(q)
     for i in range(n):

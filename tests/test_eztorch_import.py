@@ -1,5 +1,5 @@
 """Importing the released COMEDIAN checkpoints: a state dict with exactly the published names and shapes
-(../shared/spec/eztorch_checkpoint_keys.json, copied to tests/data) converts, loads strictly and runs."""
+(tests/data/eztorch_checkpoint_keys.json, generated from the official modules) converts, loads strictly and runs."""
 
 import json
 from pathlib import Path

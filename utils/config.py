@@ -54,7 +54,7 @@ def required() -> Any:
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class OptimConfig:
-    """AdamW with a linearly scaled LR and a per-step warmup + cosine schedule (COMEDIAN.md section 5)."""
+    """AdamW with a linearly scaled LR and a per-step warmup + cosine schedule (docs/METHOD.md)."""
 
     lr: float = 1e-3  # base LR for a global batch of 256; the peak LR is lr * global_batch / 256
     min_lr: float = 0.0  # base LR at the end of the cosine, scaled like lr

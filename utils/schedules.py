@@ -1,7 +1,7 @@
 """Per-step schedules (LR, weight decay, EMA momentum) as arrays indexed by the global step.
 
 Schedules are functions of the step alone, so resuming needs nothing but the step. COMEDIAN steps every schedule per
-iteration (COMEDIAN.md section 5).
+iteration (docs/METHOD.md).
 """
 
 from __future__ import annotations
