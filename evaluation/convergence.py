@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from utils.logs import read_metrics
+from utils.errors import InvalidInputError, MissingFileError
 
 COLOURS = ("#1f5fbf", "#d8453b", "#2e9a4d", "#8a4fbf", "#c98a12")
 WIDTH, HEIGHT = 900, 420
@@ -30,14 +31,14 @@ def validation_curve(run_dirs: list[Path], metric: str = "valid_tight_a_mAP") ->
         metrics, config = Path(run_dir) / "metrics.jsonl", Path(run_dir) / "config.yaml"
         for path in (metrics, config):
             if not path.is_file():
-                raise FileNotFoundError(f"{path} not found: a run folder of train_spotting.py holds it")
+                raise MissingFileError(f"{path} not found: a run folder of train_spotting.py holds it")
         points += [(offset + int(record["epoch"]), 100 * float(record[metric]))
                    for record in read_metrics(metrics) if metric in record]
         offset += int(yaml.safe_load(config.read_text(encoding="utf-8"))["run"]["epochs"])
         if index < len(run_dirs) - 1:
             boundaries.append(offset)
     if not points:
-        raise ValueError(f"no {metric} record in {', '.join(str(d) for d in run_dirs)}: did validation run?")
+        raise InvalidInputError(f"no {metric} record in {', '.join(str(d) for d in run_dirs)}: did validation run?")
     return points, boundaries
 
 
