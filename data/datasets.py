@@ -13,9 +13,10 @@ import torch
 
 from data.augment import random_resized_crop, resize_frames
 from data.labels import Annotation
-from data.samplers import Segment
+from data.samplers import Sample, Segment
 from data.sources import FrameSource
 from data.targets import frame_targets, pool_tokens
+from utils.errors import InvalidInputError, MissingFileError, UserError
 
 
 def half_lengths(source: FrameSource, games: list[str]) -> dict[tuple[str, int], int]:
@@ -25,10 +26,10 @@ def half_lengths(source: FrameSource, games: list[str]) -> dict[tuple[str, int],
         for half in (1, 2):
             try:
                 lengths[(game, half)] = source.num_frames(game, half)
-            except (OSError, ValueError, RuntimeError) as error:  # missing, unreadable or corrupt
+            except (UserError, OSError) as error:  # missing, unreadable, corrupt or truncated
                 problems.append(f"{game} half {half}: {error}")
     if problems:
-        raise FileNotFoundError(f"{len(problems)} of {2 * len(games)} halves cannot be read:\n  "
+        raise MissingFileError(f"{len(problems)} of {2 * len(games)} halves cannot be read:\n  "
                                 + "\n  ".join(problems))
     return lengths
 
@@ -38,10 +39,14 @@ class ClipPairDataset(torch.utils.data.Dataset):
                  ratio: tuple[float, float] = (1.3275, 2.2125), clip_frames: int = 2):
         self.source, self.size, self.scale, self.ratio, self.clip_frames = source, size, scale, ratio, clip_frames
 
-    def __getitem__(self, segment: Segment) -> torch.Tensor:
+    def __getitem__(self, sample: Sample | Segment) -> torch.Tensor:
+        segment, seed = (sample.item, sample.seed) if isinstance(sample, Sample) else (sample, None)
         frames = self.source.read(segment.game, segment.half, segment.first, self.clip_frames)  # (2, H, W, 3)
         aspect = self.source.pixel_aspect(segment.game, segment.half)
-        views = [random_resized_crop(frames, self.size, self.scale, self.ratio, aspect) for _ in range(2)]
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):  # the crops: a function of the sample alone
+            if seed is not None:
+                torch.manual_seed(seed)
+            views = [random_resized_crop(frames, self.size, self.scale, self.ratio, aspect) for _ in range(2)]
         return torch.stack(views)  # (views, T, 3, S, S)
 
 
@@ -57,10 +62,11 @@ class WindowDataset(torch.utils.data.Dataset):
         self.source, self.window_frames, self.size = source, window_frames, size
         self.labels, self.bank, self.radius = labels, bank, radius
 
-    def __getitem__(self, segment: Segment) -> dict[str, torch.Tensor]:
+    def __getitem__(self, sample: Sample | Segment) -> dict[str, torch.Tensor]:
+        segment = sample.item if isinstance(sample, Sample) else sample  # windows draw nothing at random here
         frames = self.source.read(segment.game, segment.half, segment.first, self.window_frames)
         if frames.shape[0] != self.window_frames:
-            raise ValueError(f"{segment.game} half {segment.half}: window at frame {segment.first} has only "
+            raise InvalidInputError(f"{segment.game} half {segment.half}: window at frame {segment.first} has only "
                              f"{frames.shape[0]} of {self.window_frames} frames")
         item = {"frames": resize_frames(frames, self.size),
                 "half": torch.tensor(segment.half), "first": torch.tensor(segment.first)}

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
+from utils.errors import InvalidInputError
 
 FPS = 2
 
@@ -28,9 +29,24 @@ class Segment:
     first: int  # first frame at 2 fps
 
 
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """What the loader hands a dataset: an epoch's item and the seed of the random draws made for it in the data
+    workers (stage 1's crops). The seed is a function of the run's seed and the item's place in the run (epoch,
+    position in the shuffled epoch), never of which worker reads it, so a resumed run draws the same crops with any
+    number of workers."""
+
+    item: object
+    seed: int
+
+
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
+
+
 def check_long_enough(game: str, half: int, num_frames: int, window_frames: int) -> None:
     if num_frames < window_frames:
-        raise ValueError(f"{game} half {half} has {num_frames / FPS:.1f} s of video, shorter than one "
+        raise InvalidInputError(f"{game} half {half} has {num_frames / FPS:.1f} s of video, shorter than one "
                          f"{window_frames / FPS:.0f} s window; lower model.window_seconds or drop the game")
 
 
@@ -75,7 +91,8 @@ def epoch_windows(halves: dict[tuple[str, int], int], per_half: Callable[..., li
 
 
 class ShardedSampler(torch.utils.data.Sampler):
-    """This rank's share of an epoch's items (any objects: the DataLoader passes them to the dataset).
+    """This rank's share of an epoch's items, each as a `Sample` with its own seed (the DataLoader passes them to the
+    dataset).
 
     items(epoch) builds the epoch's list, the same on every rank; it is shuffled with seed + epoch, cut to a multiple
     of world_size, and rank r takes positions r, r + world, ... `skip(n)` starts the epoch after n items (a resumed
@@ -95,16 +112,18 @@ class ShardedSampler(torch.utils.data.Sampler):
     def skip(self, count: int) -> None:
         self.start = count
 
-    def _epoch_items(self) -> list:
+    def _epoch_items(self) -> list[Sample]:
         if self._cache is None or self._cache[0] != self.epoch:
             items = self.items(self.epoch)
             if self.shuffle:
                 order = np.random.default_rng(self.seed + self.epoch).permutation(len(items))
                 items = [items[i] for i in order]
             usable = len(items) // self.world_size * self.world_size
-            mine = items[self.rank:usable:self.world_size]
-            if mine and len(mine) < self.min_per_rank:
-                mine = [mine[i % len(mine)] for i in range(self.min_per_rank)]
+            positions = list(range(self.rank, usable, self.world_size))  # places in the shuffled epoch
+            if positions and len(positions) < self.min_per_rank:
+                positions = [positions[i % len(positions)] + usable * (i // len(positions))
+                             for i in range(self.min_per_rank)]  # padding repeats items, with fresh draws
+            mine = [Sample(items[p % usable], sample_seed(self.seed, self.epoch, p)) for p in positions]
             self._cache = (self.epoch, mine)
         return self._cache[1]
 

@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def mini_soccernet(tmp_path_factory) -> Path:
-    """4 games of two 40-second halves (train 2, valid 1, test 1), with a 64-d feature bank and a frame store."""
+    """4 games of two 40-second halves (train 2, valid 1, test 1), with a 64-d feature bank and a 64x64 frame store
+    (the tiny models' input size)."""
     root = tmp_path_factory.mktemp("mini_soccernet")
-    games = generate(root, games=4, seconds=40, seed=3, bank_dim=64, progress=False)
-    prepare(root, root / "store", games, progress=False)
+    games = generate(root, games=4, seconds=40, seed=3, bank_dim=64, progress=False, workers=2)
+    prepare(root, root / "store", games, size=(64, 64), progress=False, workers=2)
     return root
 
 
@@ -39,12 +40,42 @@ def run_script(args: list[str], nproc: int = 1, timeout: int = 600, check: bool 
     return completed
 
 
-def kill_after_first_checkpoint(args: list[str], output_dir: Path, timeout: int = 300) -> None:
-    """Start a training script and SIGKILL it as soon as it has written checkpoint_last.pth, as a crash would."""
+def kill_when(args: list[str], condition, timeout: int = 300, poll: float = 0.01) -> None:
+    """Start a training script and SIGKILL it as soon as condition() holds, as a crash would."""
     process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
-    while not (output_dir / "checkpoint_last.pth").exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    while process.poll() is None and time.time() < deadline and not condition():
+        time.sleep(poll)
     process.send_signal(signal.SIGKILL)
     process.wait()
+
+
+def kill_after_first_checkpoint(args: list[str], output_dir: Path, timeout: int = 300) -> None:
+    """Start a training script and SIGKILL it as soon as it has written checkpoint_last.pth."""
+    kill_when(args, lambda: (output_dir / "checkpoint_last.pth").exists(), timeout)
+
+
+def losses_by_step(out: Path) -> dict[int, float]:
+    from utils.logs import read_metrics
+
+    return {record["step"]: record["loss"] for record in read_metrics(out / "metrics.jsonl") if "loss" in record}
+
+
+def assert_kill_and_resume_is_exact(args, tmp_path: Path, total_steps: int) -> None:
+    """A run SIGKILLed after its first checkpoint and started again logs, step for step, the losses of an
+    uninterrupted run. args(out) -> the script's command line writing into `out`."""
+    import torch
+
+    run_script(args(tmp_path / "straight"))
+    reference = losses_by_step(tmp_path / "straight")
+    assert sorted(reference) == list(range(1, total_steps + 1))
+    out = tmp_path / "killed"
+    kill_after_first_checkpoint(args(out), out)
+    saved = torch.load(out / "checkpoint_last.pth", weights_only=True)["step"]
+    assert saved < total_steps, "the run finished before it could be killed"
+    run_script(args(out))
+    resumed = losses_by_step(out)
+    assert sorted(resumed) == list(range(1, total_steps + 1))  # one record per step, none duplicated by the restart
+    for step in range(saved + 1, total_steps + 1):
+        assert resumed[step] == pytest.approx(reference[step], rel=1e-6, abs=1e-7), (step, saved, resumed, reference)

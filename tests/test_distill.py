@@ -11,7 +11,7 @@ from data.games import split_games
 from data.samplers import Segment, jittered_windows
 from data.sources import StoreSource
 from models.losses import sce_token_loss
-from tests.conftest import kill_after_first_checkpoint, run_script
+from tests.conftest import assert_kill_and_resume_is_exact, run_script
 from utils.logs import read_metrics
 
 
@@ -96,11 +96,11 @@ def test_streaming_pca_equals_a_direct_fit(tmp_path):
 
 
 def test_bank_of_the_wrong_width_is_named(tmp_path):
-    for game, width in (("a/b/c", 10), ("a/b/d", 12)):
+    for game, widths in (("a/b/c", (10, 10)), ("a/b/d", (12, 10))):
         (tmp_path / game).mkdir(parents=True)
-        for half in (1, 2):
+        for half, width in zip((1, 2), widths):
             np.save(tmp_path / game / f"{half}_bank.npy", np.zeros((30, width), np.float32))
-    with pytest.raises(ValueError, match="a/b/d/1_bank.npy: width 12, but earlier banks are 10-d"):
+    with pytest.raises(ValueError, match="a/b/d/1_bank.npy: 12-d rows, but 3 of 4 banks are 10-d"):
         reduce_banks(tmp_path, ["a/b/c", "a/b/d"], ["a/b/c"], "bank.npy", "out.npy", dim=4)
 
 
@@ -166,16 +166,7 @@ def test_two_processes_equal_one_process(reduced_bank, tmp_path):
             torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
-def test_killed_run_resumes_with_the_same_next_loss(reduced_bank, tmp_path):
+def test_killed_run_resumes_exactly_with_loader_workers(reduced_bank, tmp_path):
     common = ["run.epochs=6", "run.max_steps_per_epoch=2", "run.global_batch_size=4", "model.window_seconds=8",
-              "data.windows_per_half=4", "run.save_every_epochs=1", "run.log_every_steps=1"]
-    run_script(distill_args(reduced_bank, tmp_path / "straight", *common))
-    reference = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "straight" / "metrics.jsonl")}
-    out = tmp_path / "killed"
-    kill_after_first_checkpoint(distill_args(reduced_bank, out, *common), out)
-    saved = torch.load(out / "checkpoint_last.pth", weights_only=True)["step"]
-    assert saved < 12, "the run finished before it could be killed"
-    run_script(distill_args(reduced_bank, out, *common))
-    resumed = {r["step"]: r["loss"] for r in read_metrics(out / "metrics.jsonl")}
-    assert sorted(resumed) == list(range(1, 13))
-    assert resumed[saved + 1] == pytest.approx(reference[saved + 1], rel=1e-5)
+              "data.windows_per_half=4", "run.save_every_epochs=1", "run.log_every_steps=1", "run.num_workers=2"]
+    assert_kill_and_resume_is_exact(lambda out: distill_args(reduced_bank, out, *common), tmp_path, total_steps=12)

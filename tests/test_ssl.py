@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from models.losses import sce_loss
 from models.registry import build_spatial
 from models.sce import SCEModel
-from tests.conftest import ROOT, kill_after_first_checkpoint, run_script
+from tests.conftest import ROOT, assert_kill_and_resume_is_exact, run_script
 from train_ssl import SSLConfig
 from utils.config import load_config
 from utils.logs import read_metrics
@@ -151,21 +151,11 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(mini_soccern
     assert moved > 10  # the step really changed the weights
 
 
-def test_killed_run_resumes_with_the_same_next_loss(mini_soccernet, tmp_path):
+def test_killed_run_resumes_exactly_with_loader_workers(mini_soccernet, tmp_path):
+    # the crops are drawn in the loader workers: resumed, they must be those of the uninterrupted run
     common = ["run.epochs=8", "run.max_steps_per_epoch=2", "run.global_batch_size=8", "loss.queue_size=64",
-              "run.save_every_epochs=1", "run.log_every_steps=1"]
-    run_script(tiny_args(mini_soccernet, tmp_path / "straight", *common))
-    reference = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "straight" / "metrics.jsonl")}
-
-    out = tmp_path / "killed"
-    kill_after_first_checkpoint(tiny_args(mini_soccernet, out, *common), out)
-    saved = torch.load(out / "checkpoint_last.pth", weights_only=True)["step"]
-    assert saved < 16, "the run finished before it could be killed"
-    run_script(tiny_args(mini_soccernet, out, *common))
-    resumed = {r["step"]: r["loss"] for r in read_metrics(out / "metrics.jsonl")}
-    assert sorted(resumed) == list(range(1, 17))  # one record per step, none duplicated by the restart
-    assert resumed[saved + 1] == pytest.approx(reference[saved + 1], rel=1e-5)
-    assert torch.load(out / "checkpoint_last.pth", weights_only=True)["step"] == 16
+              "run.save_every_epochs=1", "run.log_every_steps=1", "run.num_workers=2"]
+    assert_kill_and_resume_is_exact(lambda out: tiny_args(mini_soccernet, out, *common), tmp_path, total_steps=16)
 
 
 def test_loss_decreases_on_generated_data(mini_soccernet, tmp_path):
