@@ -31,13 +31,14 @@ from models.loading import load_stage1_into_video
 from models.losses import sce_token_loss
 from models.registry import ModelConfig, build_video
 from utils import dist
-from utils.config import DataConfig, OptimConfig, RunConfig
+from utils.config import POSITIVE, PROBABILITY, DataConfig, OptimConfig, RunConfig, bounded
 from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
 from utils.run import autocast, parse_command_line
-from utils.trainer import (RunContext, RunSampler, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress,
-                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, run_batches, save_training,
-                           setup_run, wrap_ddp)
+from utils.errors import run_entry_point
+from utils.trainer import (RunContext, RunSampler, StepTimer, begin_training, build_loader, end_epoch_checkpoints,
+                           epoch_progress, log_step, lr_wd_schedules, open_run_folder, optimizer_step, plan_epochs,
+                           resume, run_batches, save_training, setup_run, wrap_ddp)
 
 STAGE = "distill"
 
@@ -48,28 +49,28 @@ STAGE = "distill"
 @dataclasses.dataclass
 class BankConfig:
     name: str = "baidu_pca512.npy"  # per-half reduced bank files written by python -m data.features
-    fps: float = 1.0  # rows per second (Baidu: 1; 2 fps banks are sub-sampled)
+    fps: float = bounded(1.0, **POSITIVE)  # rows per second (Baidu: 1; 2 fps banks are sub-sampled)
 
 
 @dataclasses.dataclass
 class DistillDataConfig(DataConfig):
-    windows_per_half: int = 38  # 76 per game per epoch
+    windows_per_half: int = bounded(38, low=1)  # 76 per game per epoch
     bank: BankConfig = dataclasses.field(default_factory=BankConfig)
 
 
 @dataclasses.dataclass
 class DistillModelConfig(ModelConfig):
     init_checkpoint: str = ""  # stage-1 checkpoint ('' = random initialisation, the no-pretraining ablation)
-    projector_hidden: int = 1024
+    projector_hidden: int = bounded(1024, low=1)
 
 
 @dataclasses.dataclass
 class TokenSCEConfig:
-    coeff: float = 0.5  # lambda
-    temp: float = 0.1
-    temp_m: float = 0.05
-    queue_size: int = 65536
-    dim: int = 512  # the bank's reduced width
+    coeff: float = bounded(0.5, **PROBABILITY)  # lambda
+    temp: float = bounded(0.1, **POSITIVE)
+    temp_m: float = bounded(0.05, **POSITIVE)
+    queue_size: int = bounded(65536, low=1)
+    dim: int = bounded(512, low=1)  # the bank's reduced width
 
 
 @dataclasses.dataclass
@@ -129,10 +130,7 @@ def main(cfg: DistillConfig) -> None:
     games = split_games(cfg.data.train_split, cfg.data.root)
     halves = half_lengths(source, games)
     bank = FeatureBank(cfg.data.root, cfg.data.bank.name, cfg.data.bank.fps)
-    for game, half in halves:  # every bank is there and as wide as the projector's output, before any training
-        if bank.dim(game, half) != cfg.loss.dim:
-            raise ValueError(f"{cfg.data.root}/{game}/{half}_{cfg.data.bank.name} is {bank.dim(game, half)}-d but "
-                             f"loss.dim={cfg.loss.dim}")
+    bank.check(halves, cfg.loss.dim)  # every bank there, as wide as the projector's output, as long as its video
     window_frames = 2 * cfg.model.window_seconds
     windows = functools.partial(epoch_windows, halves, functools.partial(
         jittered_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
@@ -162,8 +160,10 @@ def main(cfg: DistillConfig) -> None:
     schedules = lr_wd_schedules(cfg, derived)
 
     # ---------------------------------------------------------------- resume
+    open_run_folder(ctx, cfg)
     step, _, _ = resume(ctx, cfg.run, distill, optimizer, STAGE)
     batches = run_batches(loader, step)
+    begin_training()
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):
@@ -175,4 +175,4 @@ def main(cfg: DistillConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_command_line(DistillConfig, __doc__))
+    run_entry_point(lambda: main(parse_command_line(DistillConfig, __doc__)))

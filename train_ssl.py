@@ -24,14 +24,15 @@ from models.losses import sce_loss
 from models.registry import HEAD_HIDDEN, ModelConfig, build_spatial
 from models.sce import SCEModel
 from utils import dist
-from utils.config import DataConfig, OptimConfig, RunConfig
+from utils.config import POSITIVE, PROBABILITY, DataConfig, OptimConfig, RunConfig, bounded, ordered_pair
 from utils.logs import get_logger
 from utils.optim import apply_schedules, build_adamw
 from utils.run import autocast, parse_command_line
 from utils.schedules import warmup_cosine
-from utils.trainer import (RunContext, RunSampler, StepTimer, build_loader, end_epoch_checkpoints, epoch_progress,
-                           log_step, lr_wd_schedules, optimizer_step, plan_epochs, resume, run_batches, save_training,
-                           setup_run, wrap_ddp)
+from utils.errors import run_entry_point
+from utils.trainer import (RunContext, RunSampler, StepTimer, begin_training, build_loader, end_epoch_checkpoints,
+                           epoch_progress, log_step, lr_wd_schedules, open_run_folder, optimizer_step, plan_epochs,
+                           resume, run_batches, save_training, setup_run, wrap_ddp)
 
 STAGE = "ssl"
 
@@ -41,22 +42,25 @@ STAGE = "ssl"
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class AugmentConfig:
-    crop_size: int = 224
-    crop_scale: tuple[float, float] = (0.2, 1.0)
-    crop_ratio: tuple[float, float] = (1.3275, 2.2125)  # 398/224 x [0.75, 1.245], on the original frame's pixels
+    crop_size: int = bounded(224, low=1)
+    crop_scale: tuple[float, float] = bounded((0.2, 1.0), low=0.0, high=1.0, low_open=True, check=ordered_pair,
+                                              expected="(low, high) with 0 < low <= high <= 1")
+    # 398/224 x [0.75, 1.245], on the original frame's pixels
+    crop_ratio: tuple[float, float] = bounded((1.3275, 2.2125), **POSITIVE, check=ordered_pair,
+                                              expected="(low, high) with 0 < low <= high")
     view1: PhotometricConfig = dataclasses.field(default_factory=lambda: dataclasses.replace(STAGE1_VIEW1))
     view2: PhotometricConfig = dataclasses.field(default_factory=lambda: dataclasses.replace(STAGE1_VIEW2))
 
 
 @dataclasses.dataclass
 class SCEConfig:
-    coeff: float = 1.0  # lambda: 1 makes SCE an InfoNCE with a queue (the paper's stage 1)
-    temp: float = 0.1
-    temp_m: float = 0.07  # plays no role when coeff = 1
-    queue_size: int = 65536
-    dim: int = 256
-    momentum_start: float = 0.99  # teacher EMA, cosine to momentum_end over the whole run
-    momentum_end: float = 1.0
+    coeff: float = bounded(1.0, **PROBABILITY)  # lambda: 1 makes SCE an InfoNCE with a queue (the paper's stage 1)
+    temp: float = bounded(0.1, **POSITIVE)
+    temp_m: float = bounded(0.07, **POSITIVE)  # plays no role when coeff = 1
+    queue_size: int = bounded(65536, low=1)
+    dim: int = bounded(256, low=1)
+    momentum_start: float = bounded(0.99, **PROBABILITY)  # teacher EMA, cosine to momentum_end over the whole run
+    momentum_end: float = bounded(1.0, **PROBABILITY)
 
 
 @dataclasses.dataclass
@@ -140,8 +144,10 @@ def main(cfg: SSLConfig) -> None:
                                           derived["total_steps"])
 
     # ---------------------------------------------------------------- resume
+    open_run_folder(ctx, cfg)
     step, _, _ = resume(ctx, cfg.run, sce, optimizer, STAGE)
     batches = run_batches(loader, step)
+    begin_training()
 
     # ---------------------------------------------------------------- loop
     for epoch in range(step // steps_per_epoch, cfg.run.epochs):
@@ -153,4 +159,4 @@ def main(cfg: SSLConfig) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_command_line(SSLConfig, __doc__))
+    run_entry_point(lambda: main(parse_command_line(SSLConfig, __doc__)))

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from utils.config import POSITIVE, PROBABILITY, bounded, ordered_pair
+
 MEAN, STD = 0.45, 0.225  # Kinetics-style normalisation, every channel, every stage
 
 
@@ -21,18 +23,18 @@ MEAN, STD = 0.45, 0.225  # Kinetics-style normalisation, every channel, every st
 class PhotometricConfig:
     """Probabilities and strengths of the GPU augmentations of one view (0 disables an augmentation)."""
 
-    jitter_p: float = 0.8
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.2
-    hue: float = 0.1
-    grayscale_p: float = 0.2
-    blur_p: float = 0.5
-    blur_kernel: int = 23
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    solarize_p: float = 0.0
-    solarize_threshold: float = 0.5
-    flip_p: float = 0.5
+    jitter_p: float = bounded(0.8, **PROBABILITY)
+    brightness: float = bounded(0.4, low=0.0)
+    contrast: float = bounded(0.4, low=0.0)
+    saturation: float = bounded(0.2, low=0.0)
+    hue: float = bounded(0.1, low=0.0, high=0.5)
+    grayscale_p: float = bounded(0.2, **PROBABILITY)
+    blur_p: float = bounded(0.5, **PROBABILITY)
+    blur_kernel: int = bounded(23, low=1, check=lambda kernel: kernel % 2 == 1, expected="an odd kernel size")
+    blur_sigma: tuple[float, float] = bounded((0.1, 2.0), **POSITIVE, check=ordered_pair, expected="(low, high), low <= high")
+    solarize_p: float = bounded(0.0, **PROBABILITY)
+    solarize_threshold: float = bounded(0.5, **PROBABILITY)
+    flip_p: float = bounded(0.5, **PROBABILITY)
 
 
 # Section 2.6: stage 1's two asymmetric views, stage 2's single view, stage 3's training view.

@@ -17,6 +17,8 @@ from torch import nn
 from models.swin import SpatialSwin
 from models.video import TemporalTransformer, VideoTransformer
 from models.vit import SpatialViT
+from utils.config import FRACTION, bounded
+from utils.errors import InvalidInputError
 
 SPATIAL_PRESETS: dict[str, dict] = {
     "vit_tiny": {"kind": "vit", "dim": 192, "depth": 12, "num_heads": 3, "patch_size": 16},
@@ -39,25 +41,29 @@ HEAD_HIDDEN = {"vit_tiny": 1024, "vit_small": 2048, "swin_tiny": 1024, "vit_micr
 class ModelConfig:
     """The model section of every stage's config."""
 
-    name: str = "vivit_tiny"  # a video preset (stages 2-3) or a spatial preset (stage 1)
-    img_size: int = 224
-    window_seconds: int = 64  # tokens per window = length of the learnable time embedding
-    temporal_depth: int = 6  # the docs' value for every paper run (the config default was 4)
-    drop_path: float = 0.1  # spatial stochastic depth, rising linearly over the blocks
-    temporal_drop_path: float = 0.1
-    mask_ratio: float = 0.25  # share of 1-second clips masked in training (stages 2 and 3)
+    name: str = bounded("vivit_tiny", check=lambda name: name in SPATIAL_PRESETS or name in VIDEO_PRESETS,
+                        expected=f"a registered preset: {sorted(SPATIAL_PRESETS) + sorted(VIDEO_PRESETS)}")
+    img_size: int = bounded(224, low=1)
+    window_seconds: int = bounded(64, low=1)  # tokens per window = length of the learnable time embedding
+    temporal_depth: int = bounded(6, low=1)  # the docs' value for every paper run (the config default was 4)
+    drop_path: float = bounded(0.1, **FRACTION)  # spatial stochastic depth, rising linearly over the blocks
+    temporal_drop_path: float = bounded(0.1, **FRACTION)
+    mask_ratio: float = bounded(0.25, **FRACTION)  # share of 1-second clips masked in training (stages 2 and 3)
     grad_checkpointing: bool = False  # recompute activations in backward: less memory, about 30% more compute
 
 
 def _check(name: str, table: dict) -> dict:
     if name not in table:
-        raise ValueError(f"unknown model {name!r}; registered: {sorted(table)}")
+        raise InvalidInputError(f"unknown model {name!r}; registered: {sorted(table)}")
     return table[name]
 
 
 def build_spatial(name: str, img_size: int = 224, drop_path: float = 0.1, grad_checkpointing: bool = False) -> nn.Module:
     preset = dict(_check(name, SPATIAL_PRESETS))
     kind = preset.pop("kind")
+    if img_size % preset["patch_size"]:  # found here, at start-up, rather than at the first forward pass
+        raise InvalidInputError(f"model.img_size={img_size} does not suit {name}: expected a multiple of its patch "
+                                f"size, {preset['patch_size']}")
     if kind == "vit":
         return SpatialViT(img_size=img_size, drop_path=drop_path, grad_checkpointing=grad_checkpointing, **preset)
     return SpatialSwin(img_size=img_size, drop_path=drop_path, grad_checkpointing=grad_checkpointing, **preset)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from utils.checkpoint import (LAST_CHECKPOINT, find_resume_checkpoint, load_checkpoint, restore_training_state,
-                              save_checkpoint, training_state)
+from utils.checkpoint import (LAST_CHECKPOINT, CheckpointError, load_checkpoint, restore_training_state,
+                              resume_candidates, save_checkpoint, training_state)
 from utils.config import OptimConfig
 from utils.optim import apply_schedules, build_adamw
 from utils.schedules import warmup_cosine
@@ -55,7 +55,7 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):
     del model, optimizer  # the "kill"
 
     model, optimizer = fresh(123)  # a new process starts from other RNG states and weights
-    state = load_checkpoint(find_resume_checkpoint(tmp_path))
+    state = load_checkpoint(resume_candidates(tmp_path)[0])
     restore_training_state(state, model, optimizer, None, rank=0, world_size=1)
     second = train(model, optimizer, state["step"], TOTAL_STEPS, lrs)
 
@@ -93,12 +93,13 @@ def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 def test_unreadable_or_foreign_checkpoint_names_the_file(tmp_path):
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match="garbage.pth"):
+    with pytest.raises(CheckpointError, match="garbage.pth cannot be read as a checkpoint") as raised:
         load_checkpoint(garbage)
+    assert "weights_only" not in str(raised.value)  # not torch's advice to unpickle a file of unknown origin
     foreign = tmp_path / "foreign.pth"
     torch.save({"weight": torch.zeros(2)}, foreign)
     with pytest.raises(ValueError, match="foreign.pth.*missing keys"):
         load_checkpoint(foreign)
     with pytest.raises(FileNotFoundError, match="absent.pth"):
         load_checkpoint(tmp_path / "absent.pth")
-    assert find_resume_checkpoint(tmp_path / "empty_run") is None
+    assert resume_candidates(tmp_path / "empty_run") == []

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from data.samplers import uniform_windows
 from evaluation.inference import HALF_END_MODES, kept_tokens, merge_window_scores, window_starts
 from models.losses import mixup_bce
-from tests.conftest import run_script
+from tests.conftest import assert_kill_and_resume_is_exact, kill_when, run_script
 from utils.logs import read_metrics
 
 
@@ -166,3 +166,55 @@ def test_evaluate_test_command_and_official_acceptance(trained, mini_soccernet, 
                                         metric="tight", label_files="Labels-v2.json", dataset=None,
                                         EVENT_DICTIONARY=EVENT_DICTIONARY_V2)
     assert official["a_mAP"] == pytest.approx(scores["tight"]["a_mAP"], abs=1e-9)
+
+
+def test_killed_run_resumes_exactly_with_loader_workers(mini_soccernet, tmp_path):
+    # mixup and the photometric draws run in the main process, window reading in two workers
+    common = ["run.epochs=6", "run.max_steps_per_epoch=2", "run.save_every_epochs=1", "run.log_every_steps=1",
+              "run.num_workers=2", "eval.every_epochs=0", "augment.mixup_alpha=0.1", "model.init_checkpoint="]
+    assert_kill_and_resume_is_exact(lambda out: spot_args(mini_soccernet, out, "tiny_mini_phase_b.yaml", *common),
+                                    tmp_path, total_steps=12)
+
+
+def validations(out):
+    return {r["epoch"]: r["valid_tight_a_mAP"] for r in read_metrics(out / "metrics.jsonl") if "valid_tight_a_mAP" in r}
+
+
+def checkpoint(out, name="checkpoint_last.pth"):
+    return torch.load(out / name, weights_only=True)
+
+
+def test_the_best_checkpoint_survives_kills_between_and_during_validations(mini_soccernet, tmp_path):
+    out = tmp_path / "run"
+    args = spot_args(mini_soccernet, out, "tiny_mini_phase_b.yaml", "model.init_checkpoint=", "run.epochs=3",
+                     "run.max_steps_per_epoch=2", "run.save_every_steps=1", "eval.every_epochs=1")
+
+    def mid_epoch_two():
+        try:
+            return checkpoint(out)["step"] == 3
+        except Exception:  # not written yet, or being replaced
+            return False
+
+    kill_when(args, mid_epoch_two)  # epoch 1 validated, a step checkpoint in the middle of epoch 2
+    first = validations(out)[1]
+    assert checkpoint(out)["best_metric"] == pytest.approx(first)  # the best travels in every checkpoint
+    kill_when(args, lambda: (out / "validation" / "epoch2").exists())  # during the validation of epoch 2
+    killed = checkpoint(out)
+    assert killed["step"] == 4 and killed["extra"]["validated_epoch"] == 1, "the kill missed epoch 2's validation"
+    run_script(args)  # resumes at the end of epoch 2: validates it, then trains epoch 3
+    scores = validations(out)
+    assert sorted(scores) == [1, 2, 3]  # every epoch validated exactly once
+    best = checkpoint(out, "checkpoint_best.pth")
+    assert best["best_metric"] == pytest.approx(max(scores.values()))
+    assert best["epoch"] == max(scores, key=scores.get)
+
+
+def test_a_resumed_run_keeps_the_better_best_checkpoint(tmp_path):
+    from train_spotting import stored_best
+    from utils.checkpoint import save_checkpoint
+
+    assert stored_best(tmp_path, 0.4) == 0.4  # no checkpoint_best.pth yet
+    save_checkpoint(tmp_path / "checkpoint_best.pth", {"best_metric": 0.57, "model": {"w": torch.zeros(3)}})
+    assert stored_best(tmp_path, None) == 0.57  # a checkpoint_last.pth from before the best was kept
+    assert stored_best(tmp_path, 0.53) == 0.57
+    assert stored_best(tmp_path, 0.61) == 0.61

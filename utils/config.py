@@ -23,11 +23,13 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from utils.errors import UserError
+
 BASE_KEY = "base"
 COMMAND_LINE = "the command line"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem, with a message that names the key and its source."""
 
 
@@ -44,9 +46,76 @@ class _Required:
 REQUIRED: Any = _Required()
 
 
-def required() -> Any:
-    """Field default meaning 'must be set by a YAML file or an override'."""
-    return dataclasses.field(default=REQUIRED)
+def required(nonempty: bool = False) -> Any:
+    """Field default meaning 'must be set by a YAML file or an override' (nonempty: and not to '')."""
+    return dataclasses.field(default=REQUIRED, metadata={"nonempty": True} if nonempty else {})
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Ranges and checks, verified when a config is loaded (a value that divides by zero or trains backwards stops there)
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """low <= value <= high (strict where open); None is unbounded. Applies to every item of a list or tuple."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        return "a value " + " and ".join(parts)
+
+
+def bounded(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+            high_open: bool = False, check: Any = None, expected: str = "") -> Any:
+    """A field whose value (every item of a list or tuple) must lie in the range; `check(value) -> bool` adds a
+    condition on the whole value, described by `expected`."""
+    metadata = {"range": Range(low, high, low_open, high_open)}
+    if check is not None:
+        metadata.update(check=check, expected=expected)
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+POSITIVE = {"low": 0, "low_open": True}
+PROBABILITY = {"low": 0.0, "high": 1.0}
+FRACTION = {"low": 0.0, "high": 1.0, "high_open": True}  # [0, 1): a share that leaves something
+
+
+def ordered_pair(value: tuple) -> bool:
+    return value[0] <= value[1]
+
+
+def _check_values(schema: type, config: Any, sources: dict[str, str], prefix: str = "") -> None:
+    """Every field's range, non-emptiness and check, named with its key and where the value came from."""
+    hints = typing.get_type_hints(schema)
+    for field in dataclasses.fields(schema):
+        dotted, value = f"{prefix}{field.name}", getattr(config, field.name)
+        if dataclasses.is_dataclass(hints[field.name]):
+            _check_values(hints[field.name], value, sources, dotted + ".")
+            continue
+        where = sources.get(dotted, "the defaults")
+        if field.metadata.get("nonempty") and value == "":
+            raise ConfigError(f"{where}: '{dotted}' is empty; give a path")
+        bounds = field.metadata.get("range")
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if bounds is not None and not all(item is None or bounds.holds(item) for item in items):
+            raise ConfigError(f"{where}: '{dotted}' = {value!r} is out of range: expected {bounds.describe()}")
+        check = field.metadata.get("check")
+        if check is not None and value is not None and not check(value):
+            raise ConfigError(f"{where}: '{dotted}' = {value!r}: expected {field.metadata['expected']}")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -56,35 +125,35 @@ def required() -> Any:
 class OptimConfig:
     """AdamW with a linearly scaled LR and a per-step warmup + cosine schedule (docs/METHOD.md)."""
 
-    lr: float = 1e-3  # base LR for a global batch of 256; the peak LR is lr * global_batch / 256
-    min_lr: float = 0.0  # base LR at the end of the cosine, scaled like lr
-    warmup_start_lr: float = 0.0  # base LR at step 0 of the warmup, scaled like lr
-    warmup_epochs: float = 0.0  # linear warmup length; fractional epochs allowed
-    weight_decay: float = 0.05  # applied to weights only: never to norms, biases, embeddings or tokens
-    weight_decay_end: float | None = None  # cosine weight-decay schedule end value; None keeps it constant
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    clip_grad: float = 1.0  # max global gradient norm; 0 disables clipping
+    lr: float = bounded(1e-3, **POSITIVE)  # base LR for a global batch of 256; the peak LR is lr * global_batch / 256
+    min_lr: float = bounded(0.0, low=0.0)  # base LR at the end of the cosine, scaled like lr
+    warmup_start_lr: float = bounded(0.0, low=0.0)  # base LR at step 0 of the warmup, scaled like lr
+    warmup_epochs: float = bounded(0.0, low=0.0)  # linear warmup length; fractional epochs allowed
+    weight_decay: float = bounded(0.05, low=0.0)  # on weights only: never on norms, biases, embeddings or tokens
+    weight_decay_end: float | None = bounded(None, low=0.0)  # cosine weight-decay end value; None keeps it constant
+    betas: tuple[float, float] = bounded((0.9, 0.999), **FRACTION)
+    eps: float = bounded(1e-8, **POSITIVE)
+    clip_grad: float = bounded(1.0, low=0.0)  # max global gradient norm; 0 disables clipping
 
 
 @dataclasses.dataclass
 class RunConfig:
     """Where a run writes, how long it lasts and how it is checkpointed."""
 
-    output_dir: str = required()
-    epochs: int = 100
-    global_batch_size: int = 256  # summed over all ranks; must divide by the number of processes
-    seed: int = 42  # rank r uses seed + r
+    output_dir: str = required(nonempty=True)
+    epochs: int = bounded(100, low=1)
+    global_batch_size: int = bounded(256, low=1)  # summed over all ranks; must divide by the number of processes
+    seed: int = bounded(42, low=0)  # rank r uses seed + r
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    num_workers: int = 4  # data loading processes per rank
-    save_every_epochs: int = 10  # a checkpoint every N epochs, plus one at the end
-    save_every_steps: int = 0  # additionally every N steps (0: off); protects long epochs against kills
-    snapshot_epochs: list[int] = dataclasses.field(default_factory=list)  # also keep checkpoint_epoch{N}.pth
-    log_every_steps: int = 20
+    num_workers: int = bounded(4, low=0)  # data loading processes per rank
+    save_every_epochs: int = bounded(10, low=1)  # a checkpoint every N epochs, plus one at the end
+    save_every_steps: int = bounded(0, low=0)  # additionally every N steps (0: off); protects long epochs
+    snapshot_epochs: list[int] = bounded([], low=1)  # also keep checkpoint_epoch{N}.pth
+    log_every_steps: int = bounded(20, low=1)
     resume: bool = True  # continue from output_dir/checkpoint_last.pth when it exists
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the rank's GPU when there is one
     compile: bool = False  # torch.compile the model (GPU runs; the first steps pay the compilation)
-    max_steps_per_epoch: int = 0  # cap the steps of every epoch (0: the whole epoch); for smoke tests
+    max_steps_per_epoch: int = bounded(0, low=0)  # cap the steps of every epoch (0: the whole epoch); smoke tests
 
 
 @dataclasses.dataclass
@@ -350,6 +419,7 @@ def build_config(schema: type, values: dict[str, Any], sources: dict[str, str]) 
     if missing:
         listed = ", ".join(f"'{key}'" for key in missing)
         raise ConfigError(f"missing required value(s) {listed}: set them in the YAML file or as key=value on {COMMAND_LINE}")
+    _check_values(schema, config, sources)
     return config
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import math
 import os
 import sys
@@ -21,7 +22,7 @@ LOGGER_NAME = "comedian"
 
 
 def setup_logging(rank: int, output_dir: str | os.PathLike | None = None) -> logging.Logger:
-    """Configure the project logger once per process and return it."""
+    """Configure the project logger once per process and return it (with output_dir: also into its log.txt)."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers.clear()
     logger.propagate = False
@@ -31,12 +32,27 @@ def setup_logging(rank: int, output_dir: str | os.PathLike | None = None) -> log
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(formatter)
     logger.addHandler(console)
+    if rank == 0:
+        # records kept until the run folder is opened (log_to_file), so that log.txt starts at the beginning
+        logger.addHandler(logging.handlers.MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1))
     if rank == 0 and output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(Path(output_dir) / "log.txt", encoding="utf-8")
-        file_handler.setFormatter(formatter)
-        logger.addHandler(file_handler)
+        log_to_file(output_dir)
     return logger
+
+
+def log_to_file(output_dir: str | os.PathLike) -> None:
+    """Also write the project logger's records into output_dir/log.txt (rank 0, once the run folder is opened),
+    starting with those logged before."""
+    logger = logging.getLogger(LOGGER_NAME)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(Path(output_dir) / "log.txt", encoding="utf-8")
+    file_handler.setFormatter(logger.handlers[0].formatter if logger.handlers else logging.Formatter())
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.handlers.MemoryHandler):
+            handler.setTarget(file_handler)
+            handler.flush()
+            logger.removeHandler(handler)
+    logger.addHandler(file_handler)
 
 
 def get_logger() -> logging.Logger:
@@ -60,21 +76,24 @@ class MetricsWriter:
 
     def __init__(self, path: str | os.PathLike, enabled: bool = True):
         self.path = Path(path)
-        self.enabled = enabled
-        if enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.enabled = enabled  # nothing touches the disk before the first record
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         clean = {key: _jsonable(value) for key, value in record.items()}
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(clean) + "\n")
 
     def truncate_after(self, step: int) -> None:
+        self.remove(lambda record: int(record.get("step", -1)) > step)
+
+    def remove(self, dropped) -> None:
+        """Rewrite the file without the records for which dropped(record) holds."""
         if not self.enabled or not self.path.exists():
             return
-        kept = [line for line in read_metrics(self.path) if int(line.get("step", -1)) <= step]
+        kept = [line for line in read_metrics(self.path) if not dropped(line)]
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as handle:
             for record in kept:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import torch
 import yaml
 
 from utils.config import ConfigError, RunConfig, config_to_dict, load_config
+from utils.errors import write_error
 from utils.schedules import scaled_lr
 
 
@@ -45,6 +47,18 @@ def git_revision() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Make `folder` if needed and write a probe file in it; a UserError names it when that fails."""
+    folder = Path(folder)
+    probe = folder / f".write_probe.tmp{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise write_error(folder, error) from None
 
 
 def record_run(config: Any, output_dir: str | Path, argv: list[str] | None = None) -> Path:

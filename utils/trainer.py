@@ -19,11 +19,12 @@ import torch
 from torch import nn
 
 from utils import dist
-from utils.checkpoint import (LAST_CHECKPOINT, find_resume_checkpoint, load_checkpoint, restore_training_state,
-                              save_checkpoint, training_state)
+from utils.checkpoint import (LAST_CHECKPOINT, CheckpointError, load_checkpoint, remove_stale_temporaries,
+                              restore_training_state, resume_candidates, save_checkpoint, training_state)
 from utils.config import RunConfig, config_to_dict
-from utils.logs import MetricsWriter, get_logger, progress, setup_logging
-from utils.run import autocast_dtype, derived_values, format_derived, grad_scaler, record_run
+from utils.errors import UserError, training_started
+from utils.logs import MetricsWriter, get_logger, log_to_file, progress, setup_logging
+from utils.run import autocast_dtype, check_writable, derived_values, format_derived, grad_scaler, record_run
 from utils.schedules import scaled_lr, warmup_cosine
 from utils.seed import seed_everything, worker_init_fn
 
@@ -44,20 +45,30 @@ class RunContext:
 
 
 def setup_run(config: Any) -> RunContext:
-    """Join torchrun's group, seed rank r with seed + r, set up logging, record the run (rank 0)."""
+    """Join torchrun's group, seed rank r with seed + r, log to the console. Writes nothing: the run folder is
+    opened by `open_run_folder` once every input has been checked."""
     run: RunConfig = config.run
     info = dist.init_distributed(run.device)
     seed_everything(run.seed, info.rank)
     output_dir = Path(run.output_dir)
-    setup_logging(info.rank, output_dir if info.is_main else None)
-    if info.is_main:
-        record_run(config, output_dir)
-    dist.barrier()
+    setup_logging(info.rank)
     amp_dtype = autocast_dtype(run.precision, info.device)
     get_logger().info(f"{info.world_size} process(es) on {info.device}; precision "
                       f"{'fp32' if amp_dtype is None else amp_dtype}; output {output_dir}")
     return RunContext(info, output_dir, MetricsWriter(output_dir / "metrics.jsonl", info.is_main), amp_dtype,
                       grad_scaler(info.device, amp_dtype))
+
+
+def open_run_folder(ctx: RunContext, config: Any) -> None:
+    """After every check has passed: the run folder is made (or found writable), the temporary files of a killed
+    run are removed, and rank 0 starts log.txt and records the config, the command line and the git revision."""
+    if ctx.info.is_main:
+        check_writable(ctx.output_dir)
+        for stale in remove_stale_temporaries(ctx.output_dir):
+            get_logger().warning(f"removed {stale}, a temporary file of an interrupted write")
+        log_to_file(ctx.output_dir)
+        record_run(config, ctx.output_dir)
+    dist.barrier()
 
 
 def plan_epochs(config: Any, ctx: RunContext, sampler, samples_per_epoch: int, **context: Any) -> dict:
@@ -125,12 +136,13 @@ def run_batches(loader: torch.utils.data.DataLoader, step: int) -> Iterator:
 
 
 def end_epoch_checkpoints(ctx: RunContext, config: Any, model: nn.Module, optimizer, step: int, done: int,
-                          stage: str, best_metric: float | None = None) -> None:
+                          stage: str, best_metric: float | None = None, extra: dict | None = None) -> None:
     """checkpoint_last.pth every run.save_every_epochs and at the end; checkpoint_epochN.pth at snapshot epochs."""
     if done % config.run.save_every_epochs == 0 or done == config.run.epochs:
-        save_training(ctx, LAST_CHECKPOINT, model, optimizer, step, done, config, stage, best_metric)
+        save_training(ctx, LAST_CHECKPOINT, model, optimizer, step, done, config, stage, best_metric, extra)
     if done in config.run.snapshot_epochs:
-        save_training(ctx, f"checkpoint_epoch{done}.pth", model, optimizer, step, done, config, stage, best_metric)
+        save_training(ctx, f"checkpoint_epoch{done}.pth", model, optimizer, step, done, config, stage, best_metric,
+                      extra)
 
 
 def build_loader(dataset: torch.utils.data.Dataset, sampler: torch.utils.data.Sampler, batch_size: int,
@@ -160,12 +172,16 @@ def wrap_ddp(model: nn.Module, info: dist.DistInfo) -> nn.Module:
                                                    else None, broadcast_buffers=False)
 
 
+class DivergedError(UserError, FloatingPointError):
+    """The loss became NaN or infinite; the message gives the step and what to try."""
+
+
 def optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer,
                    scaler: torch.amp.GradScaler, clip_grad: float, step: int) -> torch.Tensor:
     """Finiteness check, zero_grad, backward, unscale, clip, step. Returns the gradient norm before clipping."""
     if not torch.isfinite(loss).item():
-        raise FloatingPointError(f"the loss is {loss.item()} at step {step}: stopping (lower optim.lr, check the "
-                                 f"data, or resume from the last checkpoint)")
+        raise DivergedError(f"the loss is {loss.item()} at step {step}: stopping (lower optim.lr, check the data, "
+                            f"or use run.precision=bf16 or fp32; a restart resumes from the last checkpoint)")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
@@ -182,29 +198,51 @@ def optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.
 def save_training(ctx: RunContext, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
                   epoch: int, config: Any, stage: str, best_metric: float | None = None,
                   extra: dict | None = None) -> None:
-    """A complete checkpoint under output_dir/name (collective: every rank calls it; rank 0 writes)."""
+    """A complete checkpoint under output_dir/name (collective: every rank calls it; rank 0 writes). The last
+    checkpoint keeps its predecessor (checkpoint_previous.pth) to fall back on."""
     state = training_state(model, optimizer, ctx.scaler, step, epoch, config_to_dict(config), best_metric,
                            {"stage": stage, **(extra or {})})
     if ctx.info.is_main:
-        save_checkpoint(ctx.output_dir / name, state)
+        save_checkpoint(ctx.output_dir / name, state, keep_previous=name == LAST_CHECKPOINT)
     dist.barrier()
 
 
 def resume(ctx: RunContext, run: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
            stage: str) -> tuple[int, float | None, dict]:
-    """Restore output_dir/checkpoint_last.pth if it exists (and run.resume): returns (step, best metric, extra)."""
-    path = find_resume_checkpoint(ctx.output_dir) if run.resume else None
-    if path is None:
-        if not run.resume and (ctx.output_dir / LAST_CHECKPOINT).exists():
-            get_logger().warning(f"run.resume=false: ignoring {ctx.output_dir / LAST_CHECKPOINT}")
+    """Restore output_dir/checkpoint_last.pth if it exists (and run.resume): returns (step, best metric, extra).
+
+    A checkpoint_last.pth that cannot be read (a disk that filled up, a copy cut short) gives way to the
+    checkpoint_previous.pth kept beside it, with a warning saying so; when neither can be read, the error names both.
+    """
+    candidates = resume_candidates(ctx.output_dir) if run.resume else []
+    if not run.resume and (ctx.output_dir / LAST_CHECKPOINT).exists():
+        get_logger().warning(f"run.resume=false: ignoring {ctx.output_dir / LAST_CHECKPOINT}")
+    if not candidates:
         return 0, None, {}
-    state = load_checkpoint(path, map_location=ctx.device)
+    problems = []
+    for path in candidates:
+        try:
+            state = load_checkpoint(path, map_location=ctx.device)
+            break
+        except CheckpointError as error:
+            problems.append(str(error))
+    else:
+        raise CheckpointError("cannot resume: " + "; ".join(problems) + f". Move them out of {ctx.output_dir} to "
+                              f"start afresh, or set run.resume=false")
+    if problems:
+        get_logger().warning(f"{problems[0]}: resuming from {path} (step {state['step']}) instead")
     if state.get("extra", {}).get("stage") != stage:
-        raise ValueError(f"{path} is a {state.get('extra', {}).get('stage')!r} checkpoint; this is a {stage!r} run")
+        raise CheckpointError(f"{path} is a {state.get('extra', {}).get('stage')!r} checkpoint; this is a "
+                              f"{stage!r} run: choose another run.output_dir")
     restore_training_state(state, model, optimizer, ctx.scaler, ctx.info.rank, ctx.info.world_size)
     ctx.metrics.truncate_after(state["step"])
     get_logger().info(f"resumed from {path} at step {state['step']} (epoch {state['epoch']})")
     return int(state["step"]), state.get("best_metric"), state.get("extra", {})
+
+
+def begin_training() -> None:
+    """Everything is checked and the run folder is open: from here an error may be one rank's alone."""
+    training_started()
 
 
 class StepTimer:
