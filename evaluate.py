@@ -23,11 +23,11 @@ import functools
 import sys
 from pathlib import Path
 
-from data.labels import LabelError
 from evaluation.metric import METRICS
 from evaluation.postprocess import ensemble_raw_scores, postprocess_raw
 from evaluation.predictions import write_challenge_zip
 from evaluation.scoring import format_table, score, select_games, write_results
+from utils.errors import InvalidInputError, MissingFileError, UserError, run_entry_point
 
 
 def add_nms_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,13 +67,13 @@ def command_ensemble(args: argparse.Namespace) -> None:
             spec = yaml.safe_load(handle) or {}
         unknown = sorted(set(spec) - {"raw", "out_raw", "out"})
         if unknown:
-            raise ValueError(f"{args.config}: unknown keys {unknown}; expected raw, out_raw, out")
+            raise InvalidInputError(f"{args.config}: unknown keys {unknown}; expected raw, out_raw, out")
         args.raw = args.raw or [Path(path) for path in spec.get("raw", [])]
         args.out_raw = args.out_raw or (Path(spec["out_raw"]) if "out_raw" in spec else None)
         args.out = args.out or (Path(spec["out"]) if "out" in spec else None)
     missing = [name for name in ("raw", "out_raw", "out") if not getattr(args, name)]
     if missing:
-        raise ValueError(f"ensemble needs {', '.join('--' + m.replace('_', '-') for m in missing)} (or --config)")
+        raise InvalidInputError(f"ensemble needs {', '.join('--' + m.replace('_', '-') for m in missing)} (or --config)")
     games = ensemble_raw_scores(args.raw, args.out_raw)
     print(f"averaged {len(args.raw)} runs over {len(games)} games into {args.out_raw}")
     command_postprocess(argparse.Namespace(raw=args.out_raw, out=args.out, nms=args.nms, window=args.window,
@@ -89,7 +89,7 @@ def inference_config(args: argparse.Namespace, stored: dict | None = None, prese
 
     if args.checkpoint is None:  # an untrained model, built from --config alone
         if not args.config:
-            raise ValueError("give --checkpoint, or --config with --random-init for an untrained model")
+            raise InvalidInputError("give --checkpoint, or --config with --random-init for an untrained model")
         return with_overrides(SpottingConfig, load_config(SpottingConfig, args.config), args.overrides)
     if stored is not None:
         stored_cfg = config_from_dict(SpottingConfig, stored)
@@ -120,7 +120,29 @@ def build_inference_model(args: argparse.Namespace, weights: tuple | None = None
     return cfg, model.eval()
 
 
+def check_data_paths(cfg, args: argparse.Namespace) -> None:
+    """Every data folder the inference reads exists, or the error says where its path came from: a checkpoint stores
+    the paths of its training run, and a relative one means nothing from another working directory."""
+    for key in ("root", "store", "frames_root"):
+        value = getattr(cfg.data, key)
+        if key != "root" and (value is None or cfg.data.source != {"store": "store", "frames_root": "frames"}[key]):
+            continue
+        if Path(value).is_dir():
+            continue
+        if any(item.startswith(f"data.{key}=") for item in args.overrides):
+            origin = "the command line"
+        elif args.config:
+            origin = args.config
+        else:
+            origin = f"the config stored in {args.checkpoint}, as its training run saw it"
+        hint = (f"; a relative path is read from the working directory ({Path.cwd()})"
+                if not Path(value).is_absolute() else "")
+        raise MissingFileError(f"data.{key} {value!r} (from {origin}) is not a folder{hint}: give "
+                               f"data.{key}=/path/to/it")
+
+
 def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
+    from data.datasets import half_lengths
     from data.games import split_games
     from data.sources import build_source
     from evaluation.inference import predict_games
@@ -129,13 +151,15 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
 
     cfg, model = build_inference_model(args)
     if not cfg.data.root:
-        raise ValueError("data.root is not set (released checkpoints carry no data settings): add "
-                         "data.root=/path/to/soccernet, or --config with a stage-3 YAML")
+        raise InvalidInputError("data.root is not set (released checkpoints carry no data settings): add "
+                                "data.root=/path/to/soccernet, or --config with a stage-3 YAML")
+    check_data_paths(cfg, args)
     info = dist.init_distributed(cfg.run.device)
     split = args.split or cfg.data.test_split
     games = split_games(split, cfg.data.root)
     model.to(info.device)
     source = build_source(cfg.data.source, cfg.data.root, cfg.data.store, cfg.data.frames_root, cfg.data.resolution)
+    half_lengths(source, games)  # every half readable, or every bad one named, before the first window
     out = args.out or Path(args.checkpoint or cfg.run.output_dir).parent / f"inference_{Path(split).stem}"
     predictions = predict_games(model, source, games, out, cfg.model.window_seconds, cfg.model.img_size, info.device,
                                 inference_dtype(cfg.run.precision, info.device), cfg.eval.window_stride_seconds,
@@ -154,26 +178,52 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
     dist.cleanup()
 
 
+def unique_names(paths: list[Path]) -> list[str]:
+    """One output folder name per input: its stem, with as many parent folders in front as it takes for no two
+    inputs to share a name (SoccerNet's halves are all called 1_224p.mkv: they become `<game>/1_224p`)."""
+    resolved = [path.resolve() for path in paths]
+    if len(set(resolved)) != len(resolved):
+        twice = sorted({str(path) for path in resolved if resolved.count(path) > 1})
+        raise InvalidInputError(f"the same video is given twice: {', '.join(twice)}")
+    depth = 0
+    while True:
+        names = ["/".join([*path.parent.parts[len(path.parent.parts) - depth:], path.stem]) for path in resolved]
+        if len(set(names)) == len(names) or depth >= max(len(path.parts) for path in resolved):
+            return names
+        depth += 1
+
+
 def spot_jobs(videos: list[Path], match_halves: bool) -> list[tuple[str, list[tuple[Path, int]]]]:
-    """(output name, [(file, half)]) per game: every file alone as half 1, or consecutive pairs as halves 1 and 2."""
+    """(output name, [(file, half)]) per game: every file alone as half 1, or consecutive pairs as halves 1 and 2.
+    Names are unique over the inputs (`unique_names`)."""
     if not match_halves:
-        return [(video.stem, [(video, 1)]) for video in videos]
+        return list(zip(unique_names(videos), [[(video, 1)] for video in videos]))
     if len(videos) % 2:
-        raise ValueError(f"--match-halves takes files two by two (half 1, half 2); got {len(videos)} files")
-    return [(first.stem, [(first, 1), (second, 2)]) for first, second in zip(videos[::2], videos[1::2])]
+        raise InvalidInputError(f"--match-halves takes files two by two (half 1, half 2); got {len(videos)} files")
+    firsts = videos[::2]
+    return list(zip(unique_names(firsts), [[(first, 1), (second, 2)] for first, second in zip(firsts, videos[1::2])]))
+
+
+def check_not_overwritten(out: Path, names: list[str], overwrite: bool) -> None:
+    """Refuse, before anything is written, to overwrite the results of an earlier run (unless --overwrite)."""
+    taken = [out / name for name in names if (out / name).exists()]
+    if taken and not overwrite:
+        listed = "\n  ".join(str(folder) for folder in taken)
+        raise InvalidInputError(f"{len(taken)} output folder(s) already hold results:\n  {listed}\nchoose another "
+                                f"--out, or give --overwrite to replace them")
 
 
 def command_spot(args: argparse.Namespace) -> None:
     """Any video file(s) -> results_spotting.json, spotting.txt, timeline.svg (evaluation/spot.py)."""
-    from data.video import VideoError
     from evaluation.spot import SpotSettings, spot_file, write_outputs
     from utils.dist import init_distributed
     from utils.run import inference_dtype
 
     if args.match_halves and args.second_half_start is not None:
-        raise ValueError("--match-halves (one file per half) and --second-half-start (one file per match) exclude "
+        raise InvalidInputError("--match-halves (one file per half) and --second-half-start (one file per match) exclude "
                          "each other")
     jobs = spot_jobs(args.videos, args.match_halves)
+    check_not_overwritten(args.out, [name for name, _ in jobs], args.overwrite)
     args.overrides, args.random_init = [], False
     cfg, model = build_inference_model(args)
     device = init_distributed(args.device).device
@@ -188,13 +238,13 @@ def command_spot(args: argparse.Namespace) -> None:
             scores = {}
             for path, half in files:
                 scores.update(spot_file(model, path, settings, device, amp_dtype, args.second_half_start, half))
-        except (VideoError, FileNotFoundError, ValueError) as error:
+        except UserError as error:  # a bad file: named, and the other videos are still spotted
             print(f"error: {error}", file=sys.stderr)
             failed.append(name)
             continue
         written = write_outputs(args.out, name, scores, settings)
         print(f"{name}: " + ", ".join(str(path) for path in written.values()))
-    if failed:
+    if failed:  # exit status 1: the other videos were spotted (a user error that stops everything exits with 2)
         sys.exit(f"error: {len(failed)} of {len(jobs)} videos could not be spotted: {', '.join(failed)}")
 
 
@@ -208,7 +258,7 @@ def command_import_eztorch(args: argparse.Namespace) -> None:
     weights = read_spotting_weights(args.checkpoint)  # converted in memory when it is a released file
     _, preset, stored, report = weights
     if stored is not None:
-        raise ValueError(f"{args.checkpoint}: no trunk.transformer.* keys: not a released COMEDIAN (eztorch) file")
+        raise InvalidInputError(f"{args.checkpoint}: no trunk.transformer.* keys: not a released COMEDIAN (eztorch) file")
     print(report)
     args.config, args.overrides = None, []
     cfg, model = build_inference_model(args, weights)  # loads strictly: every key and shape checked
@@ -236,9 +286,9 @@ def command_table(args: argparse.Namespace) -> None:
     for item in args.runs:
         name, sep, path = item.partition("=")
         if not sep:
-            raise ValueError(f"--run {item!r}: expected NAME=path/to/scores.json")
+            raise InvalidInputError(f"--run {item!r}: expected NAME=path/to/scores.json")
         if not Path(path).is_file():
-            raise FileNotFoundError(f"--run {name}: {path} not found (run evaluate.py test first)")
+            raise MissingFileError(f"--run {name}: {path} not found (run evaluate.py test first)")
         runs[name] = json.loads(Path(path).read_text())
     lines = ["| run | tight a-mAP | loose a-mAP | paper tight | paper loose |", "|---|---|---|---|---|"]
     for name, scores in runs.items():
@@ -267,7 +317,7 @@ def command_convergence(args: argparse.Namespace) -> None:
     for item in args.runs:
         name, sep, folders = item.partition("=")
         if not sep or not folders:
-            raise ValueError(f"--run {item!r}: expected NAME=RUN_DIR[,RUN_DIR...] (stage-3 run folders, in order)")
+            raise InvalidInputError(f"--run {item!r}: expected NAME=RUN_DIR[,RUN_DIR...] (stage-3 run folders, in order)")
         curves[name] = validation_curve([Path(folder) for folder in folders.split(",")])
     print(f"wrote {write_convergence(args.out, curves)}")
     for name, (points, _) in curves.items():
@@ -324,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threshold of the human-readable list and the timeline's dots (the JSON keeps everything)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: eval.batch_size)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     p.add_argument("--half-end", choices=("scored", "official"), default="scored",
                    help="scored (default): the last seconds of each half get scores; official: they stay 0, as in "
                         "the official evaluation (docs/METHOD.md)")
@@ -365,6 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line; an expected user error ends it with its message alone and exit status 2."""
+    run_entry_point(_run, argv)
+
+
+def _run(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0].startswith("--") and argv[0] not in ("-h", "--help"):
         argv = ["test", *argv]  # `evaluate.py --config ... --checkpoint ... --split test` is the test command
@@ -375,10 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    try:
-        args.run(args)
-    except (LabelError, FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    args.run(args)
 
 
 if __name__ == "__main__":

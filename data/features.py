@@ -9,13 +9,13 @@ per-dimension mean and standard deviation, then the covariance of the standardis
 chunks), so 300 games of 8576-d rows never sit in memory at once; PCA takes the top `--dim` eigenvectors of that
 covariance. Every half of `--apply-split` is then written as `<root>/<game>/{1,2}_<out-name>` (float32, (rows, dim)),
 and the statistics and projection as `<root>/<out-name stem>_pca.npz` (mean, std, components, explained variance).
-A bank whose width differs from the others, or whose length does not match its video, stops with the file's name.
+Before any pass every bank is checked: a bank whose width differs from most banks', whose length does not match its
+video, or that holds NaN or infinite rows, stops the command with one message naming every such file (and the rows).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from data.games import split_games
 from data.video import probe_video
+from utils.errors import InvalidInputError, MissingFileError, run_entry_point
 
 LENGTH_TOLERANCE_S = 2.0  # bank rows vs video seconds: extractors round the last second differently
 
@@ -35,59 +36,95 @@ def bank_path(root: Path, game: str, half: int, name: str) -> Path:
 
 def open_bank(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise FileNotFoundError(f"feature bank not found: {path}")
+        raise MissingFileError(f"feature bank not found: {path}")
     try:
         bank = np.load(path, mmap_mode="r")
     except ValueError as error:
-        raise ValueError(f"{path}: not a .npy array ({error})") from error
+        raise InvalidInputError(f"{path}: not a .npy array ({error})") from error
     if bank.ndim != 2:
-        raise ValueError(f"{path}: a bank is (rows, dim), got shape {bank.shape}")
+        raise InvalidInputError(f"{path}: a bank is (rows, dim), got shape {bank.shape}")
     return bank
 
 
-def check_length(path: Path, rows: int, video: Path, fps: float) -> None:
-    """The bank must cover the video: rows / fps within LENGTH_TOLERANCE_S of the video's duration."""
+def length_problem(path: Path, rows: int, video: Path, fps: float) -> str | None:
+    """Why the bank does not cover its video (rows / fps more than LENGTH_TOLERANCE_S away from the video's length),
+    or None. A bank without its video beside it (the bank alone was downloaded) is checked at training time."""
     if not video.is_file():
-        return  # no video to compare with (e.g. the bank alone was downloaded); checked again at training time
-    duration = probe_video(video).duration
+        return None
+    duration = float(probe_video(video).end)
     if abs(rows / fps - duration) > LENGTH_TOLERANCE_S:
-        raise ValueError(f"{path}: {rows} rows at {fps:g} fps cover {rows / fps:.1f} s but {video} lasts "
-                         f"{duration:.1f} s; is --fps right, and is this the bank of that video?")
+        return (f"{path}: {rows} rows at {fps:g} fps cover {rows / fps:.1f} s but {video} lasts {duration:.1f} s; is "
+                f"--fps right, and is this the bank of that video?")
+    return None
 
 
-def iterate_banks(root: Path, games: list[str], name: str, fps: float, desc: str):
-    """Yield (game, half, bank) for every half, checking widths and lengths."""
-    width = None
-    for game in tqdm(games, desc=desc):
+def check_banks(root: Path, games: list[str], name: str, fps: float) -> dict[tuple[str, int], np.ndarray]:
+    """Open every half's bank and check them all before any pass: each is there, has the width most of them have, and
+    covers its video. Every bad file is named in one error. Returns the memory-mapped banks."""
+    banks, problems = {}, []
+    for game in games:
         for half in (1, 2):
             path = bank_path(root, game, half, name)
-            bank = open_bank(path)
-            if width is None:
-                width = bank.shape[1]
-            elif bank.shape[1] != width:
-                raise ValueError(f"{path}: width {bank.shape[1]}, but earlier banks are {width}-d")
-            check_length(path, bank.shape[0], root / game / f"{half}_224p.mkv", fps)
-            yield game, half, bank
+            try:
+                banks[(game, half)] = open_bank(path)
+            except (MissingFileError, InvalidInputError) as error:
+                problems.append(str(error))
+    widths = [bank.shape[1] for bank in banks.values()]
+    majority = max(set(widths), key=widths.count) if widths else None
+    for (game, half), bank in banks.items():
+        path = bank_path(root, game, half, name)
+        if bank.shape[1] != majority:
+            problems.append(f"{path}: {bank.shape[1]}-d rows, but {widths.count(majority)} of {len(widths)} banks are "
+                            f"{majority}-d")
+        elif (problem := length_problem(path, bank.shape[0], root / game / f"{half}_224p.mkv", fps)) is not None:
+            problems.append(problem)
+    if problems:
+        raise InvalidInputError(f"{len(problems)} of {2 * len(games)} feature banks cannot be used:\n  "
+                                + "\n  ".join(problems))
+    return banks
+
+
+def non_finite_rows(bank: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Indices of the rows holding a NaN or an infinity, read in chunks."""
+    bad = [start + np.flatnonzero(~np.isfinite(np.asarray(bank[start:start + chunk])).all(axis=1))
+           for start in range(0, bank.shape[0], chunk)]
+    return np.concatenate(bad) if bad else np.zeros(0, np.int64)
+
+
+def iterate_banks(banks: dict[tuple[str, int], np.ndarray], games: list[str], desc: str):
+    """Yield (game, half, bank) for every half of `games`, with a progress bar."""
+    for game in tqdm(games, desc=desc):
+        for half in (1, 2):
+            yield game, half, banks[(game, half)]
 
 
 def fit_pca(root: Path, games: list[str], name: str, dim: int, fps: float, device: str = "cpu",
-            chunk: int = 4096) -> dict[str, np.ndarray]:
-    """Standardise each dimension, then PCA to `dim`, in two streaming passes over the banks of `games`."""
-    total, sums, squares = 0, None, None
-    for _, _, bank in iterate_banks(root, games, name, fps, "bank statistics"):
+            chunk: int = 4096, banks: dict[tuple[str, int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Standardise each dimension, then PCA to `dim`, in two streaming passes over the banks of `games` (checked by
+    `check_banks` unless given)."""
+    banks = check_banks(root, games, name, fps) if banks is None else banks
+    total, sums, squares, non_finite = 0, None, None, []
+    for game, half, bank in iterate_banks(banks, games, "bank statistics"):
+        if len(bad := non_finite_rows(bank)):  # one NaN row would make every statistic, hence every bank, NaN
+            shown = ", ".join(str(row) for row in bad[:8]) + (" ..." if len(bad) > 8 else "")
+            non_finite.append(f"{bank_path(root, game, half, name)}: {len(bad)} rows with NaN or inf (rows {shown})")
+            continue
         data = torch.from_numpy(np.asarray(bank, np.float64))
         sums = data.sum(0) if sums is None else sums + data.sum(0)
         squares = (data ** 2).sum(0) if squares is None else squares + (data ** 2).sum(0)
         total += data.shape[0]
+    if non_finite:
+        raise InvalidInputError(f"{len(non_finite)} feature banks hold values that are not finite; fix or re-extract "
+                                f"them:\n  " + "\n  ".join(non_finite))
     mean = sums / total
     std = torch.sqrt(torch.clamp(squares / total - mean ** 2, min=0.0))
     std[std == 0] = 1.0  # constant dimensions carry nothing; keep them finite
     if dim > min(total, len(mean)):
-        raise ValueError(f"cannot keep {dim} components from {total} rows of {len(mean)}-d features")
+        raise InvalidInputError(f"cannot keep {dim} components from {total} rows of {len(mean)}-d features")
 
     covariance = torch.zeros(len(mean), len(mean), dtype=torch.float64, device=device)
     mean32, std32 = mean.float().to(device), std.float().to(device)
-    for _, _, bank in iterate_banks(root, games, name, fps, "bank covariance"):
+    for _, _, bank in iterate_banks(banks, games, "bank covariance"):
         for start in range(0, bank.shape[0], chunk):
             rows = (torch.from_numpy(np.array(bank[start:start + chunk], np.float32)).to(device) - mean32) / std32
             covariance += (rows.T @ rows).double()  # float32 products, float64 accumulation
@@ -107,13 +144,18 @@ def reduce_bank(bank: np.ndarray, pca: dict[str, np.ndarray]) -> np.ndarray:
 def reduce_banks(root: str | os.PathLike, fit_games: list[str], apply_games: list[str], name: str, out_name: str,
                  dim: int = 512, fps: float = 1.0, device: str = "cpu") -> Path:
     root = Path(root)
-    pca = fit_pca(root, fit_games, name, dim, fps, device)
+    banks = check_banks(root, list(dict.fromkeys(fit_games + apply_games)), name, fps)  # all of them, before any pass
+    pca = fit_pca(root, fit_games, name, dim, fps, device, banks=banks)
     stats_path = root / f"{Path(out_name).stem}_pca.npz"
     np.savez(stats_path, **pca, fps=np.array(fps), source_name=np.array(name))
-    for game, half, bank in iterate_banks(root, apply_games, name, fps, "writing reduced banks"):
+    for game, half, bank in iterate_banks(banks, apply_games, "writing reduced banks"):
+        reduced = reduce_bank(bank, pca)
+        if not np.isfinite(reduced).all():
+            raise InvalidInputError(f"{bank_path(root, game, half, name)}: {int((~np.isfinite(reduced).all(1)).sum())}"
+                                    f" rows with NaN or inf; fix or re-extract it")
         out = bank_path(root, game, half, out_name)
         tmp = out.with_name(out.stem + ".tmp.npy")
-        np.save(tmp, reduce_bank(bank, pca))
+        np.save(tmp, reduced)
         os.replace(tmp, out)
     return stats_path
 
@@ -131,11 +173,30 @@ class FeatureBank:
             self._open[key] = open_bank(bank_path(self.root, game, half, self.name))
         return self._open[key]
 
-    def num_seconds(self, game: str, half: int) -> int:
-        return int(math.ceil(self._bank(game, half).shape[0] / self.fps))
-
     def dim(self, game: str, half: int) -> int:
         return self._bank(game, half).shape[1]
+
+    def check(self, halves: dict[tuple[str, int], int], dim: int, video_fps: float = 2.0) -> None:
+        """Before training: every half's bank exists, is `dim` wide and covers its video (halves: frames at
+        video_fps per half); every bad file is named in one error."""
+        problems = []
+        for (game, half), num_frames in sorted(halves.items()):
+            path = bank_path(self.root, game, half, self.name)
+            try:
+                bank = self._bank(game, half)
+            except (MissingFileError, InvalidInputError) as error:
+                problems.append(str(error))
+                continue
+            last_second = int(num_frames // video_fps) - 1  # the last second a window can hold
+            covered = (bank.shape[0] - 1) / self.fps
+            if bank.shape[1] != dim:
+                problems.append(f"{path}: {bank.shape[1]}-d rows, expected {dim} (loss.dim)")
+            elif last_second - covered > LENGTH_TOLERANCE_S:
+                problems.append(f"{path}: {bank.shape[0]} rows at {self.fps:g} fps cover {bank.shape[0] / self.fps:.1f}"
+                                f" s, but its video lasts {num_frames / video_fps:.1f} s")
+        if problems:
+            raise InvalidInputError(f"{len(problems)} of {len(halves)} feature banks cannot be used:\n  "
+                                    + "\n  ".join(problems))
 
     def rows(self, game: str, half: int, first_second: int, count: int) -> np.ndarray:
         """(count, dim) float32 for seconds first_second .. first_second + count - 1. Seconds past the bank's end
@@ -143,7 +204,7 @@ class FeatureBank:
         bank = self._bank(game, half)
         index = np.minimum(((first_second + np.arange(count)) * self.fps).astype(np.int64), bank.shape[0] - 1)
         if first_second + count - 1 - (bank.shape[0] - 1) / self.fps > LENGTH_TOLERANCE_S:
-            raise ValueError(f"{bank_path(self.root, game, half, self.name)}: seconds up to "
+            raise InvalidInputError(f"{bank_path(self.root, game, half, self.name)}: seconds up to "
                              f"{first_second + count - 1} requested, the bank covers {bank.shape[0] / self.fps:.0f} s")
         return np.asarray(bank[index], np.float32)
 
@@ -167,4 +228,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from utils.errors import InvalidInputError, MissingFileError
 
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 OFFICIAL_SPLITS = ("train", "valid", "test", "challenge")
@@ -18,15 +19,15 @@ def read_games_file(path: str | os.PathLike) -> list[str]:
     """Game paths, one per line; blank lines and lines starting with '#' are skipped. Duplicates are an error."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"games file not found: {path}")
+        raise MissingFileError(f"games file not found: {path}")
     games = [line.strip().strip("/") for line in path.read_text(encoding="utf-8").splitlines()]
     games = [game for game in games if game and not game.startswith("#")]
     seen: set[str] = set()
     duplicates = sorted({game for game in games if game in seen or seen.add(game)})
     if duplicates:
-        raise ValueError(f"{path}: games listed twice: {duplicates}")
+        raise InvalidInputError(f"{path}: games listed twice: {duplicates}")
     if not games:
-        raise ValueError(f"{path}: lists no game")
+        raise InvalidInputError(f"{path}: lists no game")
     return games
 
 
@@ -39,20 +40,20 @@ def split_games(split: str, root: str | os.PathLike | None = None) -> list[str]:
     if split in OFFICIAL_SPLITS:
         return read_games_file(SPLITS_DIR / f"{split}.txt")
     if split == "val":
-        raise ValueError("unknown split 'val': SoccerNet calls it 'valid'")
+        raise InvalidInputError("unknown split 'val': SoccerNet calls it 'valid'")
     candidates = [Path(split)] + ([Path(root) / split] if root is not None and not Path(split).is_absolute() else [])
     for candidate in candidates:
         if candidate.is_file():
             return read_games_file(candidate)
     tried = " or ".join(str(c) for c in candidates)
-    raise ValueError(f"unknown split {split!r}: expected one of {OFFICIAL_SPLITS} or a games file (tried {tried})")
+    raise InvalidInputError(f"unknown split {split!r}: expected one of {OFFICIAL_SPLITS} or a games file (tried {tried})")
 
 
 def discover_games(root: str | os.PathLike, filename: str) -> list[str]:
     """Every `league/season/game` folder under root that holds `filename`, sorted."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"SoccerNet root not found: {root}")
+        raise MissingFileError(f"SoccerNet root not found: {root}")
     return sorted(str(path.parent.relative_to(root).as_posix()) for path in root.glob(f"*/*/*/{filename}"))
 
 
@@ -61,4 +62,4 @@ def check_games_exist(root: str | os.PathLike, games: list[str], filename: str) 
     missing = [game for game in games if not (Path(root) / game / filename).is_file()]
     if missing:
         listed = "\n  ".join(missing)
-        raise FileNotFoundError(f"{len(missing)} of {len(games)} games have no {filename} under {root}:\n  {listed}")
+        raise MissingFileError(f"{len(missing)} of {len(games)} games have no {filename} under {root}:\n  {listed}")

@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+from utils.errors import MissingFileError, UserError
+
 # The official order (SoccerNet.Evaluation.utils.EVENT_DICTIONARY_V2). There is no background class.
 CLASSES: tuple[str, ...] = (
     "Penalty", "Kick-off", "Goal", "Substitution", "Offside", "Shots on target", "Shots off target", "Clearance",
@@ -29,7 +31,7 @@ LABELS_FILE = "Labels-v2.json"
 GAME_TIME_PATTERN = re.compile(r"^\s*([0-9]+)\s*-\s*([0-9]+):([0-9]{2})\s*$")
 
 
-class LabelError(ValueError):
+class LabelError(UserError, ValueError):
     """A malformed labels or predictions file; the message names the file, the entry index and the field."""
 
 
@@ -81,7 +83,7 @@ def parse_label_name(value: Any, where: str) -> int:
 def load_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"labels file not found: {path}")
+        raise MissingFileError(f"labels file not found: {path}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

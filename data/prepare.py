@@ -31,7 +31,6 @@ import concurrent.futures
 import json
 import os
 import shutil
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from tqdm import tqdm
 
 from data.games import check_games_exist, discover_games, split_games
 from data.video import VideoError, iter_frames, probe_video, resized_rgb
+from utils.errors import UserError, run_entry_point
 
 FPS = 2  # the official extraction's rate
 STORE_FORMAT = "comedian-frame-store-v1"
@@ -51,7 +51,7 @@ FF_QP2LAMBDA = 118  # libavcodec's lambda per quantiser step: `-q:v 1` sets glob
 JPEG_QSCALE = 1  # the official extraction's -q:v
 
 
-class PrepareError(ValueError):
+class PrepareError(UserError, ValueError):
     """A half that cannot be converted; the message names the file."""
 
 
@@ -242,19 +242,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="frame size HEIGHTxWIDTH or 'native' (default: 224x224 for store, native for jpeg)")
     parser.add_argument("--workers", type=int, default=1, help="halves converted in parallel (one core each)")
     args = parser.parse_args(argv)
-    try:
-        size = parse_size(args.size or ("224x224" if args.kind == "store" else "native"))
-        if args.split:
-            games = [game for split in args.split for game in split_games(split, args.root)]
-        elif args.games:
-            games = split_games(args.games, args.root)
-        else:
-            games = discover_games(args.root, f"1_{args.resolution}.mkv")
-        converted = prepare(args.root, args.out, games, args.resolution, size, args.kind, args.workers)
-    except (PrepareError, FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    size = parse_size(args.size or ("224x224" if args.kind == "store" else "native"))
+    if args.split:
+        games = [game for split in args.split for game in split_games(split, args.root)]
+    elif args.games:
+        games = split_games(args.games, args.root)
+    else:
+        games = discover_games(args.root, f"1_{args.resolution}.mkv")
+    converted = prepare(args.root, args.out, games, args.resolution, size, args.kind, args.workers)
     print(f"{converted} halves converted, {2 * len(games) - converted} already in {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

@@ -28,6 +28,7 @@ import torch
 import torchvision
 
 from data.video import VideoError, probe_video, read_frames
+from utils.errors import InvalidInputError, MissingFileError
 
 STORE_FPS = 2.0
 # torchvision 0.29 deprecates its JPEG codec in favour of TorchCodec, which is not part of this project's stack (and
@@ -85,12 +86,23 @@ class StoreSource:
     def _meta(self, game: str, half: int) -> dict:
         meta_path = self.root / game / f"{half}.json"
         if not meta_path.is_file():
-            raise FileNotFoundError(f"frame store entry missing: {meta_path} (run python -m data.prepare for this "
-                                    f"game, or set data.source=video)")
-        return json.loads(meta_path.read_text())
+            raise MissingFileError(f"frame store entry missing: {meta_path} (run python -m data.prepare for this "
+                                   f"game, or set data.source=video)")
+        try:
+            return json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise InvalidInputError(f"{meta_path}: not valid JSON ({error}); delete it and run python -m "
+                                    f"data.prepare again for this game") from None
 
     def num_frames(self, game: str, half: int) -> int:
-        return int(self._meta(game, half)["num_frames"])
+        """The frames the entry's JSON records, checked against the frames its video really holds (a store copied
+        in part, or a disk that filled up, keeps a JSON that promises more)."""
+        promised = int(self._meta(game, half)["num_frames"])
+        held = self._info(game, half).num_frames(self.fps)
+        if held < promised:
+            raise VideoError(f"{self.path(game, half)}: holds {held} frames but its JSON records {promised}; delete "
+                             f"both and run python -m data.prepare again for this game")
+        return promised
 
     @lru_cache(maxsize=4096)
     def _info(self, game: str, half: int):
@@ -121,12 +133,12 @@ class JpegFolderSource:
     def num_frames(self, game: str, half: int) -> int:
         folder = self.folder(game, half)
         if not folder.is_dir():
-            raise FileNotFoundError(f"frame folder not found: {folder}")
+            raise MissingFileError(f"frame folder not found: {folder}")
         names = sorted(name for name in os.listdir(folder) if name.endswith(".jpg"))
         expected = [f"{index:08d}.jpg" for index in range(self.start_number, self.start_number + len(names))]
         if names != expected:
             missing = sorted(set(expected) - set(names))[:5]
-            raise ValueError(f"{folder}: frames must be numbered {expected[0] if expected else '00000001.jpg'} "
+            raise InvalidInputError(f"{folder}: frames must be numbered {expected[0] if expected else '00000001.jpg'} "
                              f"onwards without gaps; e.g. missing {missing}")
         return len(names)
 
@@ -167,10 +179,10 @@ def build_source(kind: str, root: str, store: str | None = None, frames_root: st
         return VideoSource(root, resolution, 2.0)
     if kind == "store":
         if not store:
-            raise ValueError("data.source=store needs data.store (the folder written by python -m data.prepare)")
+            raise InvalidInputError("data.source=store needs data.store (the folder written by python -m data.prepare)")
         return StoreSource(store)
     if kind == "frames":
         if not frames_root:
-            raise ValueError("data.source=frames needs data.frames_root (folders of %08d.jpg per half)")
+            raise InvalidInputError("data.source=frames needs data.frames_root (folders of %08d.jpg per half)")
         return JpegFolderSource(frames_root)
-    raise ValueError(f"unknown data.source {kind!r}: expected video, store or frames")
+    raise InvalidInputError(f"unknown data.source {kind!r}: expected video, store or frames")

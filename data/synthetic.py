@@ -31,6 +31,7 @@ from tqdm import tqdm
 from data.labels import CLASSES, LABELS_FILE, game_time
 from data.synthetic_labels import game_name
 from data.video import write_video
+from utils.errors import run_entry_point
 
 WIDTH, HEIGHT, SOURCE_FPS = 398, 224, 25
 BANK_NAME = "baidu_soccer_embeddings.npy"
@@ -286,4 +287,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

@@ -20,6 +20,7 @@ more than decoding at 224p); resizing is torchvision's job (`data.augment.resize
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from data.augment import resize_frames
+from utils.errors import MissingFileError, UserError
 
 SEEK_MARGIN_S = 1.0  # seek this far before the first wanted frame: some demuxers land after the requested time
 TAIL_SECONDS = 5.0  # probing the real end demuxes the packets of the last few seconds
@@ -38,7 +40,7 @@ TRUNCATION_TOLERANCE_S = 1.5  # container duration vs the end of the last video 
 SOCCERNET_HEIGHT = 224  # SoccerNet's "224p" files: the broadcast scaled to this height
 
 
-class VideoError(RuntimeError):
+class VideoError(UserError, RuntimeError):
     """A video that cannot be opened or decoded as requested; the message names the file and what failed."""
 
 
@@ -52,6 +54,7 @@ class VideoInfo:
     average_fps: float  # informative only: frame selection uses timestamps
     start_pts: int  # the stream's first timestamp, subtracted from every timestamp
     time_base: Fraction
+    rotation: int = 0  # degrees counter-clockwise the file asks players to turn its frames; frames are read as stored
 
     def num_frames(self, fps: float) -> int:
         """Frames at `fps`, as the fps filter emits them: slots 0 .. round(end x fps) - 1."""
@@ -70,7 +73,7 @@ def output_slot(value: Fraction) -> int:
 def _open(path: str | os.PathLike) -> av.container.InputContainer:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"video not found: {path}")
+        raise MissingFileError(f"video not found: {path}")
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as error:
@@ -128,8 +131,27 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             raise VideoError(f"{path}: the container says {duration:.2f} s but its video frames stop at "
                              f"{float(end):.2f} s; the file looks truncated (copy or convert it again)")
         rate = stream.average_rate or stream.guessed_rate or Fraction(0)
+        rotation = _rotation(container, stream)
+        if rotation and str(path) not in _WARNED_ROTATION:
+            _WARNED_ROTATION.add(str(path))
+            logging.getLogger("comedian").warning(
+                f"{path}: the file asks players to turn its frames {rotation} degrees; they are read as stored, not "
+                f"turned (re-encode it with the rotation applied if the pitch shows sideways)")
         return VideoInfo(str(path), float(duration), end, stream.codec_context.width, stream.codec_context.height,
-                         float(rate), start_pts, time_base)
+                         float(rate), start_pts, time_base, rotation)
+
+
+_WARNED_ROTATION: set[str] = set()
+
+
+def _rotation(container, stream) -> int:
+    """The rotation a player would apply (the display matrix of the first frame), in degrees."""
+    try:
+        container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
+        frame = next(container.decode(stream), None)
+    except av.error.FFmpegError:
+        return 0  # an unreadable start is reported by the decoding itself
+    return int(round(frame.rotation)) % 360 if frame is not None and frame.rotation else 0
 
 
 class _LandedLate(Exception):

@@ -23,6 +23,7 @@ from scipy.ndimage import maximum_filter1d
 
 from data.labels import CLASSES
 from evaluation.predictions import keep_best_per_bin, prediction_records, write_game_predictions
+from utils.errors import InvalidInputError, MissingFileError
 
 RAW_FORMAT = "comedian-raw-scores-v1"
 RAW_META = "raw_scores.json"
@@ -155,10 +156,10 @@ def write_raw_scores(raw_dir: str | os.PathLike, game: str, half: int, scores: n
 def read_raw_meta(raw_dir: str | os.PathLike) -> dict:
     path = Path(raw_dir) / RAW_META
     if not path.is_file():
-        raise FileNotFoundError(f"{raw_dir} is not a raw-scores folder: {RAW_META} is missing")
+        raise MissingFileError(f"{raw_dir} is not a raw-scores folder: {RAW_META} is missing")
     meta = json.loads(path.read_text())
     if meta.get("format") != RAW_FORMAT or meta.get("classes") != list(CLASSES):
-        raise ValueError(f"{path}: expected format {RAW_FORMAT!r} with the 17 SoccerNet-v2 classes, got {meta}")
+        raise InvalidInputError(f"{path}: expected format {RAW_FORMAT!r} with the 17 SoccerNet-v2 classes, got {meta}")
     return meta
 
 
@@ -172,7 +173,7 @@ def read_raw_scores(raw_dir: str | os.PathLike, game: str) -> dict[int, np.ndarr
     for half in (1, 2):
         path = raw_scores_path(raw_dir, game, half)
         if not path.is_file():
-            raise FileNotFoundError(f"raw scores missing: {path}")
+            raise MissingFileError(f"raw scores missing: {path}")
         scores[half] = np.load(path)
     return scores
 
@@ -183,22 +184,22 @@ def ensemble_raw_scores(raw_dirs: list[str | os.PathLike], out_dir: str | os.Pat
     Every run must hold the same games, at the same frame rate, with the same number of slots per half.
     """
     if len(raw_dirs) < 2:
-        raise ValueError("an ensemble needs at least two raw-score folders")
+        raise InvalidInputError("an ensemble needs at least two raw-score folders")
     metas = [read_raw_meta(d) for d in raw_dirs]
     if len({m["fps"] for m in metas}) != 1:
-        raise ValueError(f"raw-score folders have different frame rates: {[m['fps'] for m in metas]}")
+        raise InvalidInputError(f"raw-score folders have different frame rates: {[m['fps'] for m in metas]}")
     games = raw_games(raw_dirs[0])
     for other in raw_dirs[1:]:
         if raw_games(other) != games:
             missing = sorted(set(games) ^ set(raw_games(other)))
-            raise ValueError(f"{other} and {raw_dirs[0]} hold different games, e.g. {missing[:5]}")
+            raise InvalidInputError(f"{other} and {raw_dirs[0]} hold different games, e.g. {missing[:5]}")
     write_raw_meta(out_dir, metas[0]["fps"])
     for game in games:
         runs = [read_raw_scores(d, game) for d in raw_dirs]
         for half in (1, 2):
             shapes = {run[half].shape for run in runs}
             if len(shapes) != 1:
-                raise ValueError(f"{game} half {half}: runs disagree on the number of slots: {sorted(shapes)}")
+                raise InvalidInputError(f"{game} half {half}: runs disagree on the number of slots: {sorted(shapes)}")
             write_raw_scores(out_dir, game, half, np.mean([run[half] for run in runs], axis=0))
     return games
 
@@ -209,7 +210,7 @@ def postprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, nms:
     fps = read_raw_meta(raw_dir)["fps"]
     games = raw_games(raw_dir)
     if not games:
-        raise FileNotFoundError(f"no raw scores (league/season/game/scores_half1.npy) under {raw_dir}")
+        raise MissingFileError(f"no raw scores (league/season/game/scores_half1.npy) under {raw_dir}")
     for game in games:
         records = game_predictions(read_raw_scores(raw_dir, game), fps, nms, window, threshold, min_weight)
         write_game_predictions(out_dir, game, records)

@@ -3,7 +3,9 @@
 Schema (SoccerNet's `results_spotting.json`, docs/METHOD.md section 5): {"UrlLocal": game, "predictions": [{"gameTime": "h - MM:SS", "label": class name,
 "position": "<integer ms>", "half": "1"|"2", "confidence": float}, ...]}. The reader is strict where the official
 evaluator would crash or silently misread: an unknown label, a position that is not an integer number of milliseconds,
-a half other than 1 or 2, a missing key or a confidence that is not a number is an error naming file and index.
+a half other than 1 or 2, a missing key or a confidence that is not a number is an error naming file and index. A NaN
+confidence is accepted, as the official evaluator accepts it (it raises the official score), with a warning naming the
+file and the count.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -20,6 +23,7 @@ import numpy as np
 
 from data.labels import (CLASS_INDEX, CLASSES, LabelError, game_time, parse_half, parse_label_name,
                          parse_position_ms)
+from utils.errors import InvalidInputError, MissingFileError
 
 PREDICTIONS_FILE = "results_spotting.json"
 PREDICTION_KEYS = ("label", "position", "half", "confidence")
@@ -99,11 +103,11 @@ class PredictionsSource:
         self.path = Path(path)
         self.filename = filename
         if not self.path.exists():
-            raise FileNotFoundError(f"predictions not found: {self.path}")
+            raise MissingFileError(f"predictions not found: {self.path}")
         self._zip: zipfile.ZipFile | None = None
         if self.path.is_file():
             if not zipfile.is_zipfile(self.path):
-                raise ValueError(f"{self.path}: predictions must be a folder or a zip file")
+                raise InvalidInputError(f"{self.path}: predictions must be a folder or a zip file")
             self._zip = zipfile.ZipFile(self.path)
             self._members = set(self._zip.namelist())
 
@@ -129,7 +133,12 @@ class PredictionsSource:
                 data = json.loads((self.path / game / self.filename).read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise LabelError(f"{where}: not valid JSON ({error})") from error
-        return parse_predictions(data, where)
+        predictions = parse_predictions(data, where)
+        if (nan := int(np.isnan(predictions.confidence).sum())):
+            logging.getLogger("comedian").warning(
+                f"{where}: {nan} predictions have a NaN confidence; they are kept, as the official evaluator keeps "
+                f"them, but they raise its score: fix the file that wrote them")
+        return predictions
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -186,7 +195,7 @@ def write_challenge_zip(root: str | os.PathLike, zip_path: str | os.PathLike, ga
     root, zip_path = Path(root), Path(zip_path)
     missing = [game for game in games if not (root / game / PREDICTIONS_FILE).is_file()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} game(s) have no {PREDICTIONS_FILE} under {root}: {missing}")
+        raise MissingFileError(f"{len(missing)} game(s) have no {PREDICTIONS_FILE} under {root}: {missing}")
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

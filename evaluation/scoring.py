@@ -16,6 +16,7 @@ from data.labels import (CLASS_INDEX, CLASSES, GAME_TIME_PATTERN, LABELS_FILE, V
                          parse_labels)
 from evaluation.metric import GameKeys, average_map, build_spotting_set, game_keys
 from evaluation.predictions import PredictionsSource
+from utils.errors import InvalidInputError, MissingFileError
 
 
 def label_arrays(path: Path, on_unknown: Literal["error", "warn"] = "error") -> tuple[tuple, int]:
@@ -53,12 +54,12 @@ def label_arrays(path: Path, on_unknown: Literal["error", "warn"] = "error") -> 
 def select_games(labels_dir: str | os.PathLike, split: str | None = None, games_file: str | None = None) -> list[str]:
     """An official split, a games file, or every game folder under labels_dir holding a Labels-v2.json."""
     if split and games_file:
-        raise ValueError("give a split or a games file, not both")
+        raise InvalidInputError("give a split or a games file, not both")
     if split or games_file:
         return split_games(split or games_file)
     games = discover_games(labels_dir, LABELS_FILE)
     if not games:
-        raise FileNotFoundError(f"no league/season/game/{LABELS_FILE} under {labels_dir}")
+        raise MissingFileError(f"no league/season/game/{LABELS_FILE} under {labels_dir}")
     return games
 
 
@@ -104,7 +105,7 @@ def score(labels_dir: str | os.PathLike, predictions: str | os.PathLike, games: 
     missing = [source.describe(game) for game in games if not source.has(game)]
     if missing:
         listed = "\n  ".join(missing)
-        raise FileNotFoundError(f"{len(missing)} of {len(games)} games have no predictions file:\n  {listed}")
+        raise MissingFileError(f"{len(missing)} of {len(games)} games have no predictions file:\n  {listed}")
     workers = default_workers(len(games)) if workers is None else workers
     loaded = _load_games(str(labels_dir), str(predictions), games, on_unknown, workers)
     results = average_map(build_spotting_set([keys for keys, _ in loaded]), metrics, workers)

@@ -29,6 +29,7 @@ from evaluation.postprocess import game_predictions, write_raw_meta, write_raw_s
 from evaluation.predictions import write_game_predictions
 from evaluation.timeline import write_timeline
 from utils.logs import progress
+from utils.errors import InvalidInputError
 
 FPS = 2.0
 FALLBACK_ROWS = 10  # rows of the human-readable list when no prediction reaches --min-confidence
@@ -115,7 +116,7 @@ def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torc
     total = info.num_frames(FPS)
     split = None if second_half_start is None else int(round(second_half_start * FPS))
     if split is not None and not 0 < split < total:
-        raise ValueError(f"{path}: --second-half-start {second_half_start} s is outside the video (0 to "
+        raise InvalidInputError(f"{path}: --second-half-start {second_half_start} s is outside the video (0 to "
                          f"{info.duration:.1f} s)")
 
     def new_spotter():

@@ -18,10 +18,11 @@ from torch import nn
 
 from models.registry import VIDEO_PRESETS, spatial_preset_of
 from models.video import VideoTransformer
+from utils.errors import UserError
 from utils.checkpoint import check_checkpoint, load_checkpoint, read_weights
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(UserError, ValueError):
     """A checkpoint that does not fit the model it is loaded into; the message lists the offending keys."""
 
 

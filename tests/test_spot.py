@@ -134,3 +134,24 @@ def test_spot_takes_one_file_per_half(tiny_checkpoint, tmp_path):
     completed = run_script(["evaluate.py", "spot", str(first), "--match-halves", "--checkpoint",
                             str(tiny_checkpoint)], check=False)
     assert completed.returncode != 0 and "two by two" in completed.stderr
+
+
+def test_videos_of_the_same_name_get_their_own_folders_and_nothing_is_overwritten(tiny_checkpoint, tmp_path):
+    # SoccerNet's layout: every half is called 1_224p.mkv / 2_224p.mkv, in its game's folder
+    games = [tmp_path / "league" / "2016-2017" / name for name in ("home 1 - 0 away", "home 2 - 2 away")]
+    files = []
+    for game in games:
+        files += [own_video(game / f"{half}_224p.mkv", 10, 25, (224, 398), "libx264") for half in (1, 2)]
+    out = tmp_path / "out"
+    command = ["evaluate.py", "spot", *map(str, files), "--match-halves", "--checkpoint", str(tiny_checkpoint),
+               "--out", str(out)]
+    run_script(command)
+    results = [out / game.name / "1_224p" / "results_spotting.json" for game in games]
+    assert all(path.is_file() for path in results)
+    written = [path.stat().st_mtime_ns for path in results]
+    completed = run_script(command, check=False)  # the same command again: refused, nothing touched
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr
+    assert "2 output folder(s) already hold results" in completed.stderr and "--overwrite" in completed.stderr
+    assert [path.stat().st_mtime_ns for path in results] == written
+    run_script(command + ["--overwrite"])
+    assert all(path.stat().st_mtime_ns > before for path, before in zip(results, written))
