@@ -342,3 +342,29 @@ def test_evaluate_names_a_truncated_video_without_a_traceback(mini_soccernet, tm
                            "step": 0, "epoch": 0, "config": config_to_dict(cfg), "extra": {"stage": "spotting"}})
     completed = run_script(["evaluate.py", "test", "--checkpoint", str(path), "--split", "test.txt"], check=False)
     expect_user_error(completed, "2_224p.mkv: the container says", "looks truncated")
+
+
+def test_a_checkpoint_of_the_wrong_stage_or_model_is_named(mini_soccernet, tmp_path):
+    from models.registry import build_spatial
+    from models.sce import SCEModel
+    from utils.checkpoint import FORMAT_VERSION
+
+    for name in ("vit_micro", "swin_tiny"):
+        model = SCEModel(build_spatial(name, img_size=64), 16, 8, 16)
+        save_checkpoint(tmp_path / f"{name}.pth", {"format_version": FORMAT_VERSION, "model": model.state_dict(),
+                                                   "step": 0, "epoch": 0, "config": {"model": {"name": name}},
+                                                   "extra": {"stage": "ssl"}})
+    ssl = tmp_path / "vit_micro.pth"
+    completed = run_script(["train_distill.py", "--config", "configs/distill/tiny_mini.yaml",
+                            f"data.root={mini_soccernet}",
+                            f"run.output_dir={tmp_path / 'a'}", f"model.init_checkpoint={tmp_path / 'swin_tiny.pth'}",
+                            "data.bank.name=baidu_soccer_embeddings.npy", "loss.dim=64", "run.global_batch_size=4"],
+                           check=False)
+    expect_user_error(completed, "holds a stage-1 'swin_tiny' trunk, but vivit_micro needs 'vit_micro'")
+    completed = run_script(spotting_args(mini_soccernet, tmp_path / "b", f"model.init_checkpoint={ssl}",
+                                         "model.freeze_trunk=true"), check=False)
+    assert completed.returncode == 0  # a stage-1 trunk is a valid start for stage 3 (the stage-1-only ablation)
+    completed = run_script(["evaluate.py", "test", "--checkpoint", str(ssl), "--split", "test.txt",
+                            f"data.root={mini_soccernet}"], check=False)
+    expect_user_error(completed, "vit_micro.pth is a checkpoint of stage 'ssl', expected a 'spotting' checkpoint")
+    assert not (tmp_path / "a").exists()
