@@ -1,4 +1,4 @@
-"""One-time, resumable conversion of SoccerNet videos into the 2 fps frames the loaders read fast.
+"""One-time, resumable conversion of SoccerNet videos into the FPS frames (utils/rates.py) the loaders read fast.
 
     python -m data.prepare --root /data/soccernet --out /data/soccernet_store [--split train valid test]
                            [--games FILE] [--resolution 224p] [--format store|jpeg] [--size 224x224|native]
@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
+import multiprocessing
 import os
-import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,8 +40,9 @@ from tqdm import tqdm
 from data.games import check_games_exist, discover_games, split_games
 from data.video import VideoError, iter_frames, probe_video, resized_rgb
 from utils.errors import UserError, run_entry_point
+from utils.files import atomic_path, write_json
+from utils.rates import FPS  # the official extraction's rate
 
-FPS = 2  # the official extraction's rate
 STORE_FORMAT = "comedian-frame-store-v1"
 JPEG_FORMAT = "comedian-jpeg-frames-v1"
 STORE_GOP = 8
@@ -65,10 +65,11 @@ def stored_frame(frame: av.VideoFrame, size: tuple[int, int] | None) -> av.Video
 
 
 class _StoreWriter:
+    """H.264 frames into one .mkv file."""
+
     def __init__(self, path: Path, size: tuple[int, int]):
-        self.path, self.tmp = path, path.with_name(f".{path.stem}.tmp.mkv")
-        self.container = av.open(str(self.tmp), "w")
-        self.open = True
+        self.path = path
+        self.container = av.open(str(path), "w")
         self.stream = self.container.add_stream("libx264", rate=Fraction(FPS, 1))
         self.stream.height, self.stream.width = size
         self.stream.pix_fmt = "yuv420p"
@@ -85,25 +86,20 @@ class _StoreWriter:
         for packet in self.stream.encode():
             self.container.mux(packet)
         self.container.close()
-        self.open = False
+
+    def abandon(self) -> None:
+        self.container.close()
 
     def written_frames(self) -> int:
-        return probe_video(self.tmp).num_frames(FPS)
-
-    def commit(self) -> None:
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        if self.open:
-            self.container.close()
-        self.tmp.unlink(missing_ok=True)
+        return probe_video(self.path).num_frames(FPS)
 
 
 class _JpegWriter:
+    """%08d.jpg files numbered from 1 into one folder."""
+
     def __init__(self, folder: Path, size: tuple[int, int]):
-        self.folder, self.tmp = folder, folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        self.folder = folder
+        folder.mkdir()
         self.encoder = av.CodecContext.create("mjpeg", "w")
         self.encoder.height, self.encoder.width = size
         self.encoder.pix_fmt = "yuvj420p"
@@ -115,20 +111,16 @@ class _JpegWriter:
         frame = frame.reformat(format="yuvj420p")  # limited -> full range, as ffmpeg's auto-inserted scaler does
         frame.pts, frame.time_base = index, Fraction(1, FPS)
         data = b"".join(bytes(packet) for packet in self.encoder.encode(frame))
-        (self.tmp / f"{index + 1:08d}.jpg").write_bytes(data)
+        (self.folder / f"{index + 1:08d}.jpg").write_bytes(data)
 
     def close(self) -> None:
         self.encoder.encode(None)
 
+    def abandon(self) -> None:
+        pass
+
     def written_frames(self) -> int:
-        return sum(1 for name in os.listdir(self.tmp) if name.endswith(".jpg"))
-
-    def commit(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-        os.replace(self.tmp, self.folder)
-
-    def discard(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        return sum(1 for name in os.listdir(self.folder) if name.endswith(".jpg"))
 
 
 def prepare_half(source: Path, out_dir: Path, half: int, size: tuple[int, int] | None, kind: str = "store") -> dict:
@@ -139,33 +131,29 @@ def prepare_half(source: Path, out_dir: Path, half: int, size: tuple[int, int] |
     if kind == "store" and (height % 2 or width % 2):
         raise PrepareError(f"{source}: frames of {width}x{height} cannot be stored as H.264, which needs even "
                            f"sizes; give --size HEIGHTxWIDTH with even numbers, or use --format jpeg")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    writer = (_StoreWriter(out_dir / f"{half}.mkv", (height, width)) if kind == "store"
-              else _JpegWriter(out_dir / str(half), (height, width)))
-    try:
-        last_source, last_converted, written = None, None, 0
-        for index, frame in iter_frames(source, FPS, 0, num_frames, info):
-            if frame is not last_source:  # a source frame repeated over several slots is converted once
-                last_source, last_converted = frame, stored_frame(frame, (height, width))
-            writer.add(index, last_converted)
-            written += 1
+    target = out_dir / (f"{half}.mkv" if kind == "store" else str(half))
+    with atomic_path(target) as tmp:
+        writer = (_StoreWriter if kind == "store" else _JpegWriter)(tmp, (height, width))
+        try:
+            last_source, last_converted, written = None, None, 0
+            for index, frame in iter_frames(source, FPS, 0, num_frames, info):
+                if frame is not last_source:  # a source frame repeated over several slots is converted once
+                    last_source, last_converted = frame, stored_frame(frame, (height, width))
+                writer.add(index, last_converted)
+                written += 1
+        except BaseException:
+            writer.abandon()
+            raise
         writer.close()
         stored = writer.written_frames()
         if written != num_frames or stored != num_frames:
             raise PrepareError(f"{source}: {num_frames} frames expected at {FPS} fps, {written} decoded and "
                                f"{stored} written; the entry was not kept")
-        writer.commit()
-    except BaseException:
-        writer.discard()
-        raise
     meta = {"format": STORE_FORMAT if kind == "store" else JPEG_FORMAT, "num_frames": num_frames, "fps": FPS,
             "width": width, "height": height, "source": str(source), "source_width": info.width,
             "source_height": info.height, "source_duration": info.duration,
             **({"gop": STORE_GOP, "crf": int(STORE_CRF)} if kind == "store" else {"qscale": JPEG_QSCALE})}
-    meta_path = out_dir / f"{half}.json"
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, meta_path)
+    write_json(out_dir / f"{half}.json", meta, indent=1)
     return meta
 
 
@@ -212,7 +200,8 @@ def prepare(root: str | Path, out: str | Path, games: list[str], resolution: str
     if workers <= 1:
         outcomes = map(_job, jobs)
     else:
-        pool = concurrent.futures.ProcessPoolExecutor(workers)
+        # spawned, not forked: a fork of a process whose torch thread pool has run can hang in the child's first resize
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         outcomes = pool.map(_job, jobs)
     for outcome in outcomes:
         if outcome is not None:
