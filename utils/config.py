@@ -2,12 +2,14 @@
 
 A run's configuration is built in three layers, last wins:
 
-1. the defaults of the schema (dataclasses below or in a stage script), defined once and typed;
+1. the defaults of the schema (`configs/schema.py`), defined once and typed; a value without a default must come from
+   the next layers;
 2. a YAML file, which may name a parent with ``base: relative/path.yaml`` and then holds only differences;
 3. ``section.key=value`` overrides from the command line (values parsed as YAML scalars: ``1e-3``, ``true``, ``[1, 2]``).
 
 Every error names the key, where the value came from (file or command line) and, for unknown keys, the closest valid
-key. Validation happens before anything is written, so a typo leaves no trace on disk.
+key; values are range-checked (`bounded`). Validation happens before anything is written, so a typo leaves no trace
+on disk. `config_to_yaml` gives the resolved config as YAML (the scripts' --print-config).
 """
 
 from __future__ import annotations
@@ -119,58 +121,6 @@ def _check_values(schema: type, config: Any, sources: dict[str, str], prefix: st
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Sections shared by every stage. Stage-specific sections live beside the stage that owns them.
-# ----------------------------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class OptimConfig:
-    """AdamW with a linearly scaled LR and a per-step warmup + cosine schedule (docs/METHOD.md)."""
-
-    lr: float = bounded(1e-3, **POSITIVE)  # base LR for a global batch of 256; the peak LR is lr * global_batch / 256
-    min_lr: float = bounded(0.0, low=0.0)  # base LR at the end of the cosine, scaled like lr
-    warmup_start_lr: float = bounded(0.0, low=0.0)  # base LR at step 0 of the warmup, scaled like lr
-    warmup_epochs: float = bounded(0.0, low=0.0)  # linear warmup length; fractional epochs allowed
-    weight_decay: float = bounded(0.05, low=0.0)  # on weights only: never on norms, biases, embeddings or tokens
-    weight_decay_end: float | None = bounded(None, low=0.0)  # cosine weight-decay end value; None keeps it constant
-    betas: tuple[float, float] = bounded((0.9, 0.999), **FRACTION)
-    eps: float = bounded(1e-8, **POSITIVE)
-    clip_grad: float = bounded(1.0, low=0.0)  # max global gradient norm; 0 disables clipping
-
-
-@dataclasses.dataclass
-class RunConfig:
-    """Where a run writes, how long it lasts and how it is checkpointed."""
-
-    output_dir: str = required(nonempty=True)
-    epochs: int = bounded(100, low=1)
-    global_batch_size: int = bounded(256, low=1)  # summed over all ranks; must divide by the number of processes
-    seed: int = bounded(42, low=0)  # rank r uses seed + r
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    num_workers: int = bounded(4, low=0)  # data loading processes per rank
-    save_every_epochs: int = bounded(10, low=1)  # a checkpoint every N epochs, plus one at the end
-    save_every_steps: int = bounded(0, low=0)  # additionally every N steps (0: off); protects long epochs
-    snapshot_epochs: list[int] = bounded([], low=1)  # also keep checkpoint_epoch{N}.pth
-    log_every_steps: int = bounded(20, low=1)
-    resume: bool = True  # continue from output_dir/checkpoint_last.pth when it exists
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the rank's GPU when there is one
-    compile: bool = False  # torch.compile the model (GPU runs; the first steps pay the compilation)
-    max_steps_per_epoch: int = bounded(0, low=0)  # cap the steps of every epoch (0: the whole epoch); smoke tests
-
-
-@dataclasses.dataclass
-class DataConfig:
-    """Where the SoccerNet data is and how frames are read (the same keys in every stage)."""
-
-    root: str = required()  # SoccerNet root: league/season/game/ with videos, Labels-v2.json, feature banks
-    source: Literal["video", "store", "frames"] = "video"  # original videos, the frame store, or JPEG folders
-    store: str | None = None  # frame store written by python -m data.prepare (data.source=store)
-    frames_root: str | None = None  # %08d.jpg folders per half (data.source=frames)
-    resolution: Literal["224p", "720p"] = "224p"  # which videos data.source=video decodes
-    train_split: str = "train"  # official split name or a games file (one league/season/game per line)
-    valid_split: str = "valid"
-    test_split: str = "test"
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # YAML reading: duplicate keys are errors, `base:` chains are followed
 # ----------------------------------------------------------------------------------------------------------------------
 class _StrictLoader(yaml.SafeLoader):
@@ -232,13 +182,13 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     """{'optim': {'lr': 1}} -> {'optim.lr': 1}. Lists and tuples are leaves."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            flat.update(_flatten(value, dotted + "."))
+            flat.update(flatten(value, dotted + "."))
         else:
             flat[dotted] = value
     return flat
@@ -266,7 +216,7 @@ def load_yaml_chain(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     for file in reversed(chain):  # root ancestor first, the named file last
         data = _read_yaml(file)
         data.pop(BASE_KEY, None)
-        for key, value in _flatten(data).items():
+        for key, value in flatten(data).items():
             values[key] = value
             sources[key] = str(file)
     return values, sources
@@ -377,7 +327,13 @@ def _closest(key: str, valid: list[str]) -> str:
         siblings = [v for v in valid if v.rpartition(".")[0] == section]
         leaves = difflib.get_close_matches(leaf, [s.rpartition(".")[2] for s in siblings], n=1, cutoff=0.5)
         matches = [f"{section}.{leaves[0]}" if section else leaves[0]] if leaves else []
-    return f"; did you mean '{matches[0]}'?" if matches else f"; valid keys start with: {sorted({v.split('.')[0] for v in valid})}"
+    if matches:
+        return f"; did you mean '{matches[0]}'?"
+    section = key.rpartition(".")[0]
+    siblings = [v.rpartition(".")[2] for v in valid if v.rpartition(".")[0] == section]
+    if section and siblings:  # a key of another stage, most often: say what this stage's section holds
+        return f"; this config's '{section}' section holds: {', '.join(siblings)}"
+    return f"; valid keys start with: {sorted({v.split('.')[0] for v in valid})}"
 
 
 def _build(schema: type, values: dict[str, Any], prefix: str = "", base: Any = None) -> Any:
@@ -454,15 +410,11 @@ def config_to_dict(config: Any) -> dict:
     return plain(dataclasses.asdict(config))
 
 
+def config_to_yaml(config: Any) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
 def config_from_dict(schema: type, tree: dict) -> Any:
     """Rebuild a typed config from `config_to_dict` output (e.g. the copy stored in a checkpoint)."""
-    flat = _flatten(tree)
+    flat = flatten(tree)
     return build_config(schema, flat, {key: "the stored config" for key in flat})
-
-
-def with_overrides(schema: type, config: Any, overrides: list[str]) -> Any:
-    """`config` with dotted command-line overrides applied and validated (e.g. on a config read from a checkpoint)."""
-    values = _flatten(config_to_dict(config))
-    parsed = parse_overrides(overrides)
-    values.update(parsed)
-    return build_config(schema, values, {key: COMMAND_LINE for key in parsed})

@@ -18,6 +18,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from utils.files import write_text
+
 LOGGER_NAME = "comedian"
 
 
@@ -94,11 +96,7 @@ class MetricsWriter:
         if not self.enabled or not self.path.exists():
             return
         kept = [line for line in read_metrics(self.path) if not dropped(line)]
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for record in kept:
-                handle.write(json.dumps(record) + "\n")
-        os.replace(tmp, self.path)
+        write_text(self.path, "".join(json.dumps(record) + "\n" for record in kept))
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from utils.config import OptimConfig
 
 # Parameter names (last component) that never decay, besides every 0-d and 1-d tensor (biases, norm weights). timm's
 # Swin lists its relative_position_bias_table under `no_weight_decay_keywords`, but the official optimizer does not
@@ -43,7 +42,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [group for group in groups if group["params"]]
 
 
-def build_adamw(model: torch.nn.Module, optim_cfg: OptimConfig, fused: bool | None = None) -> torch.optim.AdamW:
+def build_adamw(model: torch.nn.Module, optim_cfg, fused: bool | None = None) -> torch.optim.AdamW:
     """AdamW over `param_groups`. The LR is set every step by `apply_schedules`; the value here is a placeholder 0."""
     groups = param_groups(model, optim_cfg.weight_decay)
     if not groups:

@@ -1,108 +1,95 @@
-"""What every stage script does before its first step: read the command line, record the run, derive values.
+"""Setting a run up: the command line, the processes and their seeds, precision, the model's wrapping, the run folder.
 
-`parse_command_line` returns the validated config before anything touches the disk, so a typo writes nothing.
+Every stage script calls, in this order (each step writes nothing until `open_run_folder`):
+
+    cfg = parse_command_line(Schema, __doc__)       # validated config (or --print-config and exit)
+    ctx = setup_run(cfg)                            # torchrun group, seeds, console log, precision, loader seed
+    ... data, plan, model, optimiser: every input checked ...
+    open_run_folder(ctx, cfg)                       # only now: log.txt, config.yaml, command.txt, git_revision.txt
+    ... resume, then begin_training() and the loop
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import shlex
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
+from torch import nn
 
-from utils.config import ConfigError, RunConfig, config_to_dict, load_config
-from utils.errors import write_error
-from utils.schedules import scaled_lr
+from utils import dist
+from utils.config import ConfigError, config_to_yaml, load_config
+from utils.errors import training_started, write_error
+from utils.files import remove_stale_temporaries, write_text
+from utils.logs import MetricsWriter, get_logger, log_to_file, setup_logging
+from utils.seed import seed_everything
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# The command line
+# ----------------------------------------------------------------------------------------------------------------------
 def parse_command_line(schema: type, description: str, argv: list[str] | None = None) -> Any:
-    """`script.py --config FILE [section.key=value ...]` -> a typed config. Config errors exit with status 2."""
-    parser = argparse.ArgumentParser(description=description,
+    """`script.py --config FILE [section.key=value ...] [--print-config]` -> a typed config. Config errors exit with
+    status 2; --print-config prints the resolved YAML and exits."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Overrides: any number of section.key=value pairs, e.g. optim.lr=1e-3 "
                                             "run.output_dir=runs/x. They are applied after the YAML file.")
     parser.add_argument("--config", required=True, help="experiment YAML (may inherit from a base with 'base:')")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config (defaults <- YAML chain <- overrides) as YAML and exit")
     parser.add_argument("overrides", nargs="*", help="dotted overrides section.key=value")
     args = parser.parse_args(argv)
     try:
-        return load_config(schema, args.config, args.overrides)
+        config = load_config(schema, args.config, args.overrides)
     except ConfigError as error:
         parser.exit(2, f"config error: {error}\n")
+    if args.print_config:  # on stdout, so that `... --print-config > run.yaml` gives a config to start from
+        sys.stdout.write(config_to_yaml(config))
+        parser.exit(0)
+    return config
 
 
-def git_revision() -> str:
-    """`<commit>` of the code, with '-dirty' when the working tree has uncommitted changes; 'unknown' outside git."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
+# ----------------------------------------------------------------------------------------------------------------------
+# Processes, seeds, precision
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class RunContext:
+    """Everything a stage script needs from the run set-up."""
+
+    info: dist.DistInfo
+    output_dir: Path
+    metrics: MetricsWriter
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+    loader_seed: int  # drawn once here: building the loader reads nothing of the global RNG
+
+    @property
+    def device(self) -> torch.device:
+        return self.info.device
 
 
-def check_writable(folder: str | os.PathLike) -> None:
-    """Make `folder` if needed and write a probe file in it; a UserError names it when that fails."""
-    folder = Path(folder)
-    probe = folder / f".write_probe.tmp{os.getpid()}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise write_error(folder, error) from None
-
-
-def record_run(config: Any, output_dir: str | Path, argv: list[str] | None = None) -> Path:
-    """Write the resolved config, the command line and the git revision into the run's output folder (rank 0 only)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / "config.yaml", "w", encoding="utf-8") as handle:
-        yaml.safe_dump(config_to_dict(config), handle, sort_keys=False)
-    command = " ".join(shlex.quote(part) for part in (argv if argv is not None else [sys.executable, *sys.argv]))
-    with open(output_dir / "command.txt", "a", encoding="utf-8") as handle:  # appended: a resumed run adds a line
-        handle.write(command + "\n")
-    (output_dir / "git_revision.txt").write_text(git_revision() + "\n", encoding="utf-8")
-    return output_dir
-
-
-def derived_values(run: RunConfig, base_lr: float, world_size: int, samples_per_epoch: int) -> dict[str, Any]:
-    """The values computed from the config, in one place: per-rank batch, scaled LR, steps per epoch and in total.
-
-    samples_per_epoch: clips (stage 1) or windows (stages 2 and 3) in one epoch, over all ranks.
-    The last incomplete global batch of an epoch is dropped, so every step sees a full global batch.
-    """
-    if run.global_batch_size % world_size:
-        raise ConfigError(f"run.global_batch_size={run.global_batch_size} does not divide by the {world_size} "
-                          f"processes; choose a multiple of {world_size}")
-    steps_per_epoch = samples_per_epoch // run.global_batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(f"run.global_batch_size={run.global_batch_size} is larger than one epoch "
-                          f"({samples_per_epoch} samples): lower it or add data")
-    return {
-        "world_size": world_size,
-        "global_batch_size": run.global_batch_size,
-        "batch_size_per_rank": run.global_batch_size // world_size,
-        "base_lr": base_lr,
-        "scaled_lr": scaled_lr(base_lr, run.global_batch_size),
-        "samples_per_epoch": samples_per_epoch,
-        "steps_per_epoch": steps_per_epoch,
-        "total_steps": steps_per_epoch * run.epochs,
-    }
-
-
-def format_derived(values: dict[str, Any]) -> str:
-    width = max(len(key) for key in values)
-    return "derived values:\n" + "\n".join(f"  {key:<{width}} = {value:g}" if isinstance(value, float)
-                                           else f"  {key:<{width}} = {value}" for key, value in values.items())
+def setup_run(config: Any) -> RunContext:
+    """Join torchrun's group, seed rank r with seed + r, log to the console, choose the precision. Writes nothing:
+    the run folder is opened by `open_run_folder` once every input has been checked."""
+    run = config.run
+    info = dist.init_distributed(run.device)
+    seed_everything(run.seed, info.rank)
+    loader_seed = int(torch.randint(0, 2**62, ()).item())
+    setup_logging(info.rank)
+    amp_dtype = autocast_dtype(run.precision, info.device)
+    output_dir = Path(run.output_dir)
+    get_logger().info(f"{info.world_size} process(es) on {info.device}; precision "
+                      f"{'fp32' if amp_dtype is None else amp_dtype}; output {output_dir}")
+    return RunContext(info, output_dir, MetricsWriter(output_dir / "metrics.jsonl", info.is_main), amp_dtype,
+                      grad_scaler(info.device, amp_dtype), loader_seed)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -136,3 +123,74 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler:
     """A gradient scaler, enabled for fp16 only (bf16 has fp32's range and needs none)."""
     return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+
+def prepare_model(module: nn.Module, ctx: RunContext, compile_model: bool) -> nn.Module:
+    """The module on its device, inside DistributedDataParallel when torchrun started several processes (buffers,
+    the queues, are kept in sync by the method itself, so DDP does not broadcast them), compiled if asked."""
+    module.to(ctx.device)
+    model = module
+    if ctx.info.world_size > 1:
+        with warnings.catch_warnings():
+            # torch 2.14 deprecates broadcast_buffers for forward_sync_buffers, which older torch lacks; the queues
+            # are identical on every rank by construction, so either keeps them right: silence the notice for users
+            warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
+            model = nn.parallel.DistributedDataParallel(
+                module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None, broadcast_buffers=False)
+    return torch.compile(model) if compile_model else model
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The run folder
+# ----------------------------------------------------------------------------------------------------------------------
+def check_writable(folder: str | os.PathLike) -> None:
+    """Make `folder` if needed and write a probe file in it; a UserError names it when that fails."""
+    folder = Path(folder)
+    probe = folder / f".write_probe.tmp{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise write_error(folder, error) from None
+
+
+def git_revision() -> str:
+    """`<commit>` of the code, with '-dirty' when the working tree has uncommitted changes; 'unknown' outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def record_run(config: Any, output_dir: str | Path, argv: list[str] | None = None) -> Path:
+    """Write the resolved config, the command line and the git revision into the run's output folder (rank 0 only)."""
+    output_dir = Path(output_dir)
+    write_text(output_dir / "config.yaml", config_to_yaml(config))
+    command = " ".join(shlex.quote(part) for part in (argv if argv is not None else [sys.executable, *sys.argv]))
+    with open(output_dir / "command.txt", "a", encoding="utf-8") as handle:  # appended: a resumed run adds a line
+        handle.write(command + "\n")
+    write_text(output_dir / "git_revision.txt", git_revision() + "\n")
+    return output_dir
+
+
+def open_run_folder(ctx: RunContext, config: Any) -> None:
+    """After every check has passed: the run folder is made (or found writable), the temporary files of a killed
+    run are removed, and rank 0 starts log.txt and records the config, the command line and the git revision."""
+    if ctx.info.is_main:
+        check_writable(ctx.output_dir)
+        for stale in remove_stale_temporaries(ctx.output_dir):
+            get_logger().warning(f"removed {stale}, a temporary file of an interrupted write")
+        log_to_file(ctx.output_dir)
+        record_run(config, ctx.output_dir)
+    dist.barrier()
+
+
+def begin_training() -> None:
+    """Everything is checked and the run folder is open: from here an error may be one rank's alone."""
+    training_started()

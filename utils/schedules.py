@@ -30,3 +30,22 @@ def warmup_cosine(base: float, final: float, total_steps: int, warmup_steps: int
     progress = np.arange(cosine_steps) / max(cosine_steps - 1, 1)
     cosine = final + 0.5 * (base - final) * (1.0 + np.cos(np.pi * progress))
     return np.concatenate([warmup, cosine]).astype(np.float64)
+
+
+def build_schedules(optim, global_batch_size: int, steps_per_epoch: int, total_steps: int,
+                    momentum: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+    """Every per-step schedule of a run, each of shape (total_steps,):
+    - lr: linear warmup over optim.warmup_epochs from warmup_start_lr, then a cosine to min_lr, every value scaled by
+      global_batch / 256;
+    - wd: optim.weight_decay, constant, or a cosine to optim.weight_decay_end when one is given (0.0 included);
+    - momentum (stage 1's teacher): a cosine from momentum[0] to momentum[1] over the whole run."""
+    warmup = int(round(optim.warmup_epochs * steps_per_epoch))
+    schedules = {
+        "lr": warmup_cosine(scaled_lr(optim.lr, global_batch_size), scaled_lr(optim.min_lr, global_batch_size),
+                            total_steps, warmup, scaled_lr(optim.warmup_start_lr, global_batch_size)),
+        "wd": warmup_cosine(optim.weight_decay, optim.weight_decay if optim.weight_decay_end is None
+                            else optim.weight_decay_end, total_steps),
+    }
+    if momentum is not None:
+        schedules["momentum"] = warmup_cosine(momentum[0], momentum[1], total_steps)
+    return schedules

@@ -1,0 +1,275 @@
+"""Every key of every stage: its type, its range and, for engineering knobs, its default. One schema per stage.
+
+The training recipe (optimisation, schedules, batches, epochs, losses, augmentations, sampling, evaluation) has one
+home, the paper YAMLs beside this file: those keys have no default here (`required()`), so a config that does not set
+them, directly or through its `base:`, stops at load with their names. What has a default is what the paper does not
+fix (workers, logging, checkpoint frequency, devices) and the model sections' architecture, the released checkpoints'
+(needed to rebuild a model from a released file). Each stage's schema holds only the sections and keys that stage
+reads: a key of another stage is an unknown key. docs/METHOD.md gives every value with its official source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from models.registry import SPATIAL_PRESETS, VIDEO_PRESETS
+from utils.config import FRACTION, POSITIVE, PROBABILITY, REQUIRED, bounded, ordered_pair, required
+
+UNIT_INTERVAL = {"low": 0.0, "high": 1.0, "low_open": True}  # (0, 1]
+
+
+def section(kind: type):
+    return dataclasses.field(default_factory=kind)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Run, optimisation: shared by the three stages
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class RunConfig:
+    """Where a run writes, how long it lasts and how it is checkpointed."""
+
+    output_dir: str = required(nonempty=True)
+    epochs: int = bounded(REQUIRED, low=1)
+    global_batch_size: int = bounded(REQUIRED, low=1)  # summed over all ranks; must divide by the number of processes
+    seed: int = bounded(REQUIRED, low=0)  # rank r uses seed + r
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU; the paper: fp16
+    num_workers: int = bounded(4, low=0)  # data loading processes per rank
+    save_every_epochs: int = bounded(10, low=1)  # a checkpoint every N epochs, plus one at the end
+    save_every_steps: int = bounded(0, low=0)  # additionally every N steps (0: off); protects long epochs
+    snapshot_epochs: list[int] = bounded([], low=1)  # also keep checkpoint_epoch{N}.pth
+    log_every_steps: int = bounded(20, low=1)
+    resume: bool = True  # continue from output_dir/checkpoint_last.pth when it exists
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the rank's GPU when there is one
+    compile: bool = False  # torch.compile the model (GPU runs; the first steps pay the compilation)
+    max_steps_per_epoch: int = bounded(0, low=0)  # cap the steps of every epoch (0: the whole epoch); smoke tests
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """AdamW with a linearly scaled LR and a per-step warmup + cosine schedule."""
+
+    lr: float = bounded(REQUIRED, **POSITIVE)  # base LR for a global batch of 256; the peak is lr x global_batch / 256
+    min_lr: float = bounded(REQUIRED, low=0.0)  # base LR at the end of the cosine, scaled like lr
+    warmup_start_lr: float = bounded(REQUIRED, low=0.0)  # base LR at step 0 of the warmup, scaled like lr
+    warmup_epochs: float = bounded(REQUIRED, low=0.0)  # linear warmup length; fractional epochs allowed
+    weight_decay: float = bounded(REQUIRED, low=0.0)  # on weights only: never on norms, biases, embeddings, tokens
+    weight_decay_end: float | None = bounded(None, low=0.0)  # a cosine from weight_decay to this; None: constant
+    betas: tuple[float, float] = bounded((0.9, 0.999), **FRACTION)  # AdamW's own defaults, as the official runs
+    eps: float = bounded(1e-8, **POSITIVE)
+    clip_grad: float = bounded(REQUIRED, low=0.0)  # max global gradient norm; 0 disables clipping
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class FramesConfig:
+    """Where the SoccerNet data is and how frames are read (stage 1 reads only this)."""
+
+    root: str = required()  # SoccerNet root: league/season/game/ with videos, Labels-v2.json, feature banks
+    source: Literal["video", "store", "frames"] = "video"  # original videos, the frame store, or JPEG folders
+    store: str | None = None  # frame store written by python -m data.prepare (data.source=store)
+    frames_root: str | None = None  # %08d.jpg folders per half (data.source=frames)
+    resolution: Literal["224p", "720p"] = "224p"  # which videos data.source=video decodes
+    train_split: str = required()  # official split name or a games file (one league/season/game per line)
+
+
+@dataclasses.dataclass
+class BankConfig:
+    name: str = required()  # per-half reduced bank files written by python -m data.features
+    fps: float = bounded(REQUIRED, **POSITIVE)  # rows per second (Baidu: 1; 2 fps banks are sub-sampled)
+
+
+@dataclasses.dataclass
+class DistillDataConfig(FramesConfig):
+    windows_per_half: int = bounded(REQUIRED, low=1)  # jittered 64 s windows per half and epoch
+    bank: BankConfig = section(BankConfig)
+
+
+@dataclasses.dataclass
+class SpottingDataConfig(FramesConfig):
+    valid_split: str = required()  # the split validation scores (checkpoint_best.pth)
+    test_split: str = required()  # the split `evaluate.py test` scores when no --split is given
+    windows_per_half: int = bounded(REQUIRED, low=1)  # training windows per half and epoch
+    label_radius: float = bounded(REQUIRED, low=0.0)  # a frame is positive within this many seconds of an action
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Models: the released checkpoints' architecture by default
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class SpatialModelConfig:
+    """Stage 1: the spatial trunk and its SCE heads."""
+
+    name: str = bounded("vit_tiny", check=lambda name: name in SPATIAL_PRESETS,
+                        expected=f"a spatial preset: {sorted(SPATIAL_PRESETS)}")
+    img_size: int = bounded(224, low=1)
+    drop_path: float = bounded(0.1, **FRACTION)  # stochastic depth, rising linearly over the blocks
+    projector_hidden: int = bounded(REQUIRED, low=1)  # width of the projector and predictor MLPs
+    grad_checkpointing: bool = False  # recompute activations in backward: less memory, about 30% more compute
+
+
+@dataclasses.dataclass
+class VideoModelConfig:
+    """Stages 2 and 3: the spatio-temporal trunk."""
+
+    name: str = bounded("vivit_tiny", check=lambda name: name in VIDEO_PRESETS,
+                        expected=f"a video preset: {sorted(VIDEO_PRESETS)}")
+    img_size: int = bounded(224, low=1)
+    window_seconds: int = bounded(64, low=1)  # tokens per window = length of the learnable time embedding
+    temporal_depth: int = bounded(6, low=1)  # the docs' and the released checkpoints' value (the config said 4)
+    drop_path: float = bounded(0.1, **FRACTION)  # spatial stochastic depth, rising linearly over the blocks
+    temporal_drop_path: float = bounded(0.1, **FRACTION)
+    mask_ratio: float = bounded(0.25, **FRACTION)  # share of 1-second clips masked in training
+    grad_checkpointing: bool = False
+
+
+@dataclasses.dataclass
+class DistillModelConfig(VideoModelConfig):
+    init_checkpoint: str = ""  # stage-1 checkpoint ('' = random initialisation, the no-pretraining ablation)
+    projector_hidden: int = bounded(REQUIRED, low=1)
+
+
+@dataclasses.dataclass
+class SpottingModelConfig(VideoModelConfig):
+    init_checkpoint: str = ""  # stage 2 (phase a), stage 3a (phase b), stage 1 or '' (ablations)
+    freeze_trunk: bool = False  # phase a: train the head alone, the trunk frozen and in eval mode
+    # > 0: start the head at this probability per class (0: the official zero bias; the quick start only)
+    head_bias_prior: float = bounded(0.0, **FRACTION)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Augmentations: one spelling in every stage (`view`, stage 1's two views `view1` and `view2`)
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ViewConfig:
+    """Photometric augmentations of one view, drawn per clip or window (0 disables an augmentation)."""
+
+    jitter_p: float = bounded(REQUIRED, **PROBABILITY)
+    brightness: float = bounded(REQUIRED, low=0.0)
+    contrast: float = bounded(REQUIRED, low=0.0)
+    saturation: float = bounded(REQUIRED, low=0.0)
+    hue: float = bounded(REQUIRED, low=0.0, high=0.5)
+    grayscale_p: float = bounded(REQUIRED, **PROBABILITY)
+    blur_p: float = bounded(REQUIRED, **PROBABILITY)
+    blur_kernel: int = bounded(REQUIRED, low=1, check=lambda kernel: kernel % 2 == 1, expected="an odd kernel size")
+    blur_sigma: tuple[float, float] = bounded(REQUIRED, **POSITIVE, check=ordered_pair,
+                                              expected="(low, high), low <= high")
+    solarize_p: float = bounded(REQUIRED, **PROBABILITY)
+    solarize_threshold: float = bounded(REQUIRED, **PROBABILITY)
+    flip_p: float = bounded(REQUIRED, **PROBABILITY)
+
+
+@dataclasses.dataclass
+class SSLAugmentConfig:
+    crop_size: int = bounded(REQUIRED, low=1)
+    crop_scale: tuple[float, float] = bounded(REQUIRED, **UNIT_INTERVAL, check=ordered_pair,
+                                              expected="(low, high) with 0 < low <= high <= 1")
+    # on the original frame's pixels (398/224 x [0.75, 1.245] in the paper)
+    crop_ratio: tuple[float, float] = bounded(REQUIRED, **POSITIVE, check=ordered_pair,
+                                              expected="(low, high) with 0 < low <= high")
+    view1: ViewConfig = section(ViewConfig)
+    view2: ViewConfig = section(ViewConfig)
+
+
+@dataclasses.dataclass
+class DistillAugmentConfig:
+    view: ViewConfig = section(ViewConfig)  # one view per window
+
+
+@dataclasses.dataclass
+class SpottingAugmentConfig:
+    view: ViewConfig = section(ViewConfig)
+    mixup_alpha: float = bounded(REQUIRED, low=0.0)  # lambda ~ Beta(alpha, alpha) per sample; 0 disables mixup
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Losses and evaluation
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class SCEConfig:
+    coeff: float = bounded(REQUIRED, **PROBABILITY)  # lambda: 1 makes SCE an InfoNCE with a queue
+    temp: float = bounded(REQUIRED, **POSITIVE)
+    temp_m: float = bounded(REQUIRED, **POSITIVE)  # plays no role when coeff = 1
+    queue_size: int = bounded(REQUIRED, low=1)
+    dim: int = bounded(REQUIRED, low=1)  # the projector's output width
+    momentum_start: float = bounded(REQUIRED, **PROBABILITY)  # teacher EMA, a cosine to momentum_end over the run
+    momentum_end: float = bounded(REQUIRED, **PROBABILITY)
+
+
+@dataclasses.dataclass
+class TokenSCEConfig:
+    coeff: float = bounded(REQUIRED, **PROBABILITY)  # lambda
+    temp: float = bounded(REQUIRED, **POSITIVE)
+    temp_m: float = bounded(REQUIRED, **POSITIVE)
+    queue_size: int = bounded(REQUIRED, low=1)
+    dim: int = bounded(REQUIRED, low=1)  # the bank's reduced width
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """Validation during stage 3, and every inference (`evaluate.py predict/test/spot`)."""
+
+    every_epochs: int = bounded(REQUIRED, low=0)  # validate every N epochs and after the last (0: after the last)
+    window_stride_seconds: int = bounded(REQUIRED, low=1)
+    trim_seconds: int = bounded(REQUIRED, low=0)  # dropped at both ends of each window, except near the half's edges
+    # the last trim_seconds of every half: "official" scores them 0, as the official code does (a quirk its paper
+    # numbers include: evaluation/inference.py, kept_tokens); "scored" keeps the end-aligned window's last seconds
+    half_end: Literal["official", "scored"] = required()
+    nms: Literal["soft", "hard", "none"] = required()
+    # in slots of 1 / FPS seconds (20 = +-5 s at 2 fps); a list gives one window per class, in label order
+    nms_window: int | list[int] = bounded(REQUIRED, low=1)
+    nms_threshold: float = bounded(REQUIRED, low=0.0)
+    nms_min_weight: float = bounded(0.0, **PROBABILITY)  # soft NMS: the weight at distance 0 (0: the official decay)
+    batch_size: int = bounded(4, low=1)  # windows per inference forward pass
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The stages
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class SSLConfig:
+    """train_ssl.py: SCE pretraining of the spatial trunk on 1-second clips."""
+
+    run: RunConfig = section(RunConfig)
+    data: FramesConfig = section(FramesConfig)
+    model: SpatialModelConfig = section(SpatialModelConfig)
+    optim: OptimConfig = section(OptimConfig)
+    augment: SSLAugmentConfig = section(SSLAugmentConfig)
+    loss: SCEConfig = section(SCEConfig)
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    """train_distill.py: token distillation of the spatio-temporal trunk from a feature bank."""
+
+    run: RunConfig = section(RunConfig)
+    data: DistillDataConfig = section(DistillDataConfig)
+    model: DistillModelConfig = section(DistillModelConfig)
+    optim: OptimConfig = section(OptimConfig)
+    augment: DistillAugmentConfig = section(DistillAugmentConfig)
+    loss: TokenSCEConfig = section(TokenSCEConfig)
+
+
+@dataclasses.dataclass
+class SpottingConfig:
+    """train_spotting.py and evaluate.py: per-second multi-label spotting."""
+
+    run: RunConfig = section(RunConfig)
+    data: SpottingDataConfig = section(SpottingDataConfig)
+    model: SpottingModelConfig = section(SpottingModelConfig)
+    optim: OptimConfig = section(OptimConfig)
+    augment: SpottingAugmentConfig = section(SpottingAugmentConfig)
+    eval: EvalConfig = section(EvalConfig)
+
+
+@dataclasses.dataclass
+class EnsembleConfig:
+    """configs/ensembles/*.yaml for `evaluate.py ensemble --config`: the runs' raw scores averaged, then NMS."""
+
+    raw: list[str] = bounded(REQUIRED, check=lambda folders: len(folders) >= 2,
+                             expected="at least two raw-score folders")
+    out_raw: str = required(nonempty=True)  # where the averaged raw scores go
+    out: str = required(nonempty=True)  # the predictions folder to write
