@@ -4,7 +4,8 @@
     python evaluate.py predict --checkpoint CKPT [--config CFG] [--split test] [--out DIR] [--zip Z] [key=value ...]
     python evaluate.py score --labels DIR --predictions DIR_OR_ZIP [--split NAME | --games FILE]
                              [--metric tight|loose|at1..at5|all] [--json OUT]
-    python evaluate.py postprocess --raw RAW_DIR --out PRED_DIR [--nms soft --window 20 --threshold 0.001] [--zip Z]
+    python evaluate.py postprocess --raw RAW_DIR --out PRED_DIR [--nms soft --window 20 --threshold 0.001
+                                   --min-weight 0] [--zip Z]
     python evaluate.py ensemble --raw RUN1_RAW RUN2_RAW [...] --out-raw RAW_DIR --out PRED_DIR [--zip Z]
     python evaluate.py spot VIDEO [VIDEO ...] --checkpoint CKPT [--out DIR] [--second-half-start S | --match-halves]
     python evaluate.py import-eztorch comedian_vivit_tiny_seed42.pth --out CKPT
@@ -18,11 +19,11 @@ Scoring needs no model and no GPU: it reads SoccerNet label and prediction trees
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import sys
 from pathlib import Path
 
+from data.labels import CLASSES
 from evaluation.metric import METRICS
 from evaluation.postprocess import ensemble_raw_scores, postprocess_raw
 from evaluation.predictions import write_challenge_zip
@@ -30,14 +31,63 @@ from evaluation.scoring import format_table, score, select_games, write_results
 from utils.errors import InvalidInputError, MissingFileError, UserError, run_entry_point
 
 
+REPOSITORY = Path(__file__).resolve().parent
+# The settings the paper trained and evaluated each model family with (its phase-b config): the base of every
+# inference config, so that a released file, which stores no config, is evaluated as the paper evaluated it.
+PAPER_CONFIGS = {"vivit": REPOSITORY / "configs/spotting/vivit_tiny_phase_b.yaml",
+                 "viswin": REPOSITORY / "configs/spotting/viswin_tiny_phase_b.yaml"}
+
+
+def paper_config_file(preset: str) -> Path:
+    return PAPER_CONFIGS["viswin" if preset.startswith("viswin") else "vivit"]
+
+
+def paper_eval_config():
+    """The eval section of the paper's config (the defaults of the NMS flags)."""
+    from configs.schema import SpottingConfig
+    from utils.config import load_config
+
+    return load_config(SpottingConfig, PAPER_CONFIGS["vivit"]).eval
+
+
 def add_nms_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nms", choices=("soft", "hard", "none"), default="soft",
-                        help="soft: linear-decay soft NMS as in the paper (default); hard: local maxima only")
-    parser.add_argument("--window", type=int, default=20,
-                        help="NMS window in 0.5 s slots (20 = +-5 s, the paper's value)")
-    parser.add_argument("--threshold", type=float, default=0.001, help="minimum kept confidence (paper: 0.001)")
+    parser.add_argument("--nms", choices=("soft", "hard", "none"), default=None,
+                        help="soft: linear-decay soft NMS as in the paper; hard: local maxima only "
+                             "(default: eval.nms of the paper's config)")
+    parser.add_argument("--window", type=int, nargs="+", default=None,
+                        help="NMS window in slots of 1 / fps seconds (20 = +-5 s at 2 fps); one value, or one per "
+                             "class in label order (default: eval.nms_window of the paper's config)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="minimum kept confidence (default: eval.nms_threshold of the paper's config)")
+    parser.add_argument("--min-weight", type=float, default=None,
+                        help="soft NMS: the weight a neighbour at distance 0 keeps, in [0, 1] (default: "
+                             "eval.nms_min_weight of the paper's config, 0)")
     parser.add_argument("--zip", type=Path, default=None,
                         help="also write a challenge zip (league/season/game/results_spotting.json, no top folder)")
+
+
+def nms_settings(args: argparse.Namespace):
+    """The paper's eval section with the NMS flags that were given, checked like a config."""
+    from configs.schema import EvalConfig
+    from utils.config import COMMAND_LINE, build_config, config_to_dict, flatten
+
+    values = flatten(config_to_dict(paper_eval_config()))
+    given = {"nms": args.nms, "nms_threshold": args.threshold, "nms_min_weight": args.min_weight,
+             "nms_window": None if args.window is None else args.window[0] if len(args.window) == 1 else args.window}
+    given = {key: value for key, value in given.items() if value is not None}
+    eval_cfg = build_config(EvalConfig, {**values, **given}, {key: COMMAND_LINE for key in given})
+    windows = eval_cfg.nms_window
+    if isinstance(windows, list) and len(windows) != len(CLASSES):
+        raise InvalidInputError(f"--window: {len(windows)} values; expected one, or one per class ({len(CLASSES)})")
+    return eval_cfg
+
+
+def postprocess_and_zip(raw: Path, out: Path, eval_cfg, zip_path: Path | None) -> None:
+    games = postprocess_raw(raw, out, eval_cfg.nms, eval_cfg.nms_window, eval_cfg.nms_threshold,
+                            eval_cfg.nms_min_weight)
+    print(f"wrote results_spotting.json for {len(games)} games under {out}")
+    if zip_path:
+        print(f"wrote {write_challenge_zip(out, zip_path, games)}")
 
 
 def command_score(args: argparse.Namespace) -> None:
@@ -53,92 +103,117 @@ def command_score(args: argparse.Namespace) -> None:
 
 
 def command_postprocess(args: argparse.Namespace) -> None:
-    games = postprocess_raw(args.raw, args.out, args.nms, args.window, args.threshold)
-    print(f"wrote results_spotting.json for {len(games)} games under {args.out}")
-    if args.zip:
-        print(f"wrote {write_challenge_zip(args.out, args.zip, games)}")
+    postprocess_and_zip(args.raw, args.out, nms_settings(args), args.zip)
 
 
 def command_ensemble(args: argparse.Namespace) -> None:
-    if args.config:  # configs/ensembles/*.yaml: raw, out_raw, out (the command line wins where given)
-        import yaml
+    """configs/ensembles/*.yaml (raw, out_raw, out) and/or the flags, which win where given."""
+    from configs.schema import EnsembleConfig
+    from utils.config import COMMAND_LINE, build_config, load_yaml_chain, schema_fields
 
-        with open(args.config, encoding="utf-8") as handle:
-            spec = yaml.safe_load(handle) or {}
-        unknown = sorted(set(spec) - {"raw", "out_raw", "out"})
-        if unknown:
-            raise InvalidInputError(f"{args.config}: unknown keys {unknown}; expected raw, out_raw, out")
-        args.raw = args.raw or [Path(path) for path in spec.get("raw", [])]
-        args.out_raw = args.out_raw or (Path(spec["out_raw"]) if "out_raw" in spec else None)
-        args.out = args.out or (Path(spec["out"]) if "out" in spec else None)
-    missing = [name for name in ("raw", "out_raw", "out") if not getattr(args, name)]
+    values, sources = load_yaml_chain(args.config) if args.config else ({}, {})
+    unknown = sorted(set(values) - set(schema_fields(EnsembleConfig)))
+    if unknown:
+        raise InvalidInputError(f"{args.config}: unknown keys {unknown}; expected raw, out_raw, out")
+    given = {"raw": args.raw and [str(path) for path in args.raw], "out_raw": args.out_raw and str(args.out_raw),
+             "out": args.out and str(args.out)}
+    given = {key: value for key, value in given.items() if value}
+    values.update(given)
+    sources.update({key: COMMAND_LINE for key in given})
+    missing = [key for key in ("raw", "out_raw", "out") if key not in values]
     if missing:
-        raise InvalidInputError(f"ensemble needs {', '.join('--' + m.replace('_', '-') for m in missing)} (or --config)")
-    games = ensemble_raw_scores(args.raw, args.out_raw)
-    print(f"averaged {len(args.raw)} runs over {len(games)} games into {args.out_raw}")
-    command_postprocess(argparse.Namespace(raw=args.out_raw, out=args.out, nms=args.nms, window=args.window,
-                                           threshold=args.threshold, zip=args.zip))
+        raise InvalidInputError(f"ensemble needs {', '.join('--' + m.replace('_', '-') for m in missing)} (or "
+                                f"--config with those keys)")
+    spec = build_config(EnsembleConfig, values, sources)
+    eval_cfg = nms_settings(args)  # before anything is written
+    games = ensemble_raw_scores([Path(path) for path in spec.raw], spec.out_raw)
+    print(f"averaged {len(spec.raw)} runs over {len(games)} games into {spec.out_raw}")
+    postprocess_and_zip(Path(spec.out_raw), Path(spec.out), eval_cfg, args.zip)
 
 
-def inference_config(args: argparse.Namespace, stored: dict | None = None, preset: str | None = None):
-    """The stage-3 config for inference: --config (or the one stored in the checkpoint), overrides last. The model
-    section always comes from the checkpoint, which knows what it holds; a released eztorch file stores no config,
-    so its model section is the paper's (64 s windows, 224x224, temporal depth 6) for its preset."""
-    from train_spotting import SpottingConfig, SpottingModelConfig
-    from utils.config import config_from_dict, load_config, with_overrides
+def inference_config(checkpoint: Path | None, stored: dict | None, preset: str | None, config: str | None,
+                     overrides: list[str]):
+    """(stage-3 config, {key: where its value came from}) for inference, built in layers, last wins:
 
-    if args.checkpoint is None:  # an untrained model, built from --config alone
-        if not args.config:
+    1. the paper's config of the checkpoint's model family (a released file stores no config);
+    2. --config when given, else the config stored in the checkpoint, of which only the keys this version knows
+       are read (a key renamed since the checkpoint was written falls back to layer 1, with a warning);
+    3. the model section of the checkpoint, which knows what it holds (a released file: its preset, whose
+       defaults are the released architecture);
+    4. the command line's dotted overrides.
+    Without a checkpoint (an untrained model) the config is --config <- overrides."""
+    from configs.schema import SpottingConfig
+    from utils.config import COMMAND_LINE, build_config, flatten, load_yaml_chain, parse_overrides, schema_fields
+    from utils.logs import get_logger
+
+    if checkpoint is None:
+        if not config:
             raise InvalidInputError("give --checkpoint, or --config with --random-init for an untrained model")
-        return with_overrides(SpottingConfig, load_config(SpottingConfig, args.config), args.overrides)
-    if stored is not None:
-        stored_cfg = config_from_dict(SpottingConfig, stored)
-    else:  # released weights: the paper's settings; data.root stays empty until given (command_predict checks it)
-        stored_cfg = SpottingConfig(model=SpottingModelConfig(name=preset))
-        stored_cfg.run.output_dir, stored_cfg.data.root = str(Path(args.checkpoint).parent), ""
-    chosen = load_config(SpottingConfig, args.config) if args.config else stored_cfg
-    return with_overrides(SpottingConfig, dataclasses.replace(chosen, model=stored_cfg.model), args.overrides)
+        values, sources = load_yaml_chain(config)
+    else:
+        values, sources = load_yaml_chain(paper_config_file(preset))
+        known = schema_fields(SpottingConfig)
+        if config:
+            layer, layer_sources = load_yaml_chain(config)
+        elif stored is not None:
+            layer = flatten({name: section for name, section in stored.items() if name != "model"})
+            unknown = sorted(key for key in layer if key not in known)
+            if unknown:
+                get_logger().warning(f"the config stored in {checkpoint} has keys this version does not read, "
+                                     f"ignored: {unknown}; their sections take the paper's values")
+            layer = {key: value for key, value in layer.items() if key in known}
+            layer_sources = {key: f"the config stored in {checkpoint}, as its training run saw it" for key in layer}
+        else:
+            layer, layer_sources = {}, {}
+        values.update(layer)
+        sources.update(layer_sources)
+        model = flatten({"model": stored["model"]}) if stored is not None else {"model.name": preset}
+        values = {key: value for key, value in values.items() if not key.startswith("model.")}
+        values.update({key: value for key, value in model.items() if key in known})
+        sources.update({key: str(checkpoint) for key in model})
+    parsed = parse_overrides(overrides)
+    values.update(parsed)
+    sources.update({key: COMMAND_LINE for key in parsed})
+    return build_config(SpottingConfig, values, sources), sources
 
 
-def build_inference_model(args: argparse.Namespace, weights: tuple | None = None):
-    """(config, SpottingModel on CPU in eval mode) from --checkpoint (this project's or a released eztorch file) or
-    from --config with --random-init. weights: what read_spotting_weights already returned for --checkpoint."""
+def build_inference_model(checkpoint: Path | None, config: str | None, overrides: list[str],
+                          weights: tuple | None = None):
+    """(config, sources, SpottingModel on CPU in eval mode) from a checkpoint (this project's or a released eztorch
+    file) or, without one, an untrained model from --config. weights: what read_spotting_weights already returned."""
     import torch
 
-    from models.heads import SpottingModel
     from models.loading import load_spotting_weights, read_spotting_weights
     from models.registry import build_video
+    from models.spotting import SpottingModel
 
     state = stored = preset = None
-    if args.checkpoint is not None:
-        state, preset, stored, what = weights or read_spotting_weights(args.checkpoint)
-    cfg = inference_config(args, stored, preset)
+    if checkpoint is not None:
+        state, preset, stored, what = weights or read_spotting_weights(checkpoint)
+    cfg, sources = inference_config(checkpoint, stored, preset, config, overrides)
     torch.manual_seed(cfg.run.seed)
     model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
     if state is not None:
         load_spotting_weights(model, state, what)
-    return cfg, model.eval()
+    return cfg, sources, model.eval()
 
 
-def check_data_paths(cfg, args: argparse.Namespace) -> None:
+def check_data_paths(cfg, sources: dict[str, str]) -> None:
     """Every data folder the inference reads exists, or the error says where its path came from: a checkpoint stores
     the paths of its training run, and a relative one means nothing from another working directory."""
+    if not cfg.data.root:
+        raise InvalidInputError("data.root is not set: add data.root=/path/to/soccernet, or --config with a stage-3 "
+                                "YAML")
     for key in ("root", "store", "frames_root"):
         value = getattr(cfg.data, key)
         if key != "root" and (value is None or cfg.data.source != {"store": "store", "frames_root": "frames"}[key]):
             continue
         if Path(value).is_dir():
             continue
-        if any(item.startswith(f"data.{key}=") for item in args.overrides):
-            origin = "the command line"
-        elif args.config:
-            origin = args.config
-        else:
-            origin = f"the config stored in {args.checkpoint}, as its training run saw it"
         hint = (f"; a relative path is read from the working directory ({Path.cwd()})"
                 if not Path(value).is_absolute() else "")
-        raise MissingFileError(f"data.{key} {value!r} (from {origin}) is not a folder{hint}: give "
-                               f"data.{key}=/path/to/it")
+        raise MissingFileError(f"data.{key} {value!r} (from {sources.get(f'data.{key}', 'the defaults')}) is not a "
+                               f"folder{hint}: give data.{key}=/path/to/it")
 
 
 def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
@@ -149,22 +224,17 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
     from utils import dist
     from utils.run import inference_dtype
 
-    cfg, model = build_inference_model(args)
-    if not cfg.data.root:
-        raise InvalidInputError("data.root is not set (released checkpoints carry no data settings): add "
-                                "data.root=/path/to/soccernet, or --config with a stage-3 YAML")
-    check_data_paths(cfg, args)
+    cfg, sources, model = build_inference_model(args.checkpoint, args.config, args.overrides)
+    check_data_paths(cfg, sources)
     info = dist.init_distributed(cfg.run.device)
     split = args.split or cfg.data.test_split
     games = split_games(split, cfg.data.root)
     model.to(info.device)
-    source = build_source(cfg.data.source, cfg.data.root, cfg.data.store, cfg.data.frames_root, cfg.data.resolution)
+    source = build_source(cfg.data)
     half_lengths(source, games)  # every half readable, or every bad one named, before the first window
     out = args.out or Path(args.checkpoint or cfg.run.output_dir).parent / f"inference_{Path(split).stem}"
-    predictions = predict_games(model, source, games, out, cfg.model.window_seconds, cfg.model.img_size, info.device,
-                                inference_dtype(cfg.run.precision, info.device), cfg.eval.window_stride_seconds,
-                                cfg.eval.trim_seconds, cfg.eval.nms, cfg.eval.nms_window, cfg.eval.nms_threshold,
-                                cfg.eval.batch_size, cfg.eval.half_end)
+    predictions = predict_games(model, source, games, out, cfg.model, cfg.eval, info.device,
+                                inference_dtype(cfg.run.precision, info.device))
     if info.is_main:
         print(f"{len(games)} games: raw scores in {out / 'raw'}, predictions in {predictions}")
         if args.zip:
@@ -215,34 +285,32 @@ def check_not_overwritten(out: Path, names: list[str], overwrite: bool) -> None:
 
 def command_spot(args: argparse.Namespace) -> None:
     """Any video file(s) -> results_spotting.json, spotting.txt, timeline.svg (evaluation/spot.py)."""
-    from evaluation.spot import SpotSettings, spot_file, write_outputs
+    from evaluation.spot import spot_file, write_outputs
     from utils.dist import init_distributed
     from utils.run import inference_dtype
 
     if args.match_halves and args.second_half_start is not None:
-        raise InvalidInputError("--match-halves (one file per half) and --second-half-start (one file per match) exclude "
-                         "each other")
+        raise InvalidInputError("--match-halves (one file per half) and --second-half-start (one file per match) "
+                                "exclude each other")
     jobs = spot_jobs(args.videos, args.match_halves)
     check_not_overwritten(args.out, [name for name, _ in jobs], args.overwrite)
-    args.overrides, args.random_init = [], False
-    cfg, model = build_inference_model(args)
+    overrides = [f"eval.half_end={args.half_end}"] + ([f"eval.batch_size={args.batch_size}"] if args.batch_size else [])
+    cfg, _, model = build_inference_model(args.checkpoint, args.config, overrides)
     device = init_distributed(args.device).device
     model.to(device)
-    settings = SpotSettings(cfg.model.window_seconds, cfg.model.img_size, cfg.eval.window_stride_seconds,
-                            cfg.eval.trim_seconds, args.batch_size or cfg.eval.batch_size, cfg.eval.nms,
-                            cfg.eval.nms_window, cfg.eval.nms_threshold, args.min_confidence, args.half_end)
     amp_dtype = inference_dtype(cfg.run.precision, device)
     failed = []
     for name, files in jobs:
         try:
             scores = {}
             for path, half in files:
-                scores.update(spot_file(model, path, settings, device, amp_dtype, args.second_half_start, half))
+                scores.update(spot_file(model, path, cfg.model, cfg.eval, device, amp_dtype, args.second_half_start,
+                                        half))
         except UserError as error:  # a bad file: named, and the other videos are still spotted
             print(f"error: {error}", file=sys.stderr)
             failed.append(name)
             continue
-        written = write_outputs(args.out, name, scores, settings)
+        written = write_outputs(args.out, name, scores, cfg.eval, args.min_confidence)
         print(f"{name}: " + ", ".join(str(path) for path in written.values()))
     if failed:  # exit status 1: the other videos were spotted (a user error that stops everything exits with 2)
         sys.exit(f"error: {len(failed)} of {len(jobs)} videos could not be spotted: {', '.join(failed)}")
@@ -251,21 +319,19 @@ def command_spot(args: argparse.Namespace) -> None:
 def command_import_eztorch(args: argparse.Namespace) -> None:
     """A released eztorch COMEDIAN file -> a stage-3 checkpoint of this project (loadable by every command)."""
     from models.loading import read_spotting_weights
-    from train_spotting import SpottingModelConfig
-    from utils.checkpoint import FORMAT_VERSION, save_checkpoint
+    from utils.checkpoint import checkpoint_dict, save_checkpoint
     from utils.config import config_to_dict
 
     weights = read_spotting_weights(args.checkpoint)  # converted in memory when it is a released file
     _, preset, stored, report = weights
     if stored is not None:
-        raise InvalidInputError(f"{args.checkpoint}: no trunk.transformer.* keys: not a released COMEDIAN (eztorch) file")
+        raise InvalidInputError(f"{args.checkpoint}: no trunk.transformer.* keys: not a released COMEDIAN (eztorch) "
+                                f"file")
     print(report)
-    args.config, args.overrides = None, []
-    cfg, model = build_inference_model(args, weights)  # loads strictly: every key and shape checked
-    config = config_to_dict(dataclasses.replace(cfg, model=SpottingModelConfig(name=preset)))
-    save_checkpoint(args.out, {"format_version": FORMAT_VERSION, "model": model.state_dict(), "optimizer": None,
-                               "scaler": None, "step": 0, "epoch": 0, "best_metric": None, "rng_states": [],
-                               "config": config, "extra": {"stage": "spotting", "imported_from": str(args.checkpoint)}})
+    # loads strictly (every key and shape checked); the stored config is the paper's, run.output_dir beside --out
+    cfg, _, model = build_inference_model(args.checkpoint, None, [f"run.output_dir={args.out.parent}"], weights)
+    save_checkpoint(args.out, checkpoint_dict(model.state_dict(), config_to_dict(cfg), "spotting",
+                                              extra={"imported_from": str(args.checkpoint)}))
     print(f"wrote {args.out} ({preset}); evaluate it with: python evaluate.py test --checkpoint {args.out} "
           f"--split test data.root=/path/to/soccernet")
 
@@ -279,8 +345,6 @@ PAPER_ROWS = {  # SoccerNet-v2 test split, tight / loose (docs/METHOD.md section
 def command_table(args: argparse.Namespace) -> None:
     """Markdown table of several runs' scores.json (written by `evaluate.py test`), next to the paper's numbers."""
     import json
-
-    from data.labels import CLASSES
 
     runs = {}
     for item in args.runs:

@@ -36,9 +36,10 @@ from data.samplers import Segment  # noqa: E402
 from data.sources import JpegFolderSource, StoreSource, VideoSource  # noqa: E402
 from data.synthetic import generate  # noqa: E402
 from data.video import probe_video  # noqa: E402
+from utils.rates import FPS, FRAMES_PER_TOKEN  # noqa: E402
 
-WINDOW_FRAMES = 128
-CLIP_FRAMES = 2
+WINDOW_FRAMES = 64 * FPS  # a 64-second window
+CLIP_FRAMES = FRAMES_PER_TOKEN  # a 1-second clip
 
 
 def rate(dataset, source, game: str, length: int, repeats: int, rng: np.random.Generator) -> float:
@@ -95,7 +96,7 @@ def main() -> None:
                              "windows_per_s": rate(windows, source, game, WINDOW_FRAMES, args.windows, rng)}
         video = sources["original 25 fps video"]
         source_fps = probe_video(video.path(game, 1)).average_fps
-        ceiling = raw_decode_ceiling(video.path(game, 1)) / (WINDOW_FRAMES / 2 * source_fps)
+        ceiling = raw_decode_ceiling(video.path(game, 1)) / (WINDOW_FRAMES / FPS * source_fps)
         folders = {"original 25 fps video": root / game, "store 224x224 (H.264)": tmp / "store224" / game,
                    "store native (H.264)": tmp / "store_native" / game,
                    "JPEG native (-q:v 1)": tmp / "jpeg_native" / game}

@@ -6,7 +6,7 @@ post-processing.
 
 Generates (once, cached under --workdir) one half of the mini-SoccerNet as SoccerNet's 224p videos are: 398x224,
 25 fps H.264. The model has random weights (speed does not depend on them). Timed in this run:
-- decode: the video read front to back at 2 fps, converted and resized as `evaluate.py spot` does;
+- decode: the video read front to back at FPS, converted and resized as `evaluate.py spot` does;
 - model: the sliding windows (64 s, stride 32 s) over those frames, trimmed and max-merged;
 - post-processing: soft NMS, results_spotting.json, the list and the timeline picture;
 - end to end: `evaluate.py spot`'s own path (decode and model interleaved, streaming), with and without threaded
@@ -19,6 +19,7 @@ Prints a table and one JSON line `BENCH inference {...}`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -34,9 +35,14 @@ from data.sources import VideoSource  # noqa: E402
 from data.synthetic import SOURCE_FPS, render_half, sample_events  # noqa: E402
 from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb, write_video  # noqa: E402
 from evaluation.inference import predict_half  # noqa: E402
-from evaluation.spot import FPS, HalfSpotter, SpotSettings, spot_file, write_outputs  # noqa: E402
-from models.heads import SpottingModel  # noqa: E402
-from models.registry import ModelConfig, build_video  # noqa: E402
+from configs.schema import SpottingConfig, VideoModelConfig  # noqa: E402
+from evaluation.spot import HalfSpotter, spot_file, write_outputs  # noqa: E402
+from models.registry import build_video  # noqa: E402
+from models.spotting import SpottingModel  # noqa: E402
+from utils.config import load_config  # noqa: E402
+from utils.rates import FPS  # noqa: E402
+
+PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs/spotting/vivit_tiny_phase_b.yaml"
 
 GAME = "bench/2000-2001/2000-01-01 - 20-00 Home 0 - 0 Away"
 
@@ -73,11 +79,14 @@ def main() -> None:
         {"img_size": 64, "window_seconds": 16, "temporal_depth": 2}
     amp_dtype = torch.bfloat16 if gpu else None
     video = make_half(args.workdir, args.minutes)
-    model = SpottingModel(build_video(ModelConfig(name=name, **shapes))).to(device).eval()
-    settings = SpotSettings(shapes["window_seconds"], shapes["img_size"], shapes["window_seconds"] // 2,
-                            shapes["window_seconds"] * 3 // 16, args.batch)
+    model_cfg = VideoModelConfig(name=name, **shapes)
+    model = SpottingModel(build_video(model_cfg)).to(device).eval()
+    # the paper's eval section (stride 32 s, trim 12 s of 64 s windows), scaled to the window of a smaller model
+    eval_cfg = dataclasses.replace(load_config(SpottingConfig, PAPER_CONFIG).eval, batch_size=args.batch,
+                                   window_stride_seconds=shapes["window_seconds"] // 2,
+                                   trim_seconds=shapes["window_seconds"] * 3 // 16, half_end="scored")
     with torch.no_grad():  # warm-up: kernels, allocator, autotuning
-        model_input = torch.zeros(1, 3, 2 * shapes["window_seconds"], shapes["img_size"], shapes["img_size"],
+        model_input = torch.zeros(1, 3, FPS * shapes["window_seconds"], shapes["img_size"], shapes["img_size"],
                                   device=device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             model(model_input)
@@ -95,8 +104,8 @@ def main() -> None:
         return frames
 
     def run_model(frames):
-        spotter = HalfSpotter(model, settings.window_seconds, settings.stride_seconds, settings.trim_seconds,
-                              settings.batch_size, device, amp_dtype, settings.half_end)
+        spotter = HalfSpotter(model, model_cfg.window_seconds, eval_cfg.window_stride_seconds, eval_cfg.trim_seconds,
+                              eval_cfg.batch_size, device, amp_dtype, eval_cfg.half_end)
         for frame in frames:
             spotter.push(frame)
         return {1: spotter.finish()}
@@ -104,15 +113,15 @@ def main() -> None:
     out = args.workdir / "outputs"
     frames, decode_s = timed(decode)
     scores, model_s = timed(lambda: run_model(frames))
-    _, post_s = timed(lambda: write_outputs(out, "split", scores, settings))
-    del frames
-    stream_scores, stream_s = timed(lambda: spot_file(model, video, settings, device, amp_dtype))
-    _, stream_post_s = timed(lambda: write_outputs(out, "stream", stream_scores, settings))
-    _, single_thread_s = timed(lambda: spot_file(model, video, settings, device, amp_dtype, threaded_decode=False))
+    _, post_s = timed(lambda: write_outputs(out, "split", scores, eval_cfg))
+    frames.clear()
+    stream_scores, stream_s = timed(lambda: spot_file(model, video, model_cfg, eval_cfg, device, amp_dtype))
+    _, stream_post_s = timed(lambda: write_outputs(out, "stream", stream_scores, eval_cfg))
+    _, single_thread_s = timed(lambda: spot_file(model, video, model_cfg, eval_cfg, device, amp_dtype,
+                                                 threaded_decode=False))
     source = VideoSource(video.parents[3])
-    reference_scores, reference_s = timed(lambda: predict_half(
-        model, source, GAME, 1, settings.window_seconds, settings.stride_seconds, settings.trim_seconds,
-        shapes["img_size"], settings.batch_size, device, amp_dtype, settings.half_end))
+    reference_scores, reference_s = timed(lambda: predict_half(model, source, GAME, 1, model_cfg, eval_cfg, device,
+                                                               amp_dtype))
     assert np.allclose(stream_scores[1], scores[1], atol=2e-2), "streaming and split runs disagree"
 
     end_to_end = stream_s + stream_post_s
@@ -121,9 +130,9 @@ def main() -> None:
                "decode_s": decode_s, "model_s": model_s, "postprocess_s": post_s, "end_to_end_s": end_to_end,
                "end_to_end_single_thread_decode_s": single_thread_s + stream_post_s,
                "reference_windowed_s": reference_s + post_s, "speedup_vs_reference": (reference_s + post_s) / end_to_end}
-    print(f"{where}; {name} {shapes}; one {args.minutes:g}-minute half ({total} frames at 2 fps), 398x224 25 fps")
+    print(f"{where}; {name} {shapes}; one {args.minutes:g}-minute half ({total} frames at {FPS} fps), 398x224 25 fps")
     print(f"{'part':<46} {'seconds':>8}")
-    for label, key in (("decode (2 fps, RGB, resize)", "decode_s"), ("model (sliding windows, merge)", "model_s"),
+    for label, key in ((f"decode ({FPS} fps, RGB, resize)", "decode_s"), ("model (sliding windows, merge)", "model_s"),
                        ("post-processing (soft NMS, JSON, list, SVG)", "postprocess_s"),
                        ("end to end, streaming (evaluate.py spot)", "end_to_end_s"),
                        ("end to end, single-threaded decode", "end_to_end_single_thread_decode_s"),

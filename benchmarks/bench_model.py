@@ -25,8 +25,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.heads import SpottingModel  # noqa: E402
-from models.registry import ModelConfig, build_video  # noqa: E402
+from configs.schema import SpottingConfig, VideoModelConfig  # noqa: E402
+from models.registry import build_video  # noqa: E402
+from models.spotting import SpottingModel  # noqa: E402
+from utils.config import load_config  # noqa: E402
+from utils.rates import FPS  # noqa: E402
+
+PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs/spotting/vivit_tiny_phase_b.yaml"
 
 # nominal dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets
 NOMINAL_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0}
@@ -63,7 +68,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def build(name: str, shapes: dict, device: torch.device, compiled: bool):
-    model = SpottingModel(build_video(ModelConfig(name=name, **shapes))).to(device).train()
+    model = SpottingModel(build_video(VideoModelConfig(name=name, **shapes))).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     return model, (torch.compile(model) if compiled else model), optimizer
 
@@ -89,7 +94,7 @@ def count_flops(name: str, shapes: dict, device: torch.device, batch: int, amp_d
 
 
 def inputs(shapes: dict, batch: int, device: torch.device):
-    frames = 2 * shapes["window_seconds"]
+    frames = FPS * shapes["window_seconds"]
     video = torch.randn(batch, 3, frames, shapes["img_size"], shapes["img_size"], device=device)
     targets = (torch.rand(batch, shapes["window_seconds"], 17, device=device) < 0.02).float()
     return video, targets
@@ -118,16 +123,18 @@ def measure(name: str, shapes: dict, device: torch.device, batch: int, steps: in
 
 
 def augment_seconds(shapes: dict, device: torch.device, batch: int, repeats: int = 5) -> float:
-    """Seconds of data.augment.photometric(STAGE3) on one batch of uint8 windows already on the device."""
-    from data.augment import STAGE3, photometric
+    """Seconds of data.augment.photometric(stage 3's view, from the paper's config) on one batch of uint8 windows
+    already on the device."""
+    from data.augment import photometric
 
-    size, frames = shapes["img_size"], 2 * shapes["window_seconds"]
+    view = load_config(SpottingConfig, PAPER_CONFIG).augment.view
+    size, frames = shapes["img_size"], FPS * shapes["window_seconds"]
     video = torch.randint(0, 256, (batch, frames, 3, size, size), dtype=torch.uint8, device=device)
-    photometric(video, STAGE3)
+    photometric(video, view)
     synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
-        photometric(video, STAGE3)
+        photometric(video, view)
     synchronize(device)
     return (time.perf_counter() - start) / repeats
 

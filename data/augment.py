@@ -3,45 +3,18 @@
 Geometric crops run on the CPU in the data workers (torchvision's RandomResizedCrop on a clip, so both frames share
 it). Photometric augmentations run batched on the training device, on uint8 input, with parameters drawn per clip or
 per window and shared by all of its frames. torchvision's transforms draw one set of parameters per call, so the
-per-sample versions below apply torchvision's formulas (`transforms.v2.functional`) with a factor per sample.
+per-sample versions below apply torchvision's formulas (`transforms.v2.functional`) with a factor per sample. A
+view's probabilities and strengths come from its config section (configs/schema.py: ViewConfig).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from utils.config import POSITIVE, PROBABILITY, bounded, ordered_pair
 
 MEAN, STD = 0.45, 0.225  # Kinetics-style normalisation, every channel, every stage
-
-
-@dataclasses.dataclass
-class PhotometricConfig:
-    """Probabilities and strengths of the GPU augmentations of one view (0 disables an augmentation)."""
-
-    jitter_p: float = bounded(0.8, **PROBABILITY)
-    brightness: float = bounded(0.4, low=0.0)
-    contrast: float = bounded(0.4, low=0.0)
-    saturation: float = bounded(0.2, low=0.0)
-    hue: float = bounded(0.1, low=0.0, high=0.5)
-    grayscale_p: float = bounded(0.2, **PROBABILITY)
-    blur_p: float = bounded(0.5, **PROBABILITY)
-    blur_kernel: int = bounded(23, low=1, check=lambda kernel: kernel % 2 == 1, expected="an odd kernel size")
-    blur_sigma: tuple[float, float] = bounded((0.1, 2.0), **POSITIVE, check=ordered_pair, expected="(low, high), low <= high")
-    solarize_p: float = bounded(0.0, **PROBABILITY)
-    solarize_threshold: float = bounded(0.5, **PROBABILITY)
-    flip_p: float = bounded(0.5, **PROBABILITY)
-
-
-# Section 2.6: stage 1's two asymmetric views, stage 2's single view, stage 3's training view.
-STAGE1_VIEW1 = PhotometricConfig(blur_p=1.0)
-STAGE1_VIEW2 = PhotometricConfig(blur_p=0.1, solarize_p=0.2)
-STAGE2 = PhotometricConfig(brightness=0.8, contrast=0.8, saturation=0.4, hue=0.2, blur_p=0.5, solarize_p=0.2)
-STAGE3 = PhotometricConfig(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0, grayscale_p=0.0, blur_p=0.5)
 
 
 def random_resized_crop(frames: torch.Tensor, size: int, scale: tuple[float, float], ratio: tuple[float, float],
@@ -109,7 +82,7 @@ def _per_sample(factor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return factor.view(-1, *([1] * (x.dim() - 1)))
 
 
-def color_jitter(x: torch.Tensor, config: PhotometricConfig, apply: torch.Tensor) -> torch.Tensor:
+def color_jitter(x: torch.Tensor, config, apply: torch.Tensor) -> torch.Tensor:
     """x (N, T, 3, H, W) in [0, 1]; samples where `apply` get brightness, contrast, saturation and hue factors drawn
     per sample, in one random order per call (as torchvision's ColorJitter draws its order)."""
     n, device = x.shape[0], x.device
@@ -154,7 +127,7 @@ def gaussian_blur(x: torch.Tensor, kernel: int, sigma: torch.Tensor) -> torch.Te
     return planes.view(n, t, c, h, w)
 
 
-def photometric(frames: torch.Tensor, config: PhotometricConfig) -> torch.Tensor:
+def photometric(frames: torch.Tensor, config) -> torch.Tensor:
     """(N, T, 3, H, W) uint8 on the training device -> augmented, normalised float (N, T, 3, H, W).
 
     One set of parameters per sample (clip or window), shared by its T frames."""

@@ -13,14 +13,16 @@ import torch
 
 from data.augment import random_resized_crop, resize_frames
 from data.labels import Annotation
-from data.samplers import Sample, Segment
+from data.samplers import Segment
 from data.sources import FrameSource
 from data.targets import frame_targets, pool_tokens
 from utils.errors import InvalidInputError, MissingFileError, UserError
+from utils.plan import Sample
+from utils.rates import FPS, FRAMES_PER_TOKEN
 
 
 def half_lengths(source: FrameSource, games: list[str]) -> dict[tuple[str, int], int]:
-    """Frames at 2 fps of every half of `games`. Every half that cannot be read is listed in one error."""
+    """Frames at FPS of every half of `games`. Every half that cannot be read is listed in one error."""
     lengths, problems = {}, []
     for game in games:
         for half in (1, 2):
@@ -36,12 +38,12 @@ def half_lengths(source: FrameSource, games: list[str]) -> dict[tuple[str, int],
 
 class ClipPairDataset(torch.utils.data.Dataset):
     def __init__(self, source: FrameSource, size: int = 224, scale: tuple[float, float] = (0.2, 1.0),
-                 ratio: tuple[float, float] = (1.3275, 2.2125), clip_frames: int = 2):
+                 ratio: tuple[float, float] = (1.3275, 2.2125), clip_frames: int = FRAMES_PER_TOKEN):
         self.source, self.size, self.scale, self.ratio, self.clip_frames = source, size, scale, ratio, clip_frames
 
     def __getitem__(self, sample: Sample | Segment) -> torch.Tensor:
         segment, seed = (sample.item, sample.seed) if isinstance(sample, Sample) else (sample, None)
-        frames = self.source.read(segment.game, segment.half, segment.first, self.clip_frames)  # (2, H, W, 3)
+        frames = self.source.read(segment.game, segment.half, segment.first, self.clip_frames)  # (T, H, W, 3)
         aspect = self.source.pixel_aspect(segment.game, segment.half)
         with torch.random.fork_rng(devices=[], enabled=seed is not None):  # the crops: a function of the sample alone
             if seed is not None:
@@ -54,7 +56,8 @@ class WindowDataset(torch.utils.data.Dataset):
     """window_frames frames from segment.first, resized; optional targets and bank rows.
 
     labels: per game, its annotations (stage 3); bank: an object with rows(game, half, first_second, count)
-    returning (count, D) float32 (stage 2). The token of frames {2s, 2s + 1} is aligned with bank row s.
+    returning (count, D) float32 (stage 2), one row per second: the token of second s (frames FPS s onwards) is
+    aligned with bank row s.
     """
 
     def __init__(self, source: FrameSource, window_frames: int, size: int = 224,
@@ -67,14 +70,13 @@ class WindowDataset(torch.utils.data.Dataset):
         frames = self.source.read(segment.game, segment.half, segment.first, self.window_frames)
         if frames.shape[0] != self.window_frames:
             raise InvalidInputError(f"{segment.game} half {segment.half}: window at frame {segment.first} has only "
-                             f"{frames.shape[0]} of {self.window_frames} frames")
-        item = {"frames": resize_frames(frames, self.size),
-                "half": torch.tensor(segment.half), "first": torch.tensor(segment.first)}
+                                    f"{frames.shape[0]} of {self.window_frames} frames")
+        item = {"frames": resize_frames(frames, self.size)}  # (F, 3, S, S) uint8
         if self.labels is not None:
             targets = frame_targets(self.labels[segment.game], segment.half, segment.first, self.window_frames,
                                     radius=self.radius)
             item["targets"] = torch.from_numpy(pool_tokens(targets))  # (T, 17)
         if self.bank is not None:
             item["bank"] = torch.from_numpy(np.asarray(
-                self.bank.rows(segment.game, segment.half, segment.first // 2, self.window_frames // 2)))
+                self.bank.rows(segment.game, segment.half, segment.first // FPS, self.window_frames // FPS)))
         return item

@@ -26,6 +26,8 @@ from tqdm import tqdm
 from data.games import split_games
 from data.video import probe_video
 from utils.errors import InvalidInputError, MissingFileError, run_entry_point
+from utils.files import save_array, save_arrays
+from utils.rates import FPS
 
 LENGTH_TOLERANCE_S = 2.0  # bank rows vs video seconds: extractors round the last second differently
 
@@ -147,16 +149,13 @@ def reduce_banks(root: str | os.PathLike, fit_games: list[str], apply_games: lis
     banks = check_banks(root, list(dict.fromkeys(fit_games + apply_games)), name, fps)  # all of them, before any pass
     pca = fit_pca(root, fit_games, name, dim, fps, device, banks=banks)
     stats_path = root / f"{Path(out_name).stem}_pca.npz"
-    np.savez(stats_path, **pca, fps=np.array(fps), source_name=np.array(name))
+    save_arrays(stats_path, **pca, fps=np.array(fps), source_name=np.array(name))
     for game, half, bank in iterate_banks(banks, apply_games, "writing reduced banks"):
         reduced = reduce_bank(bank, pca)
         if not np.isfinite(reduced).all():
             raise InvalidInputError(f"{bank_path(root, game, half, name)}: {int((~np.isfinite(reduced).all(1)).sum())}"
                                     f" rows with NaN or inf; fix or re-extract it")
-        out = bank_path(root, game, half, out_name)
-        tmp = out.with_name(out.stem + ".tmp.npy")
-        np.save(tmp, reduced)
-        os.replace(tmp, out)
+        save_array(bank_path(root, game, half, out_name), reduced)
     return stats_path
 
 
@@ -176,7 +175,7 @@ class FeatureBank:
     def dim(self, game: str, half: int) -> int:
         return self._bank(game, half).shape[1]
 
-    def check(self, halves: dict[tuple[str, int], int], dim: int, video_fps: float = 2.0) -> None:
+    def check(self, halves: dict[tuple[str, int], int], dim: int, video_fps: float = FPS) -> None:
         """Before training: every half's bank exists, is `dim` wide and covers its video (halves: frames at
         video_fps per half); every bad file is named in one error."""
         problems = []
@@ -205,7 +204,8 @@ class FeatureBank:
         index = np.minimum(((first_second + np.arange(count)) * self.fps).astype(np.int64), bank.shape[0] - 1)
         if first_second + count - 1 - (bank.shape[0] - 1) / self.fps > LENGTH_TOLERANCE_S:
             raise InvalidInputError(f"{bank_path(self.root, game, half, self.name)}: seconds up to "
-                             f"{first_second + count - 1} requested, the bank covers {bank.shape[0] / self.fps:.0f} s")
+                                    f"{first_second + count - 1} requested, the bank covers "
+                                    f"{bank.shape[0] / self.fps:.0f} s")
         return np.asarray(bank[index], np.float32)
 
 

@@ -1,11 +1,11 @@
 """Where frames come from: one interface, three layouts, chosen by the config switch `data.source`.
 
-- `video`: the original SoccerNet videos `<root>/<game>/{1,2}_<resolution>.mkv`, decoded at 2 fps, frame k being the
-  source frame FFmpeg's fps filter picks for it (`data/video.py`);
-- `store`: the frame store written by `python -m data.prepare`: `<store>/<game>/{1,2}.mkv`, the same 2 fps frames as
+- `video`: the original SoccerNet videos `<root>/<game>/{1,2}_<resolution>.mkv`, decoded at FPS (utils/rates.py),
+  frame k being the source frame FFmpeg's fps filter picks for it (`data/video.py`);
+- `store`: the frame store written by `python -m data.prepare`: `<store>/<game>/{1,2}.mkv`, the same FPS frames as
   H.264 with a keyframe every 8 frames, resized once (224x224 for stages 2 and 3) the official way, plus
   `{1,2}.json` (frame count, fps, sizes, source);
-- `frames`: JPEG folders at 2 fps, `<frames_root>/<game>/<half>/%08d.jpg` numbered from 1: the layout the official
+- `frames`: JPEG folders at FPS, `<frames_root>/<game>/<half>/%08d.jpg` numbered from 1: the layout the official
   code extracts with `ffmpeg -vf fps=2 -q:v 1`, or what `python -m data.prepare --format jpeg` writes with PyAV.
 
 Every source returns (T, H, W, 3) uint8 RGB at the size it holds: the videos and official JPEG folders at their
@@ -28,9 +28,9 @@ import torch
 import torchvision
 
 from data.video import VideoError, probe_video, read_frames
+from utils.rates import FPS
 from utils.errors import InvalidInputError, MissingFileError
 
-STORE_FPS = 2.0
 # torchvision 0.29 deprecates its JPEG codec in favour of TorchCodec, which is not part of this project's stack (and
 # does not load against CPU builds of torch); the codec still works and is the fastest one available here.
 warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
@@ -48,9 +48,9 @@ class FrameSource(Protocol):
 
 
 class VideoSource:
-    """Original videos, decoded at `fps` (default 2)."""
+    """Original videos, decoded at `fps` (default FPS)."""
 
-    def __init__(self, root: str | os.PathLike, resolution: str = "224p", fps: float = 2.0):
+    def __init__(self, root: str | os.PathLike, resolution: str = "224p", fps: float = FPS):
         self.root, self.resolution, self.fps = Path(root), resolution, fps
 
     def path(self, game: str, half: int) -> Path:
@@ -72,9 +72,9 @@ class VideoSource:
 
 
 class StoreSource:
-    """The 2 fps frame store of `data.prepare`."""
+    """The frame store of `data.prepare`, at FPS."""
 
-    fps = STORE_FPS
+    fps = FPS
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -118,10 +118,10 @@ class StoreSource:
 
 
 class JpegFolderSource:
-    """Frames already extracted as `%08d.jpg` at 2 fps, one folder per half. A folder written by `data.prepare
+    """Frames already extracted as `%08d.jpg` at FPS, one folder per half. A folder written by `data.prepare
     --format jpeg` has a `<half>.json` beside it (sizes of the source); official extractions are native-size."""
 
-    fps = 2.0
+    fps = FPS
 
     def __init__(self, root: str | os.PathLike, start_number: int = 1):
         self.root, self.start_number = Path(root), start_number
@@ -172,17 +172,16 @@ def _nonempty(frames: torch.Tensor, path: Path, first: int) -> torch.Tensor:
     return frames
 
 
-def build_source(kind: str, root: str, store: str | None = None, frames_root: str | None = None,
-                 resolution: str = "224p") -> FrameSource:
-    """The frame source a config names (data.source = video | store | frames)."""
-    if kind == "video":
-        return VideoSource(root, resolution, 2.0)
-    if kind == "store":
-        if not store:
+def build_source(data) -> FrameSource:
+    """The frame source a config's data section names (data.source = video | store | frames)."""
+    if data.source == "video":
+        return VideoSource(data.root, data.resolution)
+    if data.source == "store":
+        if not data.store:
             raise InvalidInputError("data.source=store needs data.store (the folder written by python -m data.prepare)")
-        return StoreSource(store)
-    if kind == "frames":
-        if not frames_root:
+        return StoreSource(data.store)
+    if data.source == "frames":
+        if not data.frames_root:
             raise InvalidInputError("data.source=frames needs data.frames_root (folders of %08d.jpg per half)")
-        return JpegFolderSource(frames_root)
-    raise InvalidInputError(f"unknown data.source {kind!r}: expected video, store or frames")
+        return JpegFolderSource(data.frames_root)
+    raise InvalidInputError(f"unknown data.source {data.source!r}: expected video, store or frames")

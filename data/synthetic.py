@@ -29,7 +29,6 @@ import numpy as np
 from tqdm import tqdm
 
 from data.labels import CLASSES, LABELS_FILE, game_time
-from data.synthetic_labels import game_name
 from data.video import write_video
 from utils.errors import run_entry_point
 
@@ -39,6 +38,21 @@ TRACE_SECONDS = 0.5  # a glyph is drawn within this distance of its event (the l
 GAME_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2}) - (\d{2}-\d{2}) (.+) (\d+) - (\d+) (.+)$")
 GLYPH = 96  # glyph size in pixels (54 px wide once the frame is squashed to 224x224, 15 px at 64x64)
 MIN_GAP_SECONDS = 3.0  # events of a half are at least this far apart
+
+LEAGUES = ("england_epl", "europe_uefa-champions-league", "france_ligue-1", "germany_bundesliga", "italy_serie-a",
+           "spain_laliga")
+TEAMS = ("Arsenal", "Chelsea", "Atl. Madrid", "Real Madrid", "Bayern Munich", "Dortmund", "Juventus", "AC Milan",
+         "Paris SG", "Lyon", "Barcelona", "Man. United", "St-Etienne", "Inter")
+
+
+def game_name(rng: np.random.Generator, index: int) -> str:
+    """A real-looking `league/season/game` path: '2015-08-16 - 18-00 Chelsea 3 - 0 Atl. Madrid'."""
+    league = LEAGUES[index % len(LEAGUES)]
+    year = 2014 + index % 3
+    home, away = rng.choice(len(TEAMS), size=2, replace=False)
+    month, day, hour = 1 + index % 12, 1 + index % 28, 15 + index % 6
+    return (f"{league}/{year}-{year + 1}/{year + (month < 7)}-{month:02d}-{day:02d} - {hour}-00 "
+            f"{TEAMS[home]} {rng.integers(0, 5)} - {rng.integers(0, 5)} {TEAMS[away]}")
 
 
 def _palette() -> np.ndarray:

@@ -2,8 +2,9 @@
 
 Frame targets: frame k of a half (time k / fps) is positive for class c when an annotation of class c in that half
 lies within `radius` seconds of it, |position - k / fps| <= radius (radius 0.5 s marks 2 or 3 frames at 2 fps).
-Token targets: frame targets OR-pooled over consecutive pairs (the two frames of a 1-second tubelet), so the token of
-frames {t, t + 0.5} is positive when an action lies in [t - 0.5, t + 1.0]. There is no background class.
+Token targets: frame targets OR-pooled over the FRAMES_PER_TOKEN frames of each tubelet (utils/rates.py), so at
+2 fps the token of frames {t, t + 0.5} is positive when an action lies in [t - 0.5, t + 1.0]. There is no
+background class.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import math
 import numpy as np
 
 from data.labels import NUM_CLASSES, Annotation
+from utils.rates import FPS, FRAMES_PER_TOKEN
 
 
-def frame_targets(annotations: list[Annotation], half: int, first_frame: int, num_frames: int, fps: float = 2.0,
+def frame_targets(annotations: list[Annotation], half: int, first_frame: int, num_frames: int, fps: float = FPS,
                   radius: float = 0.5, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """(num_frames, num_classes) float32 multi-hot targets of frames first_frame .. first_frame + num_frames - 1."""
     targets = np.zeros((num_frames, num_classes), np.float32)
@@ -31,9 +33,11 @@ def frame_targets(annotations: list[Annotation], half: int, first_frame: int, nu
     return targets
 
 
-def pool_tokens(frame_level: np.ndarray) -> np.ndarray:
-    """(..., 2T, C) frame targets -> (..., T, C) token targets: OR over the two frames of each tubelet."""
-    if frame_level.shape[-2] % 2:
-        raise ValueError(f"token pooling needs an even number of frames, got {frame_level.shape[-2]}")
-    paired = frame_level.reshape(*frame_level.shape[:-2], frame_level.shape[-2] // 2, 2, frame_level.shape[-1])
-    return paired.max(axis=-2)
+def pool_tokens(frame_level: np.ndarray, frames_per_token: int = FRAMES_PER_TOKEN) -> np.ndarray:
+    """(..., F, C) frame targets -> (..., F / frames_per_token, C) token targets: OR over each tubelet's frames."""
+    frames = frame_level.shape[-2]
+    if frames % frames_per_token:
+        raise ValueError(f"token pooling needs a multiple of {frames_per_token} frames, got {frames}")
+    grouped = frame_level.reshape(*frame_level.shape[:-2], frames // frames_per_token, frames_per_token,
+                                  frame_level.shape[-1])  # (..., T, frames_per_token, C)
+    return grouped.max(axis=-2)

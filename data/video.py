@@ -33,6 +33,8 @@ import torch
 
 from data.augment import resize_frames
 from utils.errors import MissingFileError, UserError
+from utils.files import atomic_path
+from utils.rates import FPS
 
 SEEK_MARGIN_S = 1.0  # seek this far before the first wanted frame: some demuxers land after the requested time
 TAIL_SECONDS = 5.0  # probing the real end demuxes the packets of the last few seconds
@@ -229,7 +231,7 @@ def resized_rgb(frame: av.VideoFrame, size: tuple[int, int], height: int | None 
     return resize_frames(rgb, size)[0]
 
 
-def read_frames(path: str | os.PathLike, fps: float = 2.0, first: int = 0, count: int | None = None,
+def read_frames(path: str | os.PathLike, fps: float = FPS, first: int = 0, count: int | None = None,
                 info: VideoInfo | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """Frames k = first .. first + count - 1 at `fps` as (T, H, W, 3) uint8 RGB at the video's size, and their times
     k / fps (T,). count=None reads to the end of the video; a window that runs past the end is cut at the last frame.
@@ -253,10 +255,7 @@ def write_video(path: str | os.PathLike, frames: Iterator[np.ndarray] | np.ndarr
                 codec: str = "libx264", gop: int | None = None, options: dict[str, str] | None = None,
                 pix_fmt: str = "yuv420p") -> Path:
     """Encode (H, W, 3) uint8 RGB frames with PyAV (no ffmpeg binary). Written to a temporary name, then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    with av.open(str(tmp), "w") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), "w") as container:
         stream = None
         for image in frames:
             if stream is None:
@@ -272,5 +271,4 @@ def write_video(path: str | os.PathLike, frames: Iterator[np.ndarray] | np.ndarr
             raise ValueError(f"{path}: no frame to write")
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)
-    return path
+    return Path(path)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from utils.logs import read_metrics
 from utils.errors import InvalidInputError, MissingFileError
+from utils.files import write_text
+from utils.logs import read_metrics
 
 COLOURS = ("#1f5fbf", "#d8453b", "#2e9a4d", "#8a4fbf", "#c98a12")
 WIDTH, HEIGHT = 900, 420
@@ -98,7 +99,4 @@ def write_convergence(path: str | os.PathLike, curves: dict[str, tuple[list[tupl
         best = max(value for _, value in points)
         out.append(f'<text x="{LEFT + plot_w + 42}" y="{legend_y + 4}">{html.escape(name)} (best {best:.1f})</text>')
     out.append("</svg>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(out) + "\n", encoding="utf-8")
-    return path
+    return write_text(path, "\n".join(out) + "\n")

@@ -2,9 +2,10 @@
 `evaluate.py predict/test` and `evaluate.py spot` (docs/METHOD.md, "Inference and post-processing").
 
 Per half: 64-second windows every 32 s, the last one aligned to the end; the model in eval mode gives sigmoid scores
-(64, 17) per window. Token j of a window starting at second s stands for frames {2(s + j), 2(s + j) + 1}, at time
-s + j + 0.25 s (the mean of its two frames' times), and is placed on the 2 fps grid at slot 2 (s + j) (integer seconds:
-the official `torch.round((t + 0.25) / 0.5)` rounds half to even). Inside a window the tokens of the first and last
+(64, 17) per window. With the rates of utils/rates.py (FPS = 2, FRAMES_PER_TOKEN = 2), token j of a window starting
+at second s stands for frames {2(s + j), 2(s + j) + 1}, at time s + j + 0.25 s (the mean of its two frames' times),
+and is placed on the FPS grid at slot 2 (s + j) (integer seconds: the official `torch.round((t + 0.25) / 0.5)` rounds
+half to even). Inside a window the tokens of the first and last
 12 s are dropped, except near the half's edges (`kept_tokens`); overlapping windows are merged by max. The result is
 one (frames, 17) raw-score array per half, saved for NMS sweeps and ensembles.
 """
@@ -20,10 +21,11 @@ from torch import nn
 
 from data.augment import resize_frames, to_model_input
 from data.sources import FrameSource
-from evaluation.postprocess import game_predictions, write_raw_meta, write_raw_scores
+from evaluation.postprocess import nms_predictions, write_raw_meta, write_raw_scores
 from evaluation.predictions import write_game_predictions
 from utils import dist
 from utils.logs import progress
+from utils.rates import FPS, FRAMES_PER_TOKEN, SECONDS_PER_TOKEN
 from utils.run import autocast
 
 
@@ -39,6 +41,7 @@ def window_starts(num_seconds: int, window_seconds: int, stride_seconds: int) ->
 
 
 HALF_END_MODES = ("official", "scored")
+TOKEN_TIME = (FRAMES_PER_TOKEN - 1) / (2 * FPS)  # a token's time after its first frame: the mean of its frames' times
 
 
 def kept_tokens(start: int, tokens: int, num_frames: int, trim_seconds: float, half_end: str) -> np.ndarray:
@@ -57,9 +60,9 @@ def kept_tokens(start: int, tokens: int, num_frames: int, trim_seconds: float, h
     keep = np.ones(tokens, bool)
     if trim_seconds <= 0 or tokens < 2:
         return keep
-    times = start + np.arange(tokens) + 0.25  # (tokens,) seconds
+    times = start + np.arange(tokens) * SECONDS_PER_TOKEN + TOKEN_TIME  # (tokens,) seconds
     step = times[1] - times[0]  # the token step, 1 s
-    half_end_value = num_frames * step if half_end == "official" else num_frames // 2
+    half_end_value = num_frames * step if half_end == "official" else num_frames // FPS
     before = (times - times[0] < trim_seconds) & (times > trim_seconds)
     after = (times[-1] - times < trim_seconds) & (half_end_value - times > trim_seconds)
     return ~(before | after)
@@ -67,7 +70,7 @@ def kept_tokens(start: int, tokens: int, num_frames: int, trim_seconds: float, h
 
 def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_frames: int, trim_seconds: float,
                         half_end: str = "official") -> np.ndarray:
-    """Place (start second, (T, C) scores) windows on the 2 fps grid: trim (`kept_tokens`), then max-merge.
+    """Place (start second, (T, C) scores) windows on the FPS grid: trim (`kept_tokens`), then max-merge.
     Returns (num_frames, C); slots no kept token reaches stay 0."""
     merged = None
     for start, scores in window_scores:
@@ -75,7 +78,8 @@ def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_fra
         if merged is None:
             merged = np.zeros((num_frames, scores.shape[1]), np.float32)
         keep = kept_tokens(start, tokens, num_frames, trim_seconds, half_end)
-        slots = 2 * (start + np.flatnonzero(keep))
+        seconds = start + np.flatnonzero(keep) * SECONDS_PER_TOKEN  # (kept,): each token's first frame, in seconds
+        slots = np.round(seconds * FPS).astype(np.int64)
         valid = slots < num_frames
         merged[slots[valid]] = np.maximum(merged[slots[valid]], scores[keep][valid])
     return merged
@@ -84,58 +88,54 @@ def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_fra
 @torch.no_grad()
 def window_scores(model: nn.Module, frames: torch.Tensor, device: torch.device,
                   amp_dtype: torch.dtype | None) -> np.ndarray:
-    """(B, F, 3, S, S) uint8 windows -> (B, F / 2, C) float32 sigmoid scores, the model in whatever mode it is in."""
+    """(B, F, 3, S, S) uint8 windows -> (B, F / FRAMES_PER_TOKEN, C) float32 sigmoid scores, the model in whatever
+    mode it is in."""
     with autocast(device, amp_dtype):
         logits = model(to_model_input(frames.to(device, non_blocking=True)))
     return torch.sigmoid(logits.float()).cpu().numpy()
 
 
 @torch.no_grad()
-def predict_half(model: nn.Module, source: FrameSource, game: str, half: int, window_seconds: int = 64,
-                 stride_seconds: int = 32, trim_seconds: int = 12, img_size: int = 224, batch_size: int = 4,
-                 device: torch.device = torch.device("cpu"), amp_dtype: torch.dtype | None = None,
-                 half_end: str = "official") -> np.ndarray:
-    """(frames at 2 fps, 17) max-merged sigmoid scores of one half."""
+def predict_half(model: nn.Module, source: FrameSource, game: str, half: int, model_cfg, eval_cfg,
+                 device: torch.device = torch.device("cpu"), amp_dtype: torch.dtype | None = None) -> np.ndarray:
+    """(frames at FPS, 17) max-merged sigmoid scores of one half. model_cfg: the window and input sizes
+    (window_seconds, img_size); eval_cfg: stride, trim, end of half, batch (configs/schema.py: EvalConfig)."""
     num_frames = source.num_frames(game, half)
-    num_seconds = num_frames // 2
-    starts = window_starts(num_seconds, window_seconds, stride_seconds)
+    window = model_cfg.window_seconds
+    starts = window_starts(int(num_frames // FPS), window, eval_cfg.window_stride_seconds)
 
     def windows():
-        for index in range(0, len(starts), batch_size):
-            chunk = starts[index:index + batch_size]
-            frames = torch.stack([resize_frames(source.read(game, half, 2 * s, 2 * window_seconds), img_size)
+        for index in range(0, len(starts), eval_cfg.batch_size):
+            chunk = starts[index:index + eval_cfg.batch_size]
+            frames = torch.stack([resize_frames(source.read(game, half, s * FPS, window * FPS), model_cfg.img_size)
                                   for s in chunk])  # (B, F, 3, S, S) uint8
             yield from zip(chunk, window_scores(model, frames, device, amp_dtype))
 
-    return merge_window_scores(windows(), num_frames, trim_seconds, half_end)
+    return merge_window_scores(windows(), num_frames, eval_cfg.trim_seconds, eval_cfg.half_end)
 
 
-def predict_games(model: nn.Module, source: FrameSource, games: list[str], out_dir: str | Path, window_seconds: int,
-                  img_size: int, device: torch.device, amp_dtype: torch.dtype | None, stride_seconds: int = 32,
-                  trim_seconds: int = 12, nms: str = "soft", nms_window: int = 20, nms_threshold: float = 0.001,
-                  batch_size: int = 4, half_end: str = "official") -> Path:
+def predict_games(model: nn.Module, source: FrameSource, games: list[str], out_dir: str | Path, model_cfg, eval_cfg,
+                  device: torch.device, amp_dtype: torch.dtype | None) -> Path:
     """Raw scores and results_spotting.json of every game: games are shared out over ranks, gathered on rank 0,
     which writes `<out>/raw/...` and `<out>/predictions/<game>/results_spotting.json`. Returns the predictions dir."""
     was_training = model.training
     model.eval()
-    info_rank, world = dist.get_rank(), dist.get_world_size()
-    mine = games[info_rank::world]
+    rank, world = dist.get_rank(), dist.get_world_size()
     local = {}
-    for game in progress(mine, desc="inference (games)", enabled=info_rank == 0):
-        local[game] = {half: predict_half(model, source, game, half, window_seconds, stride_seconds, trim_seconds,
-                                          img_size, batch_size, device, amp_dtype, half_end) for half in (1, 2)}
+    for game in progress(games[rank::world], desc="inference (games)", enabled=rank == 0):
+        local[game] = {half: predict_half(model, source, game, half, model_cfg, eval_cfg, device, amp_dtype)
+                       for half in (1, 2)}
     gathered = {}
     for part in dist.all_gather_objects(local):
         gathered.update(part)
     out_dir = Path(out_dir)
     if dist.is_main_process():
         raw_dir = out_dir / "raw"
-        write_raw_meta(raw_dir, 2.0)
+        write_raw_meta(raw_dir, FPS)
         for game in games:
             for half, scores in gathered[game].items():
                 write_raw_scores(raw_dir, game, half, scores)
-            write_game_predictions(out_dir / "predictions", game,
-                                   game_predictions(gathered[game], 2.0, nms, nms_window, nms_threshold))
+            write_game_predictions(out_dir / "predictions", game, nms_predictions(gathered[game], eval_cfg))
     dist.barrier()
     model.train(was_training)
     return out_dir / "predictions"

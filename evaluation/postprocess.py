@@ -1,15 +1,17 @@
-"""From raw per-half score arrays on the 2 fps grid to SoccerNet predictions: NMS, raw-score files, ensembles.
+"""From raw per-half score arrays on the FPS grid (utils/rates.py) to SoccerNet predictions: NMS, raw-score files,
+ensembles.
 
 Raw scores (the format inference writes, so that ensembles and NMS sweeps need no model):
-    <raw_dir>/raw_scores.json                                  {"format": RAW_FORMAT, "fps": 2.0, "classes": [...]}
+    <raw_dir>/raw_scores.json                                  {"format": RAW_FORMAT, "fps": FPS, "classes": [...]}
     <raw_dir>/<league>/<season>/<game>/scores_half{1,2}.npy    float32 (T, 17); row k is time k / fps seconds,
                                                                 sigmoid scores in [0, 1], max-merged over windows
 NMS follows the official code (eztorch `evaluation/nms.py`; docs/METHOD.md section 5):
 - hard: keep a slot when its score is >= every score within +-int(window / 2) slots and >= threshold (ties all kept);
-- soft (the paper's: window 20, threshold 0.001): repeatedly take the highest remaining score at its current value,
-  multiply the scores within +-ceil(window / 2) slots by min_weight + (1 - min_weight) |d| / (window / 2) clipped to
-  [0, 1], remove the taken slot; stop when the highest remaining score is below threshold. Taken slots with a
-  score > 0 are the output.
+- soft (the paper's: window 20, threshold 0.001, min_weight 0): repeatedly take the highest remaining score at its
+  current value, multiply the scores within +-ceil(window / 2) slots by min_weight + (1 - min_weight) |d| / (window / 2)
+  clipped to [0, 1], remove the taken slot; stop when the highest remaining score is below threshold. Taken slots
+  with a score > 0 are the output.
+The window may be one value or one per class (`eval.nms_window`, `--window`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
@@ -24,6 +27,8 @@ from scipy.ndimage import maximum_filter1d
 from data.labels import CLASSES
 from evaluation.predictions import keep_best_per_bin, prediction_records, write_game_predictions
 from utils.errors import InvalidInputError, MissingFileError
+from utils.files import save_array, write_json
+from utils.rates import FPS
 
 RAW_FORMAT = "comedian-raw-scores-v1"
 RAW_META = "raw_scores.json"
@@ -129,6 +134,12 @@ def game_predictions(half_scores: dict[int, np.ndarray], fps: float, nms: str, w
     return records
 
 
+def nms_predictions(half_scores: dict[int, np.ndarray], eval_cfg: Any, fps: float | None = None) -> list[dict]:
+    """game_predictions with the NMS settings of an `eval` config section (configs/schema.py EvalConfig)."""
+    return game_predictions(half_scores, FPS if fps is None else fps, eval_cfg.nms, eval_cfg.nms_window,
+                            eval_cfg.nms_threshold, eval_cfg.nms_min_weight)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Raw score files and ensembles
 # ----------------------------------------------------------------------------------------------------------------------
@@ -137,27 +148,21 @@ def raw_scores_path(raw_dir: str | os.PathLike, game: str, half: int) -> Path:
 
 
 def write_raw_meta(raw_dir: str | os.PathLike, fps: float) -> None:
-    Path(raw_dir).mkdir(parents=True, exist_ok=True)
-    (Path(raw_dir) / RAW_META).write_text(json.dumps({"format": RAW_FORMAT, "fps": fps, "classes": list(CLASSES)}))
+    write_json(Path(raw_dir) / RAW_META, {"format": RAW_FORMAT, "fps": fps, "classes": list(CLASSES)})
 
 
 def write_raw_scores(raw_dir: str | os.PathLike, game: str, half: int, scores: np.ndarray) -> Path:
     """Save one half's (T, 17) scores as float32 .npy (atomically)."""
     if scores.ndim != 2 or scores.shape[1] != len(CLASSES):
         raise ValueError(f"raw scores of {game} half {half}: expected shape (T, {len(CLASSES)}), got {scores.shape}")
-    path = raw_scores_path(raw_dir, game, half)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    np.save(tmp, scores.astype(np.float32))
-    os.replace(tmp, path)
-    return path
+    return save_array(raw_scores_path(raw_dir, game, half), scores.astype(np.float32))
 
 
 def read_raw_meta(raw_dir: str | os.PathLike) -> dict:
     path = Path(raw_dir) / RAW_META
     if not path.is_file():
         raise MissingFileError(f"{raw_dir} is not a raw-scores folder: {RAW_META} is missing")
-    meta = json.loads(path.read_text())
+    meta = json.loads(path.read_text(encoding="utf-8"))
     if meta.get("format") != RAW_FORMAT or meta.get("classes") != list(CLASSES):
         raise InvalidInputError(f"{path}: expected format {RAW_FORMAT!r} with the 17 SoccerNet-v2 classes, got {meta}")
     return meta

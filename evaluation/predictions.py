@@ -24,6 +24,7 @@ import numpy as np
 from data.labels import (CLASS_INDEX, CLASSES, LabelError, game_time, parse_half, parse_label_name,
                          parse_position_ms)
 from utils.errors import InvalidInputError, MissingFileError
+from utils.files import write_bytes, write_json
 
 PREDICTIONS_FILE = "results_spotting.json"
 PREDICTION_KEYS = ("label", "position", "half", "confidence")
@@ -182,12 +183,7 @@ def game_document(game: str, predictions: list[dict]) -> dict:
 
 def write_game_predictions(root: str | os.PathLike, game: str, predictions: list[dict]) -> Path:
     """Write `root/game/results_spotting.json` atomically."""
-    path = Path(root) / game / PREDICTIONS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(game_document(game, predictions)), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json(Path(root) / game / PREDICTIONS_FILE, game_document(game, predictions))
 
 
 def write_challenge_zip(root: str | os.PathLike, zip_path: str | os.PathLike, games: list[str]) -> Path:
@@ -196,10 +192,8 @@ def write_challenge_zip(root: str | os.PathLike, zip_path: str | os.PathLike, ga
     missing = [game for game in games if not (root / game / PREDICTIONS_FILE).is_file()]
     if missing:
         raise MissingFileError(f"{len(missing)} game(s) have no {PREDICTIONS_FILE} under {root}: {missing}")
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for game in games:
             archive.write(root / game / PREDICTIONS_FILE, arcname=f"{game}/{PREDICTIONS_FILE}")
-    zip_path.write_bytes(buffer.getvalue())
-    return zip_path
+    return write_bytes(zip_path, buffer.getvalue())

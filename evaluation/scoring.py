@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ from data.labels import (CLASS_INDEX, CLASSES, GAME_TIME_PATTERN, LABELS_FILE, V
 from evaluation.metric import GameKeys, average_map, build_spotting_set, game_keys
 from evaluation.predictions import PredictionsSource
 from utils.errors import InvalidInputError, MissingFileError
+from utils.files import write_json
 
 
 def label_arrays(path: Path, on_unknown: Literal["error", "warn"] = "error") -> tuple[tuple, int]:
@@ -137,6 +137,5 @@ def write_results(results: dict, path: str | os.PathLike) -> None:
     for metric, entry in results.items():
         out[metric] = {key: (dict(zip(CLASSES, value)) if key.startswith("a_mAP_per_class") else value)
                        for key, value in entry.items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(out, indent=2), encoding="utf-8")
+    write_json(path, out, indent=2)
 

@@ -1,20 +1,19 @@
 """Spot actions in any video file (`python evaluate.py spot VIDEO ... --checkpoint CKPT`).
 
-A video is decoded once, front to back, at 2 fps (frame k is the source frame FFmpeg's fps filter picks, as in the
+A video is decoded once, front to back, at FPS (utils/rates.py; frame k is the source frame FFmpeg's fps filter picks, as in the
 official frames), and each frame goes to the model's input size as SoccerNet frames do: a video that is not 224 pixels
 high is first scaled to 224p keeping its aspect ratio, the way SoccerNet made its 224p files (FFmpeg's bicubic
 `scale=-1:224`); the full RGB frame is then resized by torchvision's antialiased bilinear resize, as the official
 code resizes. Frames are pushed into a `HalfSpotter`. The spotter keeps only the last window's frames (a ring
-buffer of 2 x window + 1 frames) and runs a window as soon as its last frame has arrived, so memory stays flat
+buffer of FPS x window + 1 frames) and runs a window as soon as its last frame has arrived, so memory stays flat
 however long the video is; the per-window scores are merged exactly as `evaluation.inference.predict_half` merges
 them (same starts, trim and max); unlike the paper's evaluation, the end of each half is scored by default
-(`half_end="scored"`, evaluation/inference.py:kept_tokens). A half shorter than one window is padded with its last frame and the padding's
-scores are cut off.
+(`eval.half_end=scored`, evaluation/inference.py: kept_tokens). A half shorter than one window is padded with its
+last frame and the padding's scores are cut off.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
 from pathlib import Path
 
@@ -25,13 +24,14 @@ from torch import nn
 from data.labels import CLASSES
 from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb
 from evaluation.inference import merge_window_scores, window_scores
-from evaluation.postprocess import game_predictions, write_raw_meta, write_raw_scores
+from evaluation.postprocess import nms_predictions, write_raw_meta, write_raw_scores
 from evaluation.predictions import write_game_predictions
 from evaluation.timeline import write_timeline
-from utils.logs import progress
 from utils.errors import InvalidInputError
+from utils.files import write_text
+from utils.logs import progress
+from utils.rates import FPS
 
-FPS = 2.0
 FALLBACK_ROWS = 10  # rows of the human-readable list when no prediction reaches --min-confidence
 
 
@@ -43,7 +43,8 @@ class HalfSpotter:
         self.model, self.window, self.stride, self.trim = model, window_seconds, stride_seconds, trim_seconds
         self.half_end = half_end
         self.batch_size, self.device, self.amp_dtype = batch_size, device, amp_dtype
-        self.buffer: deque[torch.Tensor] = deque(maxlen=2 * window_seconds + 1)
+        self.frames_per_window = FPS * window_seconds
+        self.buffer: deque[torch.Tensor] = deque(maxlen=self.frames_per_window + 1)
         self.count = 0  # frames pushed
         self.next_start = 0  # seconds: start of the next regular window
         self.pending: list[tuple[int, torch.Tensor]] = []  # (start, (F, 3, S, S)) windows waiting for a batch
@@ -53,9 +54,9 @@ class HalfSpotter:
     def push(self, frame: torch.Tensor) -> None:
         self.buffer.append(frame)
         self.count += 1
-        # the regular window starting at next_start is complete when its last frame, 2 (start + window) - 1, is in
-        if 2 * (self.next_start + self.window) == self.count:
-            self._queue(self.next_start, list(self.buffer)[-2 * self.window:])
+        # the regular window starting at next_start is complete when its last frame, FPS (start + window) - 1, is in
+        if FPS * (self.next_start + self.window) == self.count:
+            self._queue(self.next_start, list(self.buffer)[-self.frames_per_window:])
             self.next_start += self.stride
 
     def _queue(self, start: int, frames: list[torch.Tensor]) -> None:
@@ -77,51 +78,38 @@ class HalfSpotter:
         """(frames, C) merged scores of the half; the spotter cannot be fed afterwards."""
         if self.count == 0:
             raise ValueError("no frame was decoded for this half")
-        num_frames, num_seconds = self.count, self.count // 2
+        num_frames, num_seconds, window_frames = self.count, self.count // FPS, self.frames_per_window
         if num_seconds < self.window:  # too short for one window: pad with the last frame, cut the padding's scores
-            frames = list(self.buffer) + [self.buffer[-1]] * (2 * self.window - len(self.buffer))
-            self.pending = [(0, torch.stack(frames[:2 * self.window]))]
+            frames = list(self.buffer) + [self.buffer[-1]] * (window_frames - len(self.buffer))
+            self.pending = [(0, torch.stack(frames[:window_frames]))]
             self._run()
-            merged = merge_window_scores(self.done, 2 * self.window, self.trim, self.half_end)
+            merged = merge_window_scores(self.done, window_frames, self.trim, self.half_end)
             return merged[:num_frames]
         last = num_seconds - self.window  # the end-aligned window, unless a regular one already starts there
         if max(start for start, _ in self.done + self.pending) != last:
-            offset = self.count - 2 * last  # frames from the last window's first frame to the end of the buffer
-            frames = list(self.buffer)[len(self.buffer) - offset:][:2 * self.window]
+            offset = self.count - FPS * last  # frames from the last window's first frame to the end of the buffer
+            frames = list(self.buffer)[len(self.buffer) - offset:][:window_frames]
             self.pending.append((last, torch.stack(frames)))
         self._run()
         return merge_window_scores(self.done, num_frames, self.trim, self.half_end)
 
 
-@dataclasses.dataclass
-class SpotSettings:
-    window_seconds: int
-    img_size: int
-    stride_seconds: int = 32
-    trim_seconds: int = 12
-    batch_size: int = 4
-    nms: str = "soft"
-    nms_window: int = 20
-    nms_threshold: float = 0.001
-    min_confidence: float = 0.5  # for the human-readable list and the timeline's markers
-    half_end: str = "scored"  # score the last seconds of a half (the paper's evaluation leaves them at 0)
-
-
-def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torch.device,
+def spot_file(model: nn.Module, path: Path, model_cfg, eval_cfg, device: torch.device,
               amp_dtype: torch.dtype | None, second_half_start: float | None = None,
               half: int = 1, threaded_decode: bool = True) -> dict[int, np.ndarray]:
     """{half: (frames, C) scores} of one video: the whole file as `half`, or split into halves 1 and 2 at
-    second_half_start seconds. Decoding and model run interleaved, with a progress bar in video seconds."""
+    second_half_start seconds. Decoding and model run interleaved, with a progress bar in video seconds.
+    model_cfg: window and input sizes; eval_cfg: stride, trim, end of half, batch (configs/schema.py)."""
     info = probe_video(path)
     total = info.num_frames(FPS)
     split = None if second_half_start is None else int(round(second_half_start * FPS))
     if split is not None and not 0 < split < total:
         raise InvalidInputError(f"{path}: --second-half-start {second_half_start} s is outside the video (0 to "
-                         f"{info.duration:.1f} s)")
+                                f"{info.duration:.1f} s)")
 
     def new_spotter():
-        return HalfSpotter(model, settings.window_seconds, settings.stride_seconds, settings.trim_seconds,
-                           settings.batch_size, device, amp_dtype, settings.half_end)
+        return HalfSpotter(model, model_cfg.window_seconds, eval_cfg.window_stride_seconds, eval_cfg.trim_seconds,
+                           eval_cfg.batch_size, device, amp_dtype, eval_cfg.half_end)
 
     spotters = {half if split is None else 1: new_spotter()}
     current = next(iter(spotters))
@@ -131,9 +119,9 @@ def spot_file(model: nn.Module, path: Path, settings: SpotSettings, device: torc
         if split is not None and k == split:
             spotters[2] = new_spotter()
             current = 2
-        if frame is not last_frame:  # sources below 2 fps repeat a frame: convert it once
+        if frame is not last_frame:  # sources below FPS repeat a frame: convert it once
             last_frame = frame
-            last_tensor = resized_rgb(frame, (settings.img_size,) * 2, SOCCERNET_HEIGHT)  # (3, S, S)
+            last_tensor = resized_rgb(frame, (model_cfg.img_size,) * 2, SOCCERNET_HEIGHT)  # (3, S, S)
         spotters[current].push(last_tensor)
         bar.update(1 / FPS)
         bar.set_postfix(windows=sum(s.windows_run for s in spotters.values()), refresh=False)
@@ -160,19 +148,19 @@ def write_spotting_list(path: Path, rows: list[dict], note: str) -> Path:
     lines = [f"# {note}", f"{'half':<5} {'time':>8}  {'class':<26} confidence"]
     for p in rows:
         lines.append(f"{p['half']:<5} {p['gameTime'].split(' - ')[1]:>8}  {p['label']:<26} {p['confidence']:.3f}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_text(path, "\n".join(lines) + "\n")
 
 
-def write_outputs(out_dir: Path, name: str, scores: dict[int, np.ndarray], settings: SpotSettings) -> dict[str, Path]:
-    """results_spotting.json (official schema), spotting.txt, timeline.svg and raw/scores_half*.npy under
-    out_dir/name/."""
-    predictions = game_predictions(scores, FPS, settings.nms, settings.nms_window, settings.nms_threshold)
+def write_outputs(out_dir: Path, name: str, scores: dict[int, np.ndarray], eval_cfg,
+                  min_confidence: float = 0.5) -> dict[str, Path]:
+    """results_spotting.json (official schema, eval_cfg's NMS), spotting.txt and timeline.svg (the actions above
+    min_confidence) and raw/scores_half*.npy under out_dir/name/."""
+    predictions = nms_predictions(scores, eval_cfg)
     folder = out_dir / name
     write_raw_meta(folder / "raw", FPS)
     for half, half_scores in scores.items():
         write_raw_scores(folder / "raw", ".", half, half_scores)
-    rows, note = listed_predictions(predictions, settings.min_confidence)
+    rows, note = listed_predictions(predictions, min_confidence)
     return {"results": write_game_predictions(out_dir, name, predictions),
             "list": write_spotting_list(folder / "spotting.txt", rows, note),
             "timeline": write_timeline(folder / "timeline.svg", scores, FPS, CLASSES, rows, note, title=name)}

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.files import write_text
+
 MAX_POINTS = 900  # columns per lane
 LANE = 18  # px per class lane
 LEFT, RIGHT, PLOT_WIDTH = 190, 20, 900
@@ -92,7 +94,4 @@ def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], 
                        f' at {prediction["gameTime"]}: {prediction["confidence"]:.2f}</title></circle>')
         top += panel_height + PANEL_GAP
     out.append("</svg>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(out) + "\n", encoding="utf-8")
-    return path
+    return write_text(path, "\n".join(out) + "\n")

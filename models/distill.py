@@ -24,6 +24,6 @@ class DistillModel(nn.Module):
         self.queue = FeatureQueue(queue_size, dim, seed)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, 3, F, H, W) -> (B * F / 2, dim) normalised token projections, window by window."""
+        """(B, 3, F, H, W) -> (B * T, dim) normalised token projections (T = F / FRAMES_PER_TOKEN), window by window."""
         tokens = self.trunk(video)  # (B, T, D)
         return F.normalize(self.projector(tokens.flatten(0, 1)).float(), dim=1)

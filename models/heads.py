@@ -1,18 +1,12 @@
-"""Heads of the three stages (docs/METHOD.md, "Models"): MLPs without normalisation, GELU after every layer but the
-last; the spotting head is one linear layer per token, 17 logits, no background class.
-
-Initialisation as in the official code: the stage-1 and stage-2 MLPs keep PyTorch's default Linear initialisation
-(uniform, biases included: eztorch's MLP heads are built outside timm's init); the spotting head is N(0, 0.01) with
-a zero bias (eztorch `models/heads/linear.py: LinearHead`, init_std 0.01)."""
+"""The MLP heads of stages 1 and 2 (docs/METHOD.md sections 2 and 3): no normalisation, GELU after every layer but the
+last, PyTorch's default Linear initialisation (uniform, biases included), as the official heads, which are built
+outside timm's init. The spotting head is models/spotting.py."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 
-from data.labels import NUM_CLASSES
 
 
 class MLPHead(nn.Module):
@@ -47,23 +41,3 @@ def ssl_predictor(dim: int = 256, hidden: int = 1024) -> MLPHead:
 def distill_projector(trunk_dim: int, hidden: int = 1024, out: int = 512) -> MLPHead:
     """Stage 2: 3 layers to the 512-d PCA space of the feature bank."""
     return MLPHead([trunk_dim, hidden, hidden, out])
-
-
-class SpottingModel(nn.Module):
-    """Stage 3: video trunk + one linear layer per token. (B, 3, 128, H, W) -> (B, 64, 17) logits.
-
-    bias_prior > 0 starts every class at that probability (bias -log((1 - p) / p), the RetinaNet prior): with ~1%
-    positives, a zero bias spends the first hundreds of steps learning the prior, which a short run (the CPU quick
-    start) cannot afford. 0 keeps the official zero bias."""
-
-    def __init__(self, trunk: nn.Module, num_classes: int = NUM_CLASSES, bias_prior: float = 0.0):
-        super().__init__()
-        self.trunk = trunk
-        self.head = nn.Linear(trunk.out_dim, num_classes)
-        nn.init.normal_(self.head.weight, std=0.01)
-        nn.init.zeros_(self.head.bias)
-        if bias_prior > 0:
-            nn.init.constant_(self.head.bias, -math.log((1 - bias_prior) / bias_prior))
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(video))

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -19,7 +20,7 @@ from torch import nn
 from models.registry import VIDEO_PRESETS, spatial_preset_of
 from models.video import VideoTransformer
 from utils.errors import UserError
-from utils.checkpoint import check_checkpoint, load_checkpoint, read_weights
+from utils.checkpoint import check_checkpoint, load_checkpoint, read_weights, stage_of
 
 
 class CheckpointMismatch(UserError, ValueError):
@@ -70,9 +71,9 @@ def _stage_state(checkpoint: dict, path: str | os.PathLike, expected_stage: str)
     return checkpoint["model"], checkpoint["config"]
 
 
-def load_stage1_into_video(video: VideoTransformer, path: str | os.PathLike, video_preset: str,
-                           copy_blocks: bool | None = None) -> None:
-    """Initialise a ViViT / ViSwin from a stage-1 (SSL) checkpoint. copy_blocks defaults to True for ViViT."""
+def load_stage1_into_video(video: VideoTransformer, path: str | os.PathLike, video_preset: str) -> None:
+    """Initialise a ViViT / ViSwin from a stage-1 (SSL) checkpoint: ViViT's temporal blocks are copies of its first
+    spatial blocks, ViSwin's temporal transformer (768 wide, unlike any Swin block) stays random."""
     state, config = _model_state(path, "ssl")
     trained = config.get("model", {}).get("name")
     wanted = spatial_preset_of(video_preset)
@@ -81,9 +82,7 @@ def load_stage1_into_video(video: VideoTransformer, path: str | os.PathLike, vid
     spatial = _sub_state(state, "trunk.")
     full = {f"spatial.{key}": value for key, value in spatial.items()}
     expected_missing = {f"temporal.{key}" for key in video.temporal.state_dict()}
-    if copy_blocks is None:
-        copy_blocks = VIDEO_PRESETS[video_preset]["spatial"].startswith("vit")
-    if copy_blocks:
+    if VIDEO_PRESETS[video_preset]["spatial"].startswith("vit"):  # the official copy_strategy: repeat
         depth = len(video.temporal.blocks)
         if depth > len(video.spatial.blocks):
             raise CheckpointMismatch(f"cannot copy {depth} temporal blocks from {len(video.spatial.blocks)} spatial")
@@ -112,6 +111,23 @@ def load_spotting(model: nn.Module, path: str | os.PathLike, video_preset: str) 
     if trained != video_preset:
         raise CheckpointMismatch(f"{path} holds a {trained!r} spotting model, but this run builds {video_preset!r}")
     load_exact(model, state, set(), f"stage-3 checkpoint {path}")
+
+
+def init_spotting_model(model: nn.Module, path: str | os.PathLike, video_preset: str) -> None:
+    """Initialise a spotting model from whichever stage `path` comes from: stage 2 (phase a), stage 3 (phase a into
+    phase b), stage 1 (the stage-1-only ablation), or nothing ('' : the no-pretraining ablation)."""
+    logger = logging.getLogger("comedian")
+    if not path:
+        logger.warning("model.init_checkpoint is empty: training from random weights (the no-pretraining ablation)")
+        return
+    stage = stage_of(load_checkpoint(path))
+    loads = {"distill": lambda: load_stage2_into_spotting(model, path, video_preset),
+             "spotting": lambda: load_spotting(model, path, video_preset),
+             "ssl": lambda: load_stage1_into_video(model.trunk, path, video_preset)}
+    if stage not in loads:
+        raise CheckpointMismatch(f"{path}: a checkpoint of stage {stage!r}; expected a stage 1, 2 or 3 checkpoint")
+    loads[stage]()
+    logger.info(f"initialised from the {stage} checkpoint {path}")
 
 
 def read_spotting_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str, dict | None, str]:

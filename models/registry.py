@@ -1,23 +1,21 @@
-"""Explicit model registry: presets as small factory entries, and the typed model config section.
+"""Explicit model registry: presets as small factory entries (their config sections: configs/schema.py).
 
     python -m models.registry            # parameter count of every preset at the paper's shapes
 
 Spatial presets (stage 1 trunks): vit_tiny (192 / 12 blocks / 3 heads), vit_small (384 / 12 / 6), swin_tiny
-(96, depths 2-2-6-2, heads 3-6-12-24, window 7) and vit_micro (64 / 4 / 2, for tests and the CPU quick start).
-Video presets (stages 2-3): vivit_tiny, vivit_small, viswin_tiny, vivit_micro: the spatial preset plus a temporal
-transformer at the spatial output width (ViSwin: 768 with 3 heads, head dim 256, as the released checkpoints).
+(96, depths 2-2-6-2, heads 3-6-12-24, window 7), and for tests and the CPU quick start vit_micro (64 / 4 / 2) and
+swin_micro (16, depths 1-1-1-1, heads 1-2-2-4, window 2). Video presets (stages 2-3): vivit_tiny, vivit_small,
+viswin_tiny, vivit_micro, viswin_micro: the spatial preset plus a temporal transformer at the spatial output width
+(ViSwin: 768 with 3 heads, head dim 256, as the released checkpoints).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 from torch import nn
 
 from models.swin import SpatialSwin
 from models.video import TemporalTransformer, VideoTransformer
 from models.vit import SpatialViT
-from utils.config import FRACTION, bounded
 from utils.errors import InvalidInputError
 
 SPATIAL_PRESETS: dict[str, dict] = {
@@ -26,32 +24,16 @@ SPATIAL_PRESETS: dict[str, dict] = {
     "swin_tiny": {"kind": "swin", "embed_dim": 96, "depths": (2, 2, 6, 2), "num_heads": (3, 6, 12, 24),
                   "window": 7, "patch_size": 4},
     "vit_micro": {"kind": "vit", "dim": 64, "depth": 4, "num_heads": 2, "patch_size": 16},
+    "swin_micro": {"kind": "swin", "embed_dim": 16, "depths": (1, 1, 1, 1), "num_heads": (1, 2, 2, 4),
+                   "window": 2, "patch_size": 4},
 }
 VIDEO_PRESETS: dict[str, dict] = {
     "vivit_tiny": {"spatial": "vit_tiny", "temporal_heads": 3},
     "vivit_small": {"spatial": "vit_small", "temporal_heads": 6},
     "viswin_tiny": {"spatial": "swin_tiny", "temporal_heads": 3},
     "vivit_micro": {"spatial": "vit_micro", "temporal_heads": 2},
+    "viswin_micro": {"spatial": "swin_micro", "temporal_heads": 2},
 }
-# stage-1 head widths per spatial trunk (docs/METHOD.md section 2): projector / predictor hidden width
-HEAD_HIDDEN = {"vit_tiny": 1024, "vit_small": 2048, "swin_tiny": 1024, "vit_micro": 256}
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    """The model section of every stage's config."""
-
-    name: str = bounded("vivit_tiny", check=lambda name: name in SPATIAL_PRESETS or name in VIDEO_PRESETS,
-                        expected=f"a registered preset: {sorted(SPATIAL_PRESETS) + sorted(VIDEO_PRESETS)}")
-    img_size: int = bounded(224, low=1)
-    window_seconds: int = bounded(64, low=1)  # tokens per window = length of the learnable time embedding
-    temporal_depth: int = bounded(6, low=1)  # the docs' value for every paper run (the config default was 4)
-    drop_path: float = bounded(0.1, **FRACTION)  # spatial stochastic depth, rising linearly over the blocks
-    temporal_drop_path: float = bounded(0.1, **FRACTION)
-    mask_ratio: float = bounded(0.25, **FRACTION)  # share of 1-second clips masked in training (stages 2 and 3)
-    grad_checkpointing: bool = False  # recompute activations in backward: less memory, about 30% more compute
-
-
 def _check(name: str, table: dict) -> dict:
     if name not in table:
         raise InvalidInputError(f"unknown model {name!r}; registered: {sorted(table)}")
@@ -69,7 +51,8 @@ def build_spatial(name: str, img_size: int = 224, drop_path: float = 0.1, grad_c
     return SpatialSwin(img_size=img_size, drop_path=drop_path, grad_checkpointing=grad_checkpointing, **preset)
 
 
-def build_video(config: ModelConfig) -> VideoTransformer:
+def build_video(config) -> VideoTransformer:
+    """The ViViT / ViSwin a model config section describes (configs/schema.py: VideoModelConfig)."""
     preset = _check(config.name, VIDEO_PRESETS)
     spatial = build_spatial(preset["spatial"], config.img_size, config.drop_path, config.grad_checkpointing)
     temporal = TemporalTransformer(spatial.out_dim, config.temporal_depth, preset["temporal_heads"],
@@ -91,11 +74,13 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def parameter_report() -> str:
+    from configs.schema import VideoModelConfig  # its defaults: the released checkpoints' shapes
+
     lines = [f"{'preset':<14} {'parameters':>12}  (paper shapes: 224x224, 64 s windows, temporal depth 6)"]
     for name in SPATIAL_PRESETS:
         lines.append(f"{name:<14} {count_parameters(build_spatial(name)):>12,}")
     for name in VIDEO_PRESETS:
-        lines.append(f"{name:<14} {count_parameters(build_video(ModelConfig(name=name))):>12,}")
+        lines.append(f"{name:<14} {count_parameters(build_video(VideoModelConfig(name=name))):>12,}")
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchvision.models.swin_transformer import PatchMerging, ShiftedWindowAttention, SwinTransformerBlock
 
+from utils.rates import FRAMES_PER_TOKEN
 from models.vit import LAYER_NORM_EPS, PatchEmbed3d, drop_path_rates, init_vit_weights, layer_norm
 
 SHIFT_MASK_VALUE = -100.0  # what timm and torchvision put between tokens of different shifted regions
@@ -113,7 +114,8 @@ class SpatialSwin(nn.Module):
 
     def __init__(self, embed_dim: int = 96, depths: tuple[int, ...] = (2, 2, 6, 2),
                  num_heads: tuple[int, ...] = (3, 6, 12, 24), window: int = 7, img_size: int = 224,
-                 patch_size: int = 4, tube_size: int = 2, drop_path: float = 0.1, grad_checkpointing: bool = False):
+                 patch_size: int = 4, tube_size: int = FRAMES_PER_TOKEN, drop_path: float = 0.1,
+                 grad_checkpointing: bool = False):
         super().__init__()
         self.img_size, self.tube_size, self.grid = img_size, tube_size, img_size // patch_size
         self.patch_embed = PatchEmbed3d(embed_dim, patch_size, tube_size, norm=True)

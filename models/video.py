@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from models.vit import Block, drop_path_rates, init_vit_weights, layer_norm, run_blocks
+from utils.rates import FRAMES_PER_TOKEN
 
 
 class TemporalTransformer(nn.Module):
@@ -36,7 +37,7 @@ class TemporalTransformer(nn.Module):
         """tokens (B, T, D), T = num_tokens -> (B, T, D)."""
         if tokens.shape[1] != self.num_tokens:
             raise ValueError(f"the temporal transformer takes {self.num_tokens} tokens (its time embedding), "
-                             f"got {tokens.shape[1]}: windows must be {2 * self.num_tokens} frames")
+                             f"got {tokens.shape[1]}: windows must be {FRAMES_PER_TOKEN * self.num_tokens} frames")
         x = run_blocks(self.blocks, tokens + self.time_embed, self.grad_checkpointing)
         return self.norm(x)
 

@@ -12,6 +12,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchvision.ops import StochasticDepth
 
+from utils.rates import FRAMES_PER_TOKEN
+
 LAYER_NORM_EPS = 1e-6  # every LayerNorm of the released models (tests/data/eztorch_checkpoint_keys.json)
 
 
@@ -88,7 +90,7 @@ class PatchEmbed3d(nn.Module):
     cuDNN's implicit 3-D convolution and its layout transposes, which took ~30% of a ViViT-T training step's GPU
     time on an H200 (benchmarks/bench_model.py --profile; docs/PERFORMANCE.md)."""
 
-    def __init__(self, dim: int, patch_size: int, tube_size: int = 2, norm: bool = False):
+    def __init__(self, dim: int, patch_size: int, tube_size: int = FRAMES_PER_TOKEN, norm: bool = False):
         super().__init__()
         self.proj = nn.Conv3d(3, dim, kernel_size=(tube_size, patch_size, patch_size),
                               stride=(tube_size, patch_size, patch_size))
@@ -111,17 +113,12 @@ class PatchEmbed3d(nn.Module):
 
 class SpatialViT(nn.Module):
     """ViT over one 1-second clip (2 frames): a tubelet embedding to 14x14 tokens, a class token, a learnable position
-    embedding, pre-norm blocks and a final norm. Output: the normed class token, (N, dim) (the paper's), or with
-    pool='mean' the mean of the normed patch tokens: at initialisation the class token barely depends on the input,
-    which a run of a few hundred steps (the CPU quick start) cannot overcome."""
+    embedding, pre-norm blocks and a final norm. Output: the normed class token, (N, dim)."""
 
     def __init__(self, dim: int = 192, depth: int = 12, num_heads: int = 3, img_size: int = 224,
-                 patch_size: int = 16, tube_size: int = 2, drop_path: float = 0.1, grad_checkpointing: bool = False,
-                 pool: str = "cls"):
+                 patch_size: int = 16, tube_size: int = FRAMES_PER_TOKEN, drop_path: float = 0.1,
+                 grad_checkpointing: bool = False):
         super().__init__()
-        if pool not in ("cls", "mean"):
-            raise ValueError(f"pool must be 'cls' (the paper's) or 'mean', got {pool!r}")
-        self.pool = pool
         self.dim, self.img_size, self.tube_size = dim, img_size, tube_size
         self.num_patches = (img_size // patch_size) ** 2
         self.patch_embed = PatchEmbed3d(dim, patch_size, tube_size)
@@ -143,7 +140,7 @@ class SpatialViT(nn.Module):
         x = self.patch_embed(clips)  # (N, 196, dim)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed  # (N, 197, dim)
         x = self.norm(run_blocks(self.blocks, x, self.grad_checkpointing))
-        return x[:, 0] if self.pool == "cls" else x[:, 1:].mean(dim=1)
+        return x[:, 0]
 
 
 def init_vit_weights(module: nn.Module) -> None:

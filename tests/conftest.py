@@ -15,6 +15,38 @@ from data.synthetic import generate
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def optim_config(**changes):
+    """An OptimConfig for unit tests (the recipe's values have no defaults: they live in the paper YAMLs)."""
+    from configs.schema import OptimConfig
+
+    values = dict(lr=1e-3, min_lr=0.0, warmup_start_lr=0.0, warmup_epochs=0.0, weight_decay=0.05, clip_grad=1.0)
+    return OptimConfig(**{**values, **changes})
+
+
+def spotting_checkpoint(path: Path, *overrides: str, seed: int = 0) -> Path:
+    """An untrained stage-3 checkpoint as train_spotting.py writes one: the tiny phase-b config with `overrides`
+    (section.key=value), its model at random weights (seeded)."""
+    import torch
+
+    from configs.schema import SpottingConfig
+    from models.registry import build_video
+    from models.spotting import SpottingModel
+    from utils.checkpoint import checkpoint_dict, save_checkpoint
+    from utils.config import config_to_dict, load_config
+
+    cfg = load_config(SpottingConfig, ROOT / "configs" / "spotting" / "tiny_mini_phase_b.yaml", list(overrides))
+    torch.manual_seed(seed)
+    model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
+    save_checkpoint(path, checkpoint_dict(model.state_dict(), config_to_dict(cfg), "spotting"))
+    return path
+
+
+def run_config(**changes):
+    from configs.schema import RunConfig
+
+    return RunConfig(**{"output_dir": "x", "epochs": 100, "global_batch_size": 256, "seed": 42, **changes})
+
+
 @pytest.fixture(scope="session")
 def mini_soccernet(tmp_path_factory) -> Path:
     """4 games of two 40-second halves (train 2, valid 1, test 1), with a 64-d feature bank and a 64x64 frame store
@@ -79,3 +111,19 @@ def assert_kill_and_resume_is_exact(args, tmp_path: Path, total_steps: int) -> N
     assert sorted(resumed) == list(range(1, total_steps + 1))  # one record per step, none duplicated by the restart
     for step in range(saved + 1, total_steps + 1):
         assert resumed[step] == pytest.approx(reference[step], rel=1e-6, abs=1e-7), (step, saved, resumed, reference)
+
+
+def assert_two_processes_equal_one(args, tmp_path: Path, prefixes: tuple[str, ...]) -> dict:
+    """Run args(out) with one process and with two (torchrun; the same global batch): every tensor of the final
+    checkpoint whose name starts with one of `prefixes` agrees. Returns the one-process model state."""
+    import torch
+
+    run_script(args(tmp_path / "one"))
+    run_script(args(tmp_path / "two"), nproc=2, check=False)  # the checkpoint, or its absence, is what is tested
+    one = torch.load(tmp_path / "one" / "checkpoint_last.pth", weights_only=True)["model"]
+    two = torch.load(tmp_path / "two" / "checkpoint_last.pth", weights_only=True)["model"]
+    compared = [key for key in one if key.startswith(prefixes)]
+    assert compared, f"no tensor starts with {prefixes}"
+    for key in compared:
+        torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-5, msg=key)
+    return one

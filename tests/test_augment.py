@@ -6,9 +6,12 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from data.augment import PhotometricConfig, gaussian_blur, normalize, photometric
+from configs.schema import ViewConfig
+from data.augment import gaussian_blur, normalize, photometric
 
-OFF = PhotometricConfig(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0, flip_p=0.0)
+# every augmentation off, strengths as in the paper's views (a test turns on the one it checks)
+OFF = ViewConfig(jitter_p=0.0, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, grayscale_p=0.0, blur_p=0.0,
+                 blur_kernel=23, blur_sigma=(0.1, 2.0), solarize_p=0.0, solarize_threshold=0.5, flip_p=0.0)
 
 
 def frames(n=16, seed=0):

@@ -9,7 +9,7 @@ from torch import nn
 
 from utils.checkpoint import (LAST_CHECKPOINT, CheckpointError, load_checkpoint, restore_training_state,
                               resume_candidates, save_checkpoint, training_state)
-from utils.config import OptimConfig
+from tests.conftest import optim_config
 from utils.optim import apply_schedules, build_adamw
 from utils.schedules import warmup_cosine
 from utils.seed import seed_everything
@@ -39,7 +39,7 @@ def train(model, optimizer, start_step, stop_step, lrs):
 def fresh(seed):
     seed_everything(seed)
     model = make_model()
-    return model, build_adamw(model, OptimConfig())
+    return model, build_adamw(model, optim_config())
 
 
 def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):

@@ -10,6 +10,7 @@ from data.augment import resize_frames
 from data.games import check_games_exist, discover_games, read_games_file, split_games
 from data.labels import CLASSES, LabelError, parse_labels
 from data.prepare import prepare
+from configs.schema import FramesConfig
 from data.sources import JpegFolderSource, StoreSource, VideoSource, build_source
 from data.synthetic import BANK_NAME, GLYPH, GLYPHS, PALETTE, generate, glyph_origin
 from data.targets import frame_targets, pool_tokens
@@ -138,6 +139,7 @@ def mini(tmp_path_factory):
     return root, games
 
 
+@pytest.mark.slow
 def test_generated_layout_and_schemas(mini):
     root, games = mini
     assert discover_games(root, "Labels-v2.json") == sorted(games)
@@ -154,6 +156,7 @@ def test_generated_layout_and_schemas(mini):
         parse_labels(root / game / "Labels-v2.json")  # strict parse succeeds
 
 
+@pytest.mark.slow
 def test_generation_is_deterministic_for_any_number_of_workers(mini, tmp_path):
     root, games = mini
     again = generate(tmp_path, games=3, seconds=24, seed=7, bank_dim=64, progress=False, workers=2)
@@ -198,6 +201,7 @@ def test_feature_bank_rows_carry_their_events(mini):
     assert np.mean(with_event) > 1.3 * np.mean(without)
 
 
+@pytest.mark.slow
 def test_store_matches_the_video_and_resumes(mini, tmp_path):
     root, games = mini
     store = tmp_path / "store"
@@ -212,7 +216,8 @@ def test_store_matches_the_video_and_resumes(mini, tmp_path):
     assert stored.shape == decoded.shape == (20, 224, 224, 3)
     assert (stored.float() - decoded.float()).abs().mean() < 4  # near-transparent re-encoding
     assert source.pixel_aspect(games[0], 1) == pytest.approx(398 / 224)
-    assert build_source("store", str(root), store=str(store)).num_frames(games[0], 2) == 48
+    data = FramesConfig(root=str(root), source="store", store=str(store), train_split="train")
+    assert build_source(data).num_frames(games[0], 2) == 48
 
 
 def test_jpeg_folders_are_read_and_checked(mini, tmp_path):
@@ -232,4 +237,4 @@ def test_jpeg_folders_are_read_and_checked(mini, tmp_path):
     with pytest.raises(ValueError, match="without gaps"):
         JpegFolderSource(tmp_path / "frames").num_frames(games[0], 1)
     with pytest.raises(ValueError, match="data.store"):
-        build_source("store", str(root))
+        build_source(FramesConfig(root=str(root), source="store", train_split="train"))

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from models.eztorch import convert_state, expected_relative_position_index, infer_preset
-from models.heads import SpottingModel
+from configs.schema import VideoModelConfig
 from models.loading import CheckpointMismatch, load_spotting_weights, read_spotting_weights
-from models.registry import ModelConfig, build_video
+from models.registry import build_video
+from models.spotting import SpottingModel
 from tests.conftest import run_script
 
 KEYS = json.loads((Path(__file__).parent / "data" / "eztorch_checkpoint_keys.json").read_text())
@@ -44,7 +45,7 @@ def test_released_layout_converts_loads_strictly_and_keeps_every_value(preset):
     state = released_state(preset)
     assert infer_preset(state) == preset
     conversion = convert_state(state)
-    model = SpottingModel(build_video(ModelConfig(name=preset)))
+    model = SpottingModel(build_video(VideoModelConfig(name=preset)))
     load_spotting_weights(model, conversion.state, "released")  # raises on any missing, unexpected or misshapen key
     loaded = model.state_dict()
     assert set(loaded) == set(conversion.state)
@@ -66,7 +67,7 @@ def test_released_layout_converts_loads_strictly_and_keeps_every_value(preset):
 
 
 def test_released_vivit_runs_at_the_paper_shape():
-    model = SpottingModel(build_video(ModelConfig(name="vivit_tiny")))
+    model = SpottingModel(build_video(VideoModelConfig(name="vivit_tiny")))
     load_spotting_weights(model, convert_state(released_state("vivit_tiny", with_mask_token=False)).state, "released")
     with torch.no_grad():
         logits = model.eval()(torch.randn(1, 3, 128, 224, 224))
@@ -76,7 +77,7 @@ def test_released_vivit_runs_at_the_paper_shape():
 def test_mismatches_are_reported_by_name():
     state = released_state("vivit_tiny")
     del state["trunk.transformer.temporal_transformer.blocks.2.norm1.weight"]
-    model = SpottingModel(build_video(ModelConfig(name="vivit_tiny")))
+    model = SpottingModel(build_video(VideoModelConfig(name="vivit_tiny")))
     with pytest.raises(CheckpointMismatch, match="trunk.temporal.blocks.2.norm1.weight"):
         load_spotting_weights(model, convert_state(state).state, "released")
     state = released_state("vivit_tiny")
@@ -93,6 +94,7 @@ def test_mismatches_are_reported_by_name():
         convert_state(state)
 
 
+@pytest.mark.slow
 def test_import_command_writes_a_checkpoint_every_command_loads(tmp_path):
     torch.save(released_state("vivit_tiny"), tmp_path / "comedian_vivit_tiny_seed42.pth")
     completed = run_script(["evaluate.py", "import-eztorch", str(tmp_path / "comedian_vivit_tiny_seed42.pth"),

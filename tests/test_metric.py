@@ -10,7 +10,7 @@ import pytest
 
 import evaluate
 from data.labels import CLASSES, LabelError, game_time
-from data.synthetic_labels import write_random_set
+from evaluation.random_sets import write_random_set
 from evaluation.metric import METRICS, build_spotting_set, game_keys, match_predictions
 from evaluation.scoring import score
 

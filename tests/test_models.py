@@ -7,17 +7,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.heads import SpottingModel, distill_projector, ssl_predictor, ssl_projector
+from configs.schema import VideoModelConfig
+from models.heads import distill_projector, ssl_predictor, ssl_projector
 from models.loading import CheckpointMismatch, load_spotting, load_stage1_into_video, load_stage2_into_spotting
-from models.registry import (SPATIAL_PRESETS, VIDEO_PRESETS, ModelConfig, build_spatial, build_video,
-                             count_parameters)
+from models.registry import SPATIAL_PRESETS, VIDEO_PRESETS, build_spatial, build_video, count_parameters
+from models.spotting import SpottingModel
 from utils.checkpoint import save_checkpoint, training_state
 
 SMALL = 64  # image size of the tiny inputs used on CPU (the paper's is 224)
 
 
-def micro_config(name="vivit_micro", **changes) -> ModelConfig:
-    return dataclasses.replace(ModelConfig(name=name, img_size=SMALL, window_seconds=4, temporal_depth=2,
+def micro_config(name="vivit_micro", **changes) -> VideoModelConfig:
+    return dataclasses.replace(VideoModelConfig(name=name, img_size=SMALL, window_seconds=4, temporal_depth=2,
                                            mask_ratio=0.25), **changes)
 
 
@@ -97,8 +98,8 @@ def test_parameter_counts_match_the_usual_and_the_released_figures():
     assert count_parameters(build_spatial("vit_tiny")) == pytest.approx(5_524_416 + 147_456, rel=0.02)
     assert count_parameters(build_spatial("swin_tiny")) == pytest.approx(27_519_354 + 4_608, rel=0.02)
     # released COMEDIAN spotting models (tests/data/eztorch_checkpoint_keys.json): exactly the same number of parameters
-    assert count_parameters(SpottingModel(build_video(ModelConfig("vivit_tiny")))) == 8_357_201
-    assert count_parameters(SpottingModel(build_video(ModelConfig("viswin_tiny")))) == 70_115_723
+    assert count_parameters(SpottingModel(build_video(VideoModelConfig("vivit_tiny")))) == 8_357_201
+    assert count_parameters(SpottingModel(build_video(VideoModelConfig("viswin_tiny")))) == 70_115_723
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ def test_parameter_counts_match_the_usual_and_the_released_figures():
 # ----------------------------------------------------------------------------------------------------------------------
 def save(path, model, stage, name):
     save_checkpoint(path, training_state(model, None, None, step=1, epoch=1, config={"model": {"name": name}},
-                                         extra={"stage": stage}))
+                                         stage=stage))
 
 
 class FakeSSL(nn.Module):
@@ -135,18 +136,18 @@ def test_stage1_to_vivit_copies_blocks_and_norm(tmp_path):
 
 
 def test_stage1_to_viswin_leaves_temporal_random(tmp_path):
-    ssl = FakeSSL("swin_tiny")
-    save(tmp_path / "ssl.pth", ssl, "ssl", "swin_tiny")
-    video = build_video(micro_config("viswin_tiny", temporal_depth=1))
+    ssl = FakeSSL("swin_micro")
+    save(tmp_path / "ssl.pth", ssl, "ssl", "swin_micro")
+    video = build_video(micro_config("viswin_micro", temporal_depth=1))
     before = video.temporal.blocks[0].attn.qkv.weight.clone()
-    load_stage1_into_video(video, tmp_path / "ssl.pth", "viswin_tiny")
+    load_stage1_into_video(video, tmp_path / "ssl.pth", "viswin_micro")
     assert torch.equal(video.temporal.blocks[0].attn.qkv.weight, before)
-    assert torch.equal(video.spatial.layers[2].blocks[3].mlp[0].weight, ssl.trunk.layers[2].blocks[3].mlp[0].weight)
+    assert torch.equal(video.spatial.layers[2].blocks[0].mlp[0].weight, ssl.trunk.layers[2].blocks[0].mlp[0].weight)
 
 
 def test_wrong_checkpoints_fail_clearly(tmp_path):
-    save(tmp_path / "swin.pth", FakeSSL("swin_tiny"), "ssl", "swin_tiny")
-    with pytest.raises(CheckpointMismatch, match="'swin_tiny' trunk, but vivit_micro needs 'vit_micro'"):
+    save(tmp_path / "swin.pth", FakeSSL("swin_micro"), "ssl", "swin_micro")
+    with pytest.raises(CheckpointMismatch, match="'swin_micro' trunk, but vivit_micro needs 'vit_micro'"):
         load_stage1_into_video(build_video(micro_config()), tmp_path / "swin.pth", "vivit_micro")
     # right name, wrong content: every mismatching key is listed
     liar = FakeSSL("vit_micro")
@@ -186,7 +187,7 @@ def test_compiles_without_graph_breaks():
     model = build_video(micro_config()).train()
     compiled = torch.compile(model, fullgraph=True, backend="eager")  # fullgraph raises on any graph break
     compiled(torch.randn(2, 3, 8, SMALL, SMALL)).sum().backward()
-    swin = build_video(micro_config("viswin_tiny", temporal_depth=1)).eval()
+    swin = build_video(micro_config("viswin_micro", temporal_depth=1)).eval()
     with torch.no_grad():
         torch.compile(swin, fullgraph=True, backend="eager")(torch.randn(1, 3, 8, SMALL, SMALL))
 
@@ -225,7 +226,7 @@ def test_patch_embedding_equals_the_conv3d_it_stores(patch, tube, norm):
 
 def test_initialisation_follows_the_official_code():
     torch.manual_seed(0)
-    vit, swin = build_spatial("vit_tiny"), build_spatial("swin_tiny")
+    vit, swin = build_spatial("vit_tiny"), build_spatial("swin_micro")
     # the tubelet embedding: kaiming-normal on fan_in with the ReLU gain (eztorch PatchEmbed.init_weights), zero bias
     for trunk, fan_in, expected in ((vit, 3 * 2 * 16 * 16, 0.036), (swin, 3 * 2 * 4 * 4, 0.144)):
         weight = trunk.patch_embed.proj.weight

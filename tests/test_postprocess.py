@@ -132,6 +132,25 @@ def test_ensemble_averages_raw_scores_then_postprocesses(tmp_path):
     assert document["UrlLocal"] == game and len(document["predictions"]) > 0
 
 
+def test_postprocess_command_takes_per_class_windows_and_a_min_weight(tmp_path):
+    """--window with one value per class and --min-weight reach the NMS: the files equal game_predictions' output."""
+    from evaluate import main
+    game = "france_ligue-1/2016-2017/2016-08-28 - 21-45 Monaco 3 - 1 Paris SG"
+    make_raw(tmp_path / "raw", game, 4)
+    windows = [4 + 2 * c for c in range(len(CLASSES))]
+    main(["postprocess", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "preds"), "--window",
+          *map(str, windows), "--min-weight", "0.3", "--threshold", "0.2"])
+    written = json.loads((tmp_path / "preds" / game / "results_spotting.json").read_text())["predictions"]
+    expected = game_predictions(read_raw_scores(tmp_path / "raw", game), 2.0, "soft", windows, 0.2, 0.3)
+    assert written == json.loads(json.dumps(expected))
+    assert expected != game_predictions(read_raw_scores(tmp_path / "raw", game), 2.0, "soft", 20, 0.2, 0.0)
+    with pytest.raises(SystemExit, match="--window: 3 values; expected one, or one per class"):
+        main(["postprocess", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "x"), "--window", "4", "6", "8"])
+    with pytest.raises(SystemExit, match="nms_min_weight' = 1.5 is out of range"):
+        main(["postprocess", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "x"), "--min-weight", "1.5"])
+    assert not (tmp_path / "x").exists()
+
+
 def test_ensemble_command_reads_a_config_file(tmp_path):
     from evaluate import main
     game = "france_ligue-1/2016-2017/2016-08-28 - 21-45 Monaco 3 - 1 Paris SG"

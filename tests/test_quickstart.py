@@ -9,6 +9,7 @@ import sys
 import time
 import xml.etree.ElementTree as ElementTree
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -31,6 +32,7 @@ def run_quickstart(work):
     return completed.stdout, time.perf_counter() - start
 
 
+@pytest.mark.slow
 def test_quickstart_trains_well_above_untrained_and_skips_finished_work(tmp_path):
     work = tmp_path / "quickstart"
     output, _ = run_quickstart(work)

@@ -1,4 +1,4 @@
-"""Per-step schedules, the linear LR scaling rule, AdamW parameter groups and derived values."""
+"""Per-step schedules, the linear LR scaling rule, AdamW parameter groups and the plan of a run."""
 
 import math
 
@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from utils.config import ConfigError, OptimConfig, RunConfig
+from tests.conftest import optim_config, run_config
+from utils.config import ConfigError
 from utils.optim import apply_schedules, build_adamw, param_groups
-from utils.run import derived_values
-from utils.schedules import scaled_lr, warmup_cosine
+from utils.plan import check_epoch_end, epoch_steps, plan_run
+from utils.schedules import build_schedules, scaled_lr, warmup_cosine
 
 
 def test_linear_scaling_rule_matches_paper_table():
@@ -82,7 +83,7 @@ def test_swin_relative_position_bias_tables_decay_as_in_the_official_code():
 
 
 def test_apply_schedules_sets_lr_everywhere_and_weight_decay_only_on_decay_group():
-    optimizer = build_adamw(TinyTransformerLike(), OptimConfig(weight_decay=0.05))
+    optimizer = build_adamw(TinyTransformerLike(), optim_config(weight_decay=0.05))
     apply_schedules(optimizer, lr=1e-4, weight_decay=0.07)
     by_name = {group["name"]: group for group in optimizer.param_groups}
     assert by_name["decay"]["lr"] == by_name["no_decay"]["lr"] == 1e-4
@@ -93,7 +94,7 @@ def test_weight_decay_really_skips_no_decay_parameters():
     model = TinyTransformerLike()
     nn.init.constant_(model.cls_token, 1.0)
     nn.init.constant_(model.fc.weight, 1.0)
-    optimizer = build_adamw(model, OptimConfig(weight_decay=0.5))
+    optimizer = build_adamw(model, optim_config(weight_decay=0.5))
     apply_schedules(optimizer, lr=0.1, weight_decay=0.5)
     for param in model.parameters():  # zero gradients: only decoupled weight decay moves parameters
         param.grad = torch.zeros_like(param)
@@ -102,13 +103,34 @@ def test_weight_decay_really_skips_no_decay_parameters():
     assert torch.allclose(model.fc.weight, torch.full_like(model.fc.weight, 1 - 0.1 * 0.5))
 
 
-def test_derived_values():
-    values = derived_values(RunConfig(output_dir="x", epochs=30, global_batch_size=64), base_lr=1e-3, world_size=2,
-                            samples_per_epoch=300 * 50)
-    assert values["batch_size_per_rank"] == 32
-    assert math.isclose(values["scaled_lr"], 2.5e-4)
-    assert values["steps_per_epoch"] == 234 and values["total_steps"] == 234 * 30
+def test_the_plan_of_a_run():
+    plan = plan_run(run_config(epochs=30, global_batch_size=64), base_lr=1e-3, world_size=2,
+                    samples_per_epoch=300 * 50)
+    assert plan.batch_size_per_rank == 32
+    assert math.isclose(plan.scaled_lr, 2.5e-4)
+    assert plan.steps_per_epoch == 234 and plan.total_steps == 234 * 30
+    assert plan_run(run_config(max_steps_per_epoch=5), 1e-3, 1, 300 * 50).steps_per_epoch == 5
     with pytest.raises(ConfigError, match="does not divide"):
-        derived_values(RunConfig(output_dir="x", global_batch_size=63), 1e-3, 2, 1000)
+        plan_run(run_config(global_batch_size=63), 1e-3, 2, 1000)
     with pytest.raises(ConfigError, match="larger than one epoch"):
-        derived_values(RunConfig(output_dir="x", global_batch_size=64), 1e-3, 1, 10)
+        plan_run(run_config(global_batch_size=64), 1e-3, 1, 10)
+
+
+def test_an_epoch_that_ends_early_is_refused():
+    """A loop that consumed fewer batches than planned (a `break` for a step budget) stops instead of shifting every
+    later epoch; a resumed epoch runs the steps it still has."""
+    plan = plan_run(run_config(epochs=3, global_batch_size=4), 1e-3, 1, 40)  # 10 steps per epoch
+    assert epoch_steps(plan, 1, 10) == range(10, 20)
+    assert epoch_steps(plan, 1, 17) == range(17, 20)  # resumed mid-epoch
+    check_epoch_end(plan, 1, 20)
+    with pytest.raises(RuntimeError, match="consumed 1 batch"):
+        check_epoch_end(plan, 1, 19)
+    with pytest.raises(RuntimeError, match="does not lie in epoch 1"):
+        epoch_steps(plan, 1, 21)
+
+
+def test_weight_decay_end_zero_decays_to_zero_and_none_keeps_it_constant():
+    constant = build_schedules(optim_config(weight_decay=0.05), 256, 10, 100)["wd"]
+    to_zero = build_schedules(optim_config(weight_decay=0.05, weight_decay_end=0.0), 256, 10, 100)["wd"]
+    assert np.all(constant == 0.05)
+    assert to_zero[0] == pytest.approx(0.05) and to_zero[-1] == pytest.approx(0.0)

@@ -12,12 +12,7 @@ from data.video import write_video
 from evaluation.inference import merge_window_scores, window_starts
 from evaluation.predictions import parse_predictions
 from evaluation.spot import HalfSpotter
-from models.heads import SpottingModel
-from models.registry import build_video
-from tests.conftest import run_script
-from train_spotting import SpottingConfig, SpottingModelConfig
-from utils.checkpoint import FORMAT_VERSION, save_checkpoint
-from utils.config import config_to_dict
+from tests.conftest import run_script, spotting_checkpoint
 
 WINDOW, STRIDE, TRIM = 8, 4, 2
 
@@ -57,16 +52,10 @@ def test_streaming_equals_windowed_inference(num_frames):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """An untrained vivit_micro stage-3 checkpoint with 8-second windows (spotting needs weights, not skill)."""
-    cfg = SpottingConfig(model=SpottingModelConfig(name="vivit_micro", img_size=64, window_seconds=WINDOW,
-                                                   temporal_depth=2))
-    cfg.run.output_dir, cfg.data.root = "unused", "unused"
-    cfg.eval.window_stride_seconds, cfg.eval.trim_seconds = STRIDE, TRIM
-    torch.manual_seed(0)
-    model = SpottingModel(build_video(cfg.model), bias_prior=0.3)
-    path = tmp_path_factory.mktemp("spot") / "tiny.pth"
-    save_checkpoint(path, {"format_version": FORMAT_VERSION, "model": model.state_dict(), "step": 0, "epoch": 0,
-                           "config": config_to_dict(cfg), "extra": {"stage": "spotting"}})
-    return path
+    return spotting_checkpoint(tmp_path_factory.mktemp("spot") / "tiny.pth", "model.name=vivit_micro",
+                               "model.img_size=64", f"model.window_seconds={WINDOW}", "model.temporal_depth=2",
+                               f"eval.window_stride_seconds={STRIDE}", f"eval.trim_seconds={TRIM}",
+                               "model.head_bias_prior=0.3")
 
 
 def own_video(path, seconds, fps, size, codec):
@@ -87,6 +76,7 @@ def own_video(path, seconds, fps, size, codec):
     return write_video(path, frames(), fps, codec=codec, options={"preset": "ultrafast"} if codec == "libx264" else {})
 
 
+@pytest.mark.slow
 def test_spot_any_videos_keeps_going_past_a_bad_file(tiny_checkpoint, tmp_path):
     avi = own_video(tmp_path / "my match.avi", 21, 30, (180, 320), "mpeg4")
     mp4 = own_video(tmp_path / "clip.mp4", 5.5, 24, (360, 202), "libx264")  # shorter than one window
@@ -110,6 +100,7 @@ def test_spot_any_videos_keeps_going_past_a_bad_file(tiny_checkpoint, tmp_path):
     assert not (out / "broken").exists()
 
 
+@pytest.mark.slow
 def test_spot_splits_a_whole_match_into_halves(tiny_checkpoint, tmp_path):
     match = own_video(tmp_path / "match.mkv", 30, 25, (144, 256), "libx264")
     out = tmp_path / "out"
@@ -122,6 +113,7 @@ def test_spot_splits_a_whole_match_into_halves(tiny_checkpoint, tmp_path):
     assert max(int(p["position"]) for p in document["predictions"] if p["half"] == "2") <= 17500
 
 
+@pytest.mark.slow
 def test_spot_takes_one_file_per_half(tiny_checkpoint, tmp_path):
     first = own_video(tmp_path / "derby_1.mp4", 20, 25, (144, 256), "libx264")
     second = own_video(tmp_path / "derby_2.mp4", 18, 30, (180, 320), "libx264")
@@ -136,6 +128,7 @@ def test_spot_takes_one_file_per_half(tiny_checkpoint, tmp_path):
     assert completed.returncode != 0 and "two by two" in completed.stderr
 
 
+@pytest.mark.slow
 def test_videos_of_the_same_name_get_their_own_folders_and_nothing_is_overwritten(tiny_checkpoint, tmp_path):
     # SoccerNet's layout: every half is called 1_224p.mkv / 2_224p.mkv, in its game's folder
     games = [tmp_path / "league" / "2016-2017" / name for name in ("home 1 - 0 away", "home 2 - 2 away")]

@@ -126,6 +126,7 @@ def trained(mini_soccernet, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_frozen_phase_leaves_the_trunk_bit_identical(trained):
     start = torch.load(trained / "scratch" / "checkpoint_last.pth", weights_only=True)["model"]
     a = torch.load(trained / "a" / "checkpoint_last.pth", weights_only=True)["model"]
@@ -138,6 +139,7 @@ def test_frozen_phase_leaves_the_trunk_bit_identical(trained):
     assert any(not torch.equal(b[k], a[k]) for k in a if k.startswith("trunk.spatial."))  # phase b trains it
 
 
+@pytest.mark.slow
 def test_validation_is_recorded_and_selects_the_best(trained):
     records = [r for r in read_metrics(trained / "b" / "metrics.jsonl") if "valid_tight_a_mAP" in r]
     assert [r["epoch"] for r in records] == [1, 2]
@@ -145,6 +147,7 @@ def test_validation_is_recorded_and_selects_the_best(trained):
     assert torch.load(trained / "b" / "checkpoint_best.pth", weights_only=True)["best_metric"] == pytest.approx(best)
 
 
+@pytest.mark.slow
 def test_evaluate_test_command_and_official_acceptance(trained, mini_soccernet, tmp_path):
     completed = run_script(["evaluate.py", "--checkpoint", str(trained / "b" / "checkpoint_best.pth"),
                             "--split", "test.txt", f"data.root={mini_soccernet}", "data.source=video",
@@ -168,6 +171,7 @@ def test_evaluate_test_command_and_official_acceptance(trained, mini_soccernet, 
     assert official["a_mAP"] == pytest.approx(scores["tight"]["a_mAP"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly_with_loader_workers(mini_soccernet, tmp_path):
     # mixup and the photometric draws run in the main process, window reading in two workers
     common = ["run.epochs=6", "run.max_steps_per_epoch=2", "run.save_every_epochs=1", "run.log_every_steps=1",
@@ -184,6 +188,7 @@ def checkpoint(out, name="checkpoint_last.pth"):
     return torch.load(out / name, weights_only=True)
 
 
+@pytest.mark.slow
 def test_the_best_checkpoint_survives_kills_between_and_during_validations(mini_soccernet, tmp_path):
     out = tmp_path / "run"
     args = spot_args(mini_soccernet, out, "tiny_mini_phase_b.yaml", "model.init_checkpoint=", "run.epochs=3",
@@ -210,7 +215,7 @@ def test_the_best_checkpoint_survives_kills_between_and_during_validations(mini_
 
 
 def test_a_resumed_run_keeps_the_better_best_checkpoint(tmp_path):
-    from train_spotting import stored_best
+    from utils.checkpoint import best_so_far as stored_best
     from utils.checkpoint import save_checkpoint
 
     assert stored_best(tmp_path, 0.4) == 0.4  # no checkpoint_best.pth yet

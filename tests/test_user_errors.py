@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_script
-from utils.checkpoint import LAST_CHECKPOINT, save_checkpoint
+from tests.conftest import run_script, spotting_checkpoint
+from utils.checkpoint import LAST_CHECKPOINT, checkpoint_dict, save_checkpoint
 from utils.errors import EXIT_USER_ERROR, UserError
 
 
@@ -47,6 +47,7 @@ def spotting_args(root: Path, out: Path, *extra: str) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------------
 # Config values that divide by zero, do nothing sensible or train backwards: refused at load, nothing written
 # ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("script, config, override, fragment", [
     ("train_ssl.py", "ssl/tiny_mini.yaml", "run.save_every_epochs=0", "'run.save_every_epochs' = 0 is out of range"),
     ("train_ssl.py", "ssl/tiny_mini.yaml", "run.log_every_steps=0", "'run.log_every_steps' = 0 is out of range"),
@@ -65,6 +66,7 @@ def test_bad_config_values_are_refused_at_load(tmp_path, script, config, overrid
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_global_batch_larger_than_an_epoch_leaves_no_run_folder(mini_soccernet, tmp_path):
     out = tmp_path / "run"
     completed = run_script(spotting_args(mini_soccernet, out, "run.global_batch_size=4096"), check=False)
@@ -72,6 +74,7 @@ def test_a_global_batch_larger_than_an_epoch_leaves_no_run_folder(mini_soccernet
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_fp16_on_a_cpu_is_refused_before_anything_is_written(mini_soccernet, tmp_path):
     out = tmp_path / "run"
     completed = run_script(spotting_args(mini_soccernet, out, "run.precision=fp16", "run.device=cpu"), check=False)
@@ -82,6 +85,7 @@ def test_fp16_on_a_cpu_is_refused_before_anything_is_written(mini_soccernet, tmp
 # ----------------------------------------------------------------------------------------------------------------------
 # Bad files: every one named, before the first step
 # ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_truncated_videos_are_all_named_before_the_first_step(mini_soccernet, tmp_path):
     root = copy_of(mini_soccernet, tmp_path)
     games = (root / "train.txt").read_text().split("\n")[:2]
@@ -95,6 +99,7 @@ def test_truncated_videos_are_all_named_before_the_first_step(mini_soccernet, tm
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_store_entry_shorter_than_its_json_is_named(mini_soccernet, tmp_path):
     root = copy_of(mini_soccernet, tmp_path)
     game = (root / "train.txt").read_text().split("\n")[0]
@@ -106,6 +111,7 @@ def test_a_store_entry_shorter_than_its_json_is_named(mini_soccernet, tmp_path):
     assert "2.mkv" in message and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_bank_shorter_than_its_video_is_named_before_the_first_step(mini_soccernet, tmp_path):
     root = copy_of(mini_soccernet, tmp_path)
     games = (root / "train.txt").read_text().split("\n")[:2]
@@ -123,6 +129,7 @@ def test_a_bank_shorter_than_its_video_is_named_before_the_first_step(mini_socce
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_bad_labels_file_is_named_without_a_traceback(mini_soccernet, tmp_path):
     root = copy_of(mini_soccernet, tmp_path)
     game = (root / "train.txt").read_text().split("\n")[0]
@@ -133,6 +140,7 @@ def test_a_bad_labels_file_is_named_without_a_traceback(mini_soccernet, tmp_path
                       "annotation 3: unknown 'label' 'Goall'; did you mean 'Goal'?")
 
 
+@pytest.mark.slow
 def test_a_missing_data_root_and_a_wrong_checkpoint_are_named(mini_soccernet, tmp_path):
     expect_user_error(run_script(spotting_args(tmp_path / "nowhere", tmp_path / "a"), check=False),
                       str(tmp_path / "nowhere"))
@@ -144,6 +152,7 @@ def test_a_missing_data_root_and_a_wrong_checkpoint_are_named(mini_soccernet, tm
     assert "weights_only" not in message
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_folder_is_named(mini_soccernet, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
@@ -151,6 +160,7 @@ def test_an_unwritable_output_folder_is_named(mini_soccernet, tmp_path):
     expect_user_error(completed, f"cannot write {blocker / 'run'}", "a part of the path is a file")
 
 
+@pytest.mark.slow
 def test_an_image_size_the_patches_do_not_divide_is_refused_before_training(mini_soccernet, tmp_path):
     out = tmp_path / "run"
     expect_user_error(run_script(spotting_args(mini_soccernet, out, "model.img_size=60"), check=False),
@@ -174,6 +184,7 @@ def test_a_full_disk_names_the_path_and_leaves_no_temporary_file(tmp_path, monke
     assert list(path.parent.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_stale_temporary_files_are_removed_and_a_broken_last_checkpoint_falls_back(mini_soccernet, tmp_path):
     out = tmp_path / "run"
     run_script(spotting_args(mini_soccernet, out, "run.epochs=2", "run.save_every_epochs=1"))
@@ -191,6 +202,7 @@ def test_stale_temporary_files_are_removed_and_a_broken_last_checkpoint_falls_ba
 # ----------------------------------------------------------------------------------------------------------------------
 # data.prepare and data.features
 # ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_prepare_reports_every_bad_half_and_converts_the_others(mini_soccernet, tmp_path):
     root = copy_of(mini_soccernet, tmp_path)
     games = (root / "train.txt").read_text().split("\n")[:2]
@@ -206,6 +218,7 @@ def test_prepare_reports_every_bad_half_and_converts_the_others(mini_soccernet, 
     assert not list(out.rglob(".*tmp*"))
 
 
+@pytest.mark.slow
 def test_prepare_names_a_native_odd_height_video(tmp_path):
     from data.video import write_video
 
@@ -279,6 +292,7 @@ def test_a_rotated_video_is_read_as_stored_with_a_warning(tmp_path, caplog):
     assert "phone.mp4: the file asks players to turn its frames 90 degrees; they are read as stored" in caplog.text
 
 
+@pytest.mark.slow
 def test_events_after_the_end_of_their_video_are_counted(mini_soccernet, tmp_path):
     root = copy_of(mini_soccernet, tmp_path)
     game = (root / "train.txt").read_text().split("\n")[0]
@@ -291,8 +305,9 @@ def test_events_after_the_end_of_their_video_are_counted(mini_soccernet, tmp_pat
         in completed.stdout
 
 
+@pytest.mark.slow
 def test_a_nan_confidence_is_scored_as_the_official_evaluator_does_with_a_warning(tmp_path):
-    from data.synthetic_labels import write_random_set
+    from evaluation.random_sets import write_random_set
 
     labels, predictions, games = write_random_set(tmp_path, 2, seed=1, half_seconds=300, events_per_half=20,
                                                   predictions_per_class_per_half=3)
@@ -305,62 +320,42 @@ def test_a_nan_confidence_is_scored_as_the_official_evaluator_does_with_a_warnin
     assert f"{path}: 3 predictions have a NaN confidence" in completed.stderr
 
 
+@pytest.mark.slow
 def test_a_relative_data_root_stored_in_a_checkpoint_says_where_it_came_from(tmp_path):
-    from models.heads import SpottingModel
-    from models.registry import build_video
-    from train_spotting import SpottingConfig, SpottingModelConfig
-    from utils.checkpoint import FORMAT_VERSION
-    from utils.config import config_to_dict
-
-    cfg = SpottingConfig(model=SpottingModelConfig(name="vivit_micro", img_size=64, window_seconds=8,
-                                                   temporal_depth=2))
-    cfg.run.output_dir, cfg.data.root = "runs/x", "mini_soccernet_somewhere"  # relative, as the training run saw it
-    path = tmp_path / "best.pth"
-    save_checkpoint(path, {"format_version": FORMAT_VERSION, "model": SpottingModel(build_video(cfg.model)).state_dict(),
-                           "step": 0, "epoch": 0, "config": config_to_dict(cfg), "extra": {"stage": "spotting"}})
+    path = spotting_checkpoint(tmp_path / "best.pth", "model.window_seconds=8", "run.output_dir=runs/x",
+                               "data.root=mini_soccernet_somewhere")  # relative, as the training run saw it
     completed = run_script(["evaluate.py", "test", "--checkpoint", str(path), "--split", "test"], check=False)
     expect_user_error(completed, "data.root 'mini_soccernet_somewhere' (from the config stored in", "best.pth",
                       "a relative path is read from the working directory", "give data.root=")
 
 
+@pytest.mark.slow
 def test_evaluate_names_a_truncated_video_without_a_traceback(mini_soccernet, tmp_path):
-    from models.heads import SpottingModel
-    from models.registry import build_video
-    from train_spotting import SpottingConfig, SpottingModelConfig
-    from utils.checkpoint import FORMAT_VERSION
-    from utils.config import config_to_dict
-
     root = copy_of(mini_soccernet, tmp_path)
     game = (root / "test.txt").read_text().split("\n")[0]
     video = root / game / "2_224p.mkv"
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
-    cfg = SpottingConfig(model=SpottingModelConfig(name="vivit_micro", img_size=64, window_seconds=8,
-                                                   temporal_depth=2))
-    cfg.run.output_dir, cfg.data.root, cfg.data.source = str(tmp_path / "run"), str(root), "video"
-    path = tmp_path / "best.pth"
-    save_checkpoint(path, {"format_version": FORMAT_VERSION, "model": SpottingModel(build_video(cfg.model)).state_dict(),
-                           "step": 0, "epoch": 0, "config": config_to_dict(cfg), "extra": {"stage": "spotting"}})
+    path = spotting_checkpoint(tmp_path / "best.pth", "model.window_seconds=8", f"run.output_dir={tmp_path / 'run'}",
+                               f"data.root={root}", "data.source=video")
     completed = run_script(["evaluate.py", "test", "--checkpoint", str(path), "--split", "test.txt"], check=False)
     expect_user_error(completed, "2_224p.mkv: the container says", "looks truncated")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_the_wrong_stage_or_model_is_named(mini_soccernet, tmp_path):
     from models.registry import build_spatial
     from models.sce import SCEModel
-    from utils.checkpoint import FORMAT_VERSION
 
-    for name in ("vit_micro", "swin_tiny"):
+    for name in ("vit_micro", "swin_micro"):
         model = SCEModel(build_spatial(name, img_size=64), 16, 8, 16)
-        save_checkpoint(tmp_path / f"{name}.pth", {"format_version": FORMAT_VERSION, "model": model.state_dict(),
-                                                   "step": 0, "epoch": 0, "config": {"model": {"name": name}},
-                                                   "extra": {"stage": "ssl"}})
+        save_checkpoint(tmp_path / f"{name}.pth", checkpoint_dict(model.state_dict(), {"model": {"name": name}}, "ssl"))
     ssl = tmp_path / "vit_micro.pth"
     completed = run_script(["train_distill.py", "--config", "configs/distill/tiny_mini.yaml",
                             f"data.root={mini_soccernet}",
-                            f"run.output_dir={tmp_path / 'a'}", f"model.init_checkpoint={tmp_path / 'swin_tiny.pth'}",
+                            f"run.output_dir={tmp_path / 'a'}", f"model.init_checkpoint={tmp_path / 'swin_micro.pth'}",
                             "data.bank.name=baidu_soccer_embeddings.npy", "loss.dim=64", "run.global_batch_size=4"],
                            check=False)
-    expect_user_error(completed, "holds a stage-1 'swin_tiny' trunk, but vivit_micro needs 'vit_micro'")
+    expect_user_error(completed, "holds a stage-1 'swin_micro' trunk, but vivit_micro needs 'vit_micro'")
     completed = run_script(spotting_args(mini_soccernet, tmp_path / "b", f"model.init_checkpoint={ssl}",
                                          "model.freeze_trunk=true"), check=False)
     assert completed.returncode == 0  # a stage-1 trunk is a valid start for stage 3 (the stage-1-only ablation)

@@ -7,29 +7,15 @@ classes absent from a half, several predictions in one 0.5 s bin, tied and round
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from data.labels import CLASSES, LABELS_FILE, game_time
+from data.synthetic import game_name
 from evaluation.predictions import write_game_predictions
-
-LEAGUES = ("england_epl", "europe_uefa-champions-league", "france_ligue-1", "germany_bundesliga", "italy_serie-a",
-           "spain_laliga")
-TEAMS = ("Arsenal", "Chelsea", "Atl. Madrid", "Real Madrid", "Bayern Munich", "Dortmund", "Juventus", "AC Milan",
-         "Paris SG", "Lyon", "Barcelona", "Man. United", "St-Etienne", "Inter")
-
-
-def game_name(rng: np.random.Generator, index: int) -> str:
-    """A real-looking `league/season/game` path: '2015-08-16 - 18-00 Chelsea 3 - 0 Atl. Madrid'."""
-    league = LEAGUES[index % len(LEAGUES)]
-    year = 2014 + index % 3
-    home, away = rng.choice(len(TEAMS), size=2, replace=False)
-    month, day, hour = 1 + index % 12, 1 + index % 28, 15 + index % 6
-    return (f"{league}/{year}-{year + 1}/{year + (month < 7)}-{month:02d}-{day:02d} - {hour}-00 "
-            f"{TEAMS[home]} {rng.integers(0, 5)} - {rng.integers(0, 5)} {TEAMS[away]}")
+from utils.files import write_json
 
 
 def random_annotations(rng: np.random.Generator, half_seconds: float, events_per_half: int) -> list[dict]:
@@ -90,9 +76,7 @@ def write_random_set(root: str | os.PathLike, num_games: int, seed: int = 0, hal
             game = game_name(rng, index + 1000 * len(games))
         games.append(game)
         annotations = random_annotations(rng, half_seconds, events_per_half)
-        label_path = root / "labels" / game / LABELS_FILE
-        label_path.parent.mkdir(parents=True, exist_ok=True)
-        label_path.write_text(json.dumps({"UrlLocal": game, "UrlYoutube": "", "annotations": annotations}))
+        write_json(root / "labels" / game / LABELS_FILE, {"UrlLocal": game, "UrlYoutube": "", "annotations": annotations})
         predictions = [] if index < empty_games else random_predictions(
             rng, annotations, half_seconds, predictions_per_class_per_half)
         write_game_predictions(root / "predictions", game, predictions)
