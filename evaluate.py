@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import sys
 from pathlib import Path
 
@@ -283,15 +284,37 @@ def check_not_overwritten(out: Path, names: list[str], overwrite: bool) -> None:
                                 f"--out, or give --overwrite to replace them")
 
 
+def spot_view(args: argparse.Namespace):
+    """The page, list and clip options of `spot`, checked before any video is read."""
+    from evaluation.spot import ViewOptions
+
+    if args.clips is not None and args.clips < 1:
+        raise InvalidInputError(f"--clips {args.clips}: expected a number of clips >= 1")
+    for flag, value in (("--min-confidence", args.min_confidence),
+                        ("--clips-min-confidence", args.clips_min_confidence)):
+        if value is not None and not 0 <= value <= 1:
+            raise InvalidInputError(f"{flag} {value}: expected a confidence between 0 and 1")
+    for flag, value in (("--clip-before", args.clip_before), ("--clip-after", args.clip_after)):
+        if not (math.isfinite(value) and value >= 0):
+            raise InvalidInputError(f"{flag} {value}: expected seconds >= 0")
+    if args.clip_before + args.clip_after <= 0:
+        raise InvalidInputError("--clip-before and --clip-after are both 0: a clip would hold no frame")
+    return ViewOptions(args.min_confidence, args.copy_video, args.clips, args.clips_min_confidence,
+                       args.clip_before, args.clip_after)
+
+
 def command_spot(args: argparse.Namespace) -> None:
-    """Any video file(s) -> results_spotting.json, spotting.txt, timeline.svg (evaluation/spot.py)."""
-    from evaluation.spot import spot_file, write_outputs
+    """Any video file(s) -> results_spotting.json, spotting.txt, timeline.svg, index.html and, if asked, highlight
+    clips (evaluation/spot.py); then the run's index.html linking every page in --out."""
+    from evaluation.page import write_run_index
+    from evaluation.spot import half_videos, spot_file, write_outputs
     from utils.dist import init_distributed
     from utils.run import inference_dtype
 
     if args.match_halves and args.second_half_start is not None:
         raise InvalidInputError("--match-halves (one file per half) and --second-half-start (one file per match) "
                                 "exclude each other")
+    view = spot_view(args)
     jobs = spot_jobs(args.videos, args.match_halves)
     check_not_overwritten(args.out, [name for name, _ in jobs], args.overwrite)
     overrides = [f"eval.half_end={args.half_end}"] + ([f"eval.batch_size={args.batch_size}"] if args.batch_size else [])
@@ -310,8 +333,13 @@ def command_spot(args: argparse.Namespace) -> None:
             print(f"error: {error}", file=sys.stderr)
             failed.append(name)
             continue
-        written = write_outputs(args.out, name, scores, cfg.eval, args.min_confidence)
+        written, notes = write_outputs(args.out, name, scores, cfg.eval, half_videos(files, args.second_half_start),
+                                       view)
+        for line in notes:
+            print(f"{name}: {line}")
         print(f"{name}: " + ", ".join(str(path) for path in written.values()))
+    if len(failed) < len(jobs):
+        print(f"open {write_run_index(args.out)} in a browser: a page per video, with its timeline and actions")
     if failed:  # exit status 1: the other videos were spotted (a user error that stops everything exits with 2)
         sys.exit(f"error: {len(failed)} of {len(jobs)} videos could not be spotted: {', '.join(failed)}")
 
@@ -435,7 +463,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--match-halves", action="store_true",
                    help="files come two by two: half 1 then half 2 of one match")
     p.add_argument("--min-confidence", type=float, default=0.5,
-                   help="threshold of the human-readable list and the timeline's dots (the JSON keeps everything)")
+                   help="threshold of the human-readable list and the timeline's dots, and where the page's slider "
+                        "starts (the JSON and the page keep everything)")
+    p.add_argument("--copy-video", action="store_true",
+                   help="put a copy of each video beside its page instead of linking to the file where it is")
+    p.add_argument("--clips", type=int, default=None,
+                   help="write the N most confident actions as mp4 clips, and highlights.mp4, a reel of them")
+    p.add_argument("--clips-min-confidence", type=float, default=None,
+                   help="clips of every action at or above this confidence (with --clips: the N best of them)")
+    p.add_argument("--clip-before", type=float, default=5.0, help="seconds of each clip before its action")
+    p.add_argument("--clip-after", type=float, default=5.0, help="seconds of each clip after its action")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: eval.batch_size)")
     p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")

@@ -36,7 +36,7 @@ from data.synthetic import SOURCE_FPS, render_half, sample_events  # noqa: E402
 from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb, write_video  # noqa: E402
 from evaluation.inference import predict_half  # noqa: E402
 from configs.schema import SpottingConfig, VideoModelConfig  # noqa: E402
-from evaluation.spot import HalfSpotter, spot_file, write_outputs  # noqa: E402
+from evaluation.spot import HalfSpotter, half_videos, spot_file, write_outputs  # noqa: E402
 from models.registry import build_video  # noqa: E402
 from models.spotting import SpottingModel  # noqa: E402
 from utils.config import load_config  # noqa: E402
@@ -111,12 +111,13 @@ def main() -> None:
         return {1: spotter.finish()}
 
     out = args.workdir / "outputs"
+    halves = half_videos([(video, 1)], None)  # the page links the video; no clips: what every spot run writes
     frames, decode_s = timed(decode)
     scores, model_s = timed(lambda: run_model(frames))
-    _, post_s = timed(lambda: write_outputs(out, "split", scores, eval_cfg))
+    _, post_s = timed(lambda: write_outputs(out, "split", scores, eval_cfg, halves))
     frames.clear()
     stream_scores, stream_s = timed(lambda: spot_file(model, video, model_cfg, eval_cfg, device, amp_dtype))
-    _, stream_post_s = timed(lambda: write_outputs(out, "stream", stream_scores, eval_cfg))
+    _, stream_post_s = timed(lambda: write_outputs(out, "stream", stream_scores, eval_cfg, halves))
     _, single_thread_s = timed(lambda: spot_file(model, video, model_cfg, eval_cfg, device, amp_dtype,
                                                  threaded_decode=False))
     source = VideoSource(video.parents[3])

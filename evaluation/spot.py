@@ -15,6 +15,7 @@ last frame and the padding's scores are cut off.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from torch import nn
 
 from data.labels import CLASSES
 from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb
+from evaluation.clips import Highlight, select_highlights, write_highlights
 from evaluation.inference import merge_window_scores, window_scores
+from evaluation.page import HalfVideo, page_videos, write_page
 from evaluation.postprocess import nms_predictions, write_raw_meta, write_raw_scores
 from evaluation.predictions import write_game_predictions
 from evaluation.timeline import write_timeline
@@ -94,6 +97,19 @@ class HalfSpotter:
         return merge_window_scores(self.done, num_frames, self.trim, self.half_end)
 
 
+def split_frame(second_half_start: float) -> int:
+    """The first frame (at FPS) of half 2 in a whole-match file: positions in half 2 count from it."""
+    return int(round(second_half_start * FPS))
+
+
+def half_videos(files: list[tuple[Path, int]], second_half_start: float | None) -> list[HalfVideo]:
+    """Where each half of a spotted game lies: a file per half, or one file split at second_half_start."""
+    if second_half_start is None:
+        return [HalfVideo(half, path, 0.0) for path, half in files]
+    (path, _), = files
+    return [HalfVideo(1, path, 0.0), HalfVideo(2, path, split_frame(second_half_start) / FPS)]
+
+
 def spot_file(model: nn.Module, path: Path, model_cfg, eval_cfg, device: torch.device,
               amp_dtype: torch.dtype | None, second_half_start: float | None = None,
               half: int = 1, threaded_decode: bool = True) -> dict[int, np.ndarray]:
@@ -102,7 +118,7 @@ def spot_file(model: nn.Module, path: Path, model_cfg, eval_cfg, device: torch.d
     model_cfg: window and input sizes; eval_cfg: stride, trim, end of half, batch (configs/schema.py)."""
     info = probe_video(path)
     total = info.num_frames(FPS)
-    split = None if second_half_start is None else int(round(second_half_start * FPS))
+    split = None if second_half_start is None else split_frame(second_half_start)
     if split is not None and not 0 < split < total:
         raise InvalidInputError(f"{path}: --second-half-start {second_half_start} s is outside the video (0 to "
                                 f"{info.duration:.1f} s)")
@@ -151,16 +167,52 @@ def write_spotting_list(path: Path, rows: list[dict], note: str) -> Path:
     return write_text(path, "\n".join(lines) + "\n")
 
 
-def write_outputs(out_dir: Path, name: str, scores: dict[int, np.ndarray], eval_cfg,
-                  min_confidence: float = 0.5) -> dict[str, Path]:
-    """results_spotting.json (official schema, eval_cfg's NMS), spotting.txt and timeline.svg (the actions above
-    min_confidence) and raw/scores_half*.npy under out_dir/name/."""
+@dataclass(frozen=True)
+class ViewOptions:
+    """What a person gets to look at besides results_spotting.json (evaluate.py spot's flags)."""
+    min_confidence: float = 0.5  # the list, the timeline's dots and the page slider's start
+    copy_video: bool = False  # a copy of the video beside the page instead of a relative path to it
+    clips: int | None = None  # the N most confident actions as clips ...
+    clips_min_confidence: float | None = None  # ... or those at or above this confidence (both: the N best of them)
+    clip_before: float = 5.0  # seconds of a clip before its action
+    clip_after: float = 5.0  # and after it
+
+    @property
+    def wants_clips(self) -> bool:
+        return self.clips is not None or self.clips_min_confidence is not None
+
+
+def write_outputs(out_dir: Path, name: str, scores: dict[int, np.ndarray], eval_cfg, halves: list[HalfVideo],
+                  view: ViewOptions = ViewOptions()) -> tuple[dict[str, Path], list[str]]:
+    """Under out_dir/name/: results_spotting.json (official schema, eval_cfg's NMS), raw/scores_half*.npy,
+    spotting.txt and timeline.svg (the actions above view.min_confidence), index.html (the page), and with clips
+    asked for, clips/*.mp4 and highlights.mp4. Returns the files written and a line per copy made."""
     predictions = nms_predictions(scores, eval_cfg)
     folder = out_dir / name
     write_raw_meta(folder / "raw", FPS)
     for half, half_scores in scores.items():
         write_raw_scores(folder / "raw", ".", half, half_scores)
-    rows, note = listed_predictions(predictions, min_confidence)
-    return {"results": write_game_predictions(out_dir, name, predictions),
-            "list": write_spotting_list(folder / "spotting.txt", rows, note),
-            "timeline": write_timeline(folder / "timeline.svg", scores, FPS, CLASSES, rows, note, title=name)}
+    rows, note = listed_predictions(predictions, view.min_confidence)
+    written = {"results": write_game_predictions(out_dir, name, predictions),
+               "list": write_spotting_list(folder / "spotting.txt", rows, note),
+               "timeline": write_timeline(folder / "timeline.svg", scores, FPS, CLASSES, rows, note, title=name)}
+    clips = []
+    if view.wants_clips:
+        where = {h.half: h for h in halves}
+        chosen = select_highlights(predictions, view.clips, view.clips_min_confidence)
+        clips = write_highlights(folder, [Highlight(int(p["half"]), int(p["position"]) / 1000, p["label"],
+                                                    float(p["confidence"]), where[int(p["half"])].video,
+                                                    where[int(p["half"])].offset) for p in chosen],
+                                 view.clip_before, view.clip_after)
+        if clips:
+            written["highlights"] = folder / "highlights.mp4"
+    sources, notes = page_videos(folder, [h.video for h in halves], view.copy_video)
+    if view.wants_clips:
+        copied = sum(clip["written"] == "copied" for clip in clips)
+        notes.append(f"{len(clips)} clip(s) in {folder / 'clips'} ({copied} stream-copied, {len(clips) - copied} "
+                     f"re-encoded)" + ("" if clips else ": no action reaches --clips-min-confidence"))
+    summary = (f"{len(predictions)} predictions (results_spotting.json, {eval_cfg.nms} NMS); click an action or a "
+               f"dot to see it, the slider shows the actions at or above a confidence")
+    written["page"] = write_page(folder, name, halves, scores, FPS, CLASSES, predictions, view.min_confidence,
+                                 sources, clips, summary)
+    return written, notes

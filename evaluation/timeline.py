@@ -22,7 +22,7 @@ LEFT, RIGHT, PLOT_WIDTH = 190, 20, 900
 PANEL_GAP = 46
 
 
-def _pooled(scores: np.ndarray, columns: int) -> np.ndarray:
+def pooled(scores: np.ndarray, columns: int) -> np.ndarray:
     """(T, C) -> (columns, C) max over equal time slices (so a short peak survives the downsampling)."""
     if len(scores) <= columns:
         return scores
@@ -62,8 +62,8 @@ def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], 
     top = 40
     for half, scores in sorted(half_scores.items()):
         seconds = len(scores) / fps
-        pooled = _pooled(np.asarray(scores, np.float64), MAX_POINTS)
-        xs = LEFT + np.arange(len(pooled) + 1) * PLOT_WIDTH / len(pooled)
+        columns = pooled(np.asarray(scores, np.float64), MAX_POINTS)
+        xs = LEFT + np.arange(len(columns) + 1) * PLOT_WIDTH / len(columns)
         out.append(f'<text x="10" y="{top + 12}" font-weight="bold">half {half}</text>')
         for index, name in enumerate(classes):
             base = top + 16 + (index + 1) * LANE
@@ -71,7 +71,7 @@ def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], 
             out.append(f'<rect x="{LEFT}" y="{base - LANE}" width="{PLOT_WIDTH}" height="{LANE}" fill="{fill}"/>')
             out.append(f'<text x="{LEFT - 6}" y="{base - 5}" text-anchor="end">{html.escape(name)}</text>')
             # a step curve: each pooled column is a flat segment
-            ys = base - np.minimum(pooled[:, index] / scale, 1.0) * (LANE - 2)
+            ys = base - np.minimum(columns[:, index] / scale, 1.0) * (LANE - 2)
             points = [f"{LEFT:.1f},{base}"]
             for column, y in enumerate(ys):
                 points.append(f"{xs[column]:.1f},{y:.1f} {xs[column + 1]:.1f},{y:.1f}")

@@ -1,0 +1,257 @@
+"""Highlight clips of spotted actions (`evaluate.py spot --clips N`), a reel of them, and browser-playable copies.
+
+A clip asked for [start, end) seconds holds exactly the source frames whose presentation time t is in
+start <= t < end, timed from 0. It is written by stream copy when the packets allow it: the first of those frames is
+a keyframe and a run of packets that begins at it, in decoding order, holds exactly those frames (so nothing is
+decoded that refers to a frame outside the clip). Otherwise, as with most broadcast files whose keyframes are seconds
+apart, the clip is decoded and re-encoded (H.264). Both are exact to the frame; `index_stream` reads the packet
+table once per file (demuxing only, no decoding) so the choice costs nothing per clip.
+
+Only the video stream is written: sound is not carried over (the README says so).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from utils.errors import InvalidInputError
+from utils.files import atomic_path
+
+COPYABLE = {"h264", "hevc", "mpeg4", "av1"}  # codecs an mp4 file carries as they are
+REEL_TIME_BASE = Fraction(1, 90000)  # the reel's clock (MPEG's 90 kHz): fine enough for any source rate
+ENCODE_OPTIONS = {"preset": "veryfast", "crf": "20"}  # libx264: near-transparent at a few MB per minute
+
+
+@dataclass(frozen=True)
+class StreamIndex:
+    """The video packets of one file, in decoding order: presentation times (pts) and keyframe flags."""
+    codec: str
+    time_base: Fraction
+    rate: Fraction  # average frames per second
+    start_pts: int  # the stream's start: second 0 of spotting, of a browser's clock and of data/video.py
+    pts: np.ndarray  # (P,) int64, in time_base units
+    keyframe: np.ndarray  # (P,) bool
+
+    @property
+    def end(self) -> float:
+        """Seconds from the start to the end of the last frame."""
+        return float((int(self.pts.max()) - self.start_pts) * self.time_base) + 1 / float(self.rate)
+
+    def frames_in(self, start: float, end: float) -> np.ndarray:
+        """Sorted pts of the frames shown in [start, end) seconds from the stream's start."""
+        times = (self.pts - self.start_pts) * float(self.time_base)
+        return np.sort(self.pts[(times >= start - 1e-9) & (times < end - 1e-9)])
+
+    def copy_run(self, frames: np.ndarray) -> slice | None:
+        """The packets (decoding order) whose stream copy is exactly `frames`, or None when no such run exists."""
+        if len(frames) == 0 or self.codec not in COPYABLE:
+            return None
+        first = int(np.flatnonzero(self.pts == frames[0])[0])
+        if not self.keyframe[first]:
+            return None
+        wanted, found = set(frames.tolist()), 0
+        for index in range(first, len(self.pts)):
+            if int(self.pts[index]) not in wanted:
+                return None  # a frame outside the clip comes first: cutting here would leave undecodable frames
+            found += 1
+            if found == len(wanted):
+                return slice(first, index + 1)
+        return None
+
+
+def index_stream(path: Path) -> StreamIndex:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        pts, keyframe = [], []
+        for packet in container.demux(stream):
+            if packet.pts is None:  # the demuxer's final empty packet
+                continue
+            pts.append(packet.pts)
+            keyframe.append(packet.is_keyframe)
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        return StreamIndex(stream.codec_context.name, stream.time_base, Fraction(rate), stream.start_time or 0,
+                           np.asarray(pts, np.int64), np.asarray(keyframe, bool))
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """H.264 in 4:2:0 needs even sides."""
+    return width - width % 2, height - height % 2
+
+
+def _decoded(path: Path, time_base: Fraction, frames: np.ndarray):
+    """The decoded frames whose pts are in `frames` (sorted), in presentation order."""
+    wanted = set(frames.tolist())
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        # to the keyframe at or before the first frame (a second early: some demuxers land late); AVI refuses a seek
+        # before its start
+        target = int(frames[0]) - int(1 / time_base)
+        if target > (stream.start_time or 0):
+            container.seek(target, stream=stream, backward=True)
+        for frame in container.decode(stream):
+            pts = frame.pts  # read first: the caller may retime the frame it is given
+            if pts in wanted:
+                yield frame
+            if pts is not None and pts >= frames[-1]:
+                return
+
+
+def _copy(path: Path, out: Path, index: StreamIndex, run: slice, origin: int) -> None:
+    with av.open(str(path)) as source, atomic_path(out) as tmp, av.open(str(tmp), "w", format="mp4") as target:
+        stream = source.streams.video[0]
+        copied = target.add_stream_from_template(stream)
+        source.seek(int(index.pts[run.start]), stream=stream, backward=True)
+        wanted = iter(index.pts[run].tolist())
+        expected = next(wanted)
+        for packet in source.demux(stream):
+            if packet.pts is None or (packet.pts != expected and expected == int(index.pts[run.start])):
+                continue  # before the run: the seek landed on an earlier keyframe
+            if packet.pts != expected:
+                raise RuntimeError(f"{path}: packets differ from the index at pts {packet.pts}")
+            packet.pts -= origin
+            packet.dts = None if packet.dts is None else packet.dts - origin
+            packet.stream = copied
+            target.mux(packet)
+            expected = next(wanted, None)
+            if expected is None:
+                break
+
+
+class ReelWriter:
+    """One H.264 stream fed with the frames of several sources (scaled to the first one's size), timed end to end."""
+
+    def __init__(self, out: Path, width: int, height: int, rate: Fraction):
+        self.width, self.height = even_size(width, height)
+        self.rate = rate
+        self.out, self.elapsed, self.container, self.stream = out, Fraction(0), None, None
+
+    def __enter__(self):
+        self._tmp = atomic_path(self.out)
+        tmp = self._tmp.__enter__()
+        self.container = av.open(str(tmp), "w", format="mp4")
+        self.stream = self.container.add_stream("libx264", rate=self.rate.limit_denominator(1001))
+        self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
+        self.stream.codec_context.time_base = REEL_TIME_BASE
+        self.stream.options = dict(ENCODE_OPTIONS)
+        return self
+
+    def add(self, path: Path, index: StreamIndex, frames: np.ndarray, duration: float, origin: int | None = None):
+        """Append the frames (pts in index.time_base), timed from the reel's current end (frame pts minus origin,
+        the first frame's by default); then move the end by `duration` seconds (the range asked for, so that the
+        reel's clock stays that of the clips)."""
+        origin = int(frames[0]) if origin is None else origin
+        for frame in _decoded(path, index.time_base, frames):
+            seconds = Fraction(int(frame.pts - origin)) * index.time_base
+            image = frame.reformat(width=self.width, height=self.height, format="yuv420p")
+            image.pts = round((self.elapsed + seconds) / REEL_TIME_BASE)
+            image.time_base = REEL_TIME_BASE
+            for packet in self.stream.encode(image):
+                self.container.mux(packet)
+        self.elapsed += Fraction(duration)
+
+    def __exit__(self, kind, value, traceback):
+        try:
+            if kind is None:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+        finally:
+            self.container.close()
+        return self._tmp.__exit__(kind, value, traceback)
+
+
+def write_clip(path: Path, start: float, end: float, out: Path, index: StreamIndex | None = None) -> str:
+    """Write the frames of `path` shown in [start, end) seconds to the mp4 `out`; returns 'copied' or 're-encoded'."""
+    index = index or index_stream(path)
+    frames = index.frames_in(start, end)
+    if len(frames) == 0:
+        raise InvalidInputError(f"{path}: no frame between {start:.2f} s and {end:.2f} s")
+    run = index.copy_run(frames)
+    if run is not None:
+        _copy(path, out, index, run, origin=int(frames[0]))
+        return "copied"
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+    with ReelWriter(out, width, height, index.rate) as writer:
+        writer.add(path, index, frames, end - start)
+    return "re-encoded"
+
+
+def playable_copy(path: Path, out: Path) -> Path:
+    """Re-encode the whole video stream of `path` as H.264 mp4 (what every browser plays), same frames at the same
+    times (so that a page's seek lands where it would in the original)."""
+    index = index_stream(path)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+    with ReelWriter(out, width, height, index.rate) as writer:
+        frames = np.sort(index.pts)
+        writer.add(path, index, frames, 0, origin=index.start_pts)
+    return out
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """One spotted action chosen for a clip, with where its half lies in which file."""
+    half: int
+    seconds: float  # in the half
+    label: str
+    confidence: float
+    video: Path
+    offset: float  # seconds into `video` where the half begins
+
+    def file_name(self) -> str:
+        minutes, seconds = divmod(self.seconds, 60)
+        label = re.sub(r"[^A-Za-z0-9]+", "-", self.label).strip("-")
+        return f"half{self.half}_{int(minutes):02d}m{seconds:04.1f}s_{label}.mp4"
+
+
+def select_highlights(predictions: list[dict], count: int | None, min_confidence: float | None) -> list[dict]:
+    """The `count` most confident predictions at or above `min_confidence` (either may be None), in time order."""
+    chosen = [p for p in predictions if min_confidence is None or p["confidence"] >= min_confidence]
+    chosen = sorted(chosen, key=lambda p: -p["confidence"])[:count]
+    return sorted(chosen, key=lambda p: (int(p["half"]), int(p["position"])))
+
+
+def merged_ranges(ranges: list[tuple[Path, float, float]]) -> list[tuple[Path, float, float]]:
+    """Overlapping (file, start, end) ranges of one file joined, so the reel shows no moment twice; time order kept."""
+    merged: list[tuple[Path, float, float]] = []
+    for video, start, end in ranges:
+        if merged and merged[-1][0] == video and start <= merged[-1][2]:
+            merged[-1] = (video, merged[-1][1], max(end, merged[-1][2]))
+        else:
+            merged.append((video, start, end))
+    return merged
+
+
+def write_highlights(folder: Path, highlights: list[Highlight], before: float, after: float) -> list[dict]:
+    """folder/clips/<half>_<time>_<class>.mp4 per highlight and folder/highlights.mp4, the reel in time order.
+    Returns per clip: file (relative to folder), start and end in its video, and how it was written."""
+    if not highlights:
+        return []
+    indexes = {video: index_stream(video) for video in dict.fromkeys(h.video for h in highlights)}
+    written, ranges = [], []
+    for highlight in highlights:
+        index = indexes[highlight.video]
+        moment = highlight.offset + highlight.seconds
+        start, end = max(moment - before, 0.0), min(moment + after, index.end)
+        name = Path("clips") / highlight.file_name()
+        how = write_clip(highlight.video, start, end, folder / name, index)
+        written.append({"file": name.as_posix(), "start": start, "end": end, "written": how,
+                        "half": highlight.half, "seconds": highlight.seconds, "label": highlight.label})
+        ranges.append((highlight.video, start, end))
+    first = highlights[0].video
+    with av.open(str(first)) as container:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+    with ReelWriter(folder / "highlights.mp4", width, height, indexes[first].rate) as reel:
+        for video, start, end in merged_ranges(ranges):
+            reel.add(video, indexes[video], indexes[video].frames_in(start, end), end - start)
+    return written
