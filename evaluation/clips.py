@@ -23,7 +23,7 @@ import numpy as np
 from utils.errors import InvalidInputError
 from utils.files import atomic_path
 
-COPYABLE = {"h264", "hevc", "mpeg4", "av1"}  # codecs an mp4 file carries as they are
+COPYABLE = {"h264", "av1"}  # codecs an mp4 carries that every browser plays (not HEVC, not MPEG-4 Part 2)
 REEL_TIME_BASE = Fraction(1, 90000)  # the reel's clock (MPEG's 90 kHz): fine enough for any source rate
 ENCODE_OPTIONS = {"preset": "veryfast", "crf": "20"}  # libx264: near-transparent at a few MB per minute
 

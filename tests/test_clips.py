@@ -138,3 +138,12 @@ def test_a_playable_copy_keeps_every_frame_at_its_time(tmp_path):
     original, copied = read_coded(avi), read_coded(copy)
     assert [index for _, index in copied] == [index for _, index in original]
     assert np.abs(np.array([t for t, _ in copied]) - np.array([t for t, _ in original])).max() < 2e-3
+
+
+def test_a_clip_of_a_codec_browsers_do_not_play_is_re_encoded(tmp_path):
+    avi = write_video(tmp_path / "camera.avi", (coded(i) for i in range(60)), 30, codec="mpeg4", gop=30)
+    frames = read_coded(avi)
+    assert write_clip(avi, 1.0, 2.0, tmp_path / "clip.mp4") == "re-encoded"  # starts on a keyframe, yet not copied
+    with av.open(str(tmp_path / "clip.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    check_clip(tmp_path / "clip.mp4", frames, 1.0, 2.0)
