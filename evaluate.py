@@ -19,8 +19,10 @@ Scoring needs no model and no GPU: it reads SoccerNet label and prediction trees
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -288,6 +290,8 @@ def spot_view(args: argparse.Namespace):
     """The page, list and clip options of `spot`, checked before any video is read."""
     from evaluation.spot import ViewOptions
 
+    if args.decode_workers < 1:
+        raise InvalidInputError(f"--decode-workers {args.decode_workers}: expected a number of processes >= 1")
     if args.clips is not None and args.clips < 1:
         raise InvalidInputError(f"--clips {args.clips}: expected a number of clips >= 1")
     for flag, value in (("--min-confidence", args.min_confidence),
@@ -306,10 +310,7 @@ def spot_view(args: argparse.Namespace):
 def command_spot(args: argparse.Namespace) -> None:
     """Any video file(s) -> results_spotting.json, spotting.txt, timeline.svg, index.html and, if asked, highlight
     clips (evaluation/spot.py); then the run's index.html linking every page in --out."""
-    from evaluation.page import write_run_index
-    from evaluation.spot import half_videos, spot_file, write_outputs
-    from utils.dist import init_distributed
-    from utils.run import inference_dtype
+    from evaluation.spot_frames import DecodePool, worth_a_pool
 
     if args.match_halves and args.second_half_start is not None:
         raise InvalidInputError("--match-halves (one file per half) and --second-half-start (one file per match) "
@@ -318,7 +319,20 @@ def command_spot(args: argparse.Namespace) -> None:
     jobs = spot_jobs(args.videos, args.match_halves)
     check_not_overwritten(args.out, [name for name, _ in jobs], args.overwrite)
     overrides = [f"eval.half_end={args.half_end}"] + ([f"eval.batch_size={args.batch_size}"] if args.batch_size else [])
-    cfg, _, model = build_inference_model(args.checkpoint, args.config, overrides)
+    with contextlib.ExitStack() as stack:
+        # the decoding processes start now, to be ready once the checkpoint has loaded (only for long videos)
+        pool = stack.enter_context(DecodePool(args.decode_workers)) \
+            if args.decode_workers > 1 and any(worth_a_pool(video) for video in args.videos) else None
+        cfg, _, model = build_inference_model(args.checkpoint, args.config, overrides)
+        spot_videos(args, cfg, model, jobs, view, pool)
+
+
+def spot_videos(args: argparse.Namespace, cfg, model, jobs, view, pool) -> None:
+    from evaluation.page import write_run_index
+    from evaluation.spot import half_videos, spot_file, write_outputs
+    from utils.dist import init_distributed
+    from utils.run import inference_dtype
+
     device = init_distributed(args.device).device
     model.to(device)
     amp_dtype = inference_dtype(cfg.run.precision, device)
@@ -328,7 +342,7 @@ def command_spot(args: argparse.Namespace) -> None:
             scores = {}
             for path, half in files:
                 scores.update(spot_file(model, path, cfg.model, cfg.eval, device, amp_dtype, args.second_half_start,
-                                        half))
+                                        half, pool))
         except UserError as error:  # a bad file: named, and the other videos are still spotted
             print(f"error: {error}", file=sys.stderr)
             failed.append(name)
@@ -476,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: eval.batch_size)")
     p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    p.add_argument("--decode-workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="processes decoding the video ahead of the model, each a minute at a time (default: the "
+                        "cores, at most 8); 1: one front-to-back read. The frames are the same either way")
     p.add_argument("--half-end", choices=("scored", "official"), default="scored",
                    help="scored (default): the last seconds of each half get scores; official: they stay 0, as in "
                         "the official evaluation (docs/METHOD.md)")

@@ -1,7 +1,8 @@
 """Spot actions in any video file (`python evaluate.py spot VIDEO ... --checkpoint CKPT`).
 
-A video is decoded once, front to back, at FPS (utils/rates.py; frame k is the source frame FFmpeg's fps filter picks, as in the
-official frames), and each frame goes to the model's input size as SoccerNet frames do: a video that is not 224 pixels
+A video is decoded once at FPS (utils/rates.py; frame k is the source frame FFmpeg's fps filter picks, as in the
+official frames), front to back or a minute at a time by several processes (evaluation/spot_frames.py, the same
+frames either way), and each frame goes to the model's input size as SoccerNet frames do: a video that is not 224 pixels
 high is first scaled to 224p keeping its aspect ratio, the way SoccerNet made its 224p files (FFmpeg's bicubic
 `scale=-1:224`); the full RGB frame is then resized by torchvision's antialiased bilinear resize, as the official
 code resizes. Frames are pushed into a `HalfSpotter`. The spotter keeps only the last window's frames (a ring
@@ -23,12 +24,13 @@ import torch
 from torch import nn
 
 from data.labels import CLASSES
-from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb
+from data.video import probe_video
 from evaluation.clips import Highlight, select_highlights, write_highlights
 from evaluation.inference import merge_window_scores, window_scores
 from evaluation.page import HalfVideo, page_videos, write_page
 from evaluation.postprocess import nms_predictions, write_raw_meta, write_raw_scores
 from evaluation.predictions import write_game_predictions
+from evaluation.spot_frames import DecodePool, spot_frames
 from evaluation.timeline import write_timeline
 from utils.errors import InvalidInputError
 from utils.files import write_text
@@ -112,10 +114,12 @@ def half_videos(files: list[tuple[Path, int]], second_half_start: float | None) 
 
 def spot_file(model: nn.Module, path: Path, model_cfg, eval_cfg, device: torch.device,
               amp_dtype: torch.dtype | None, second_half_start: float | None = None,
-              half: int = 1, threaded_decode: bool = True) -> dict[int, np.ndarray]:
+              half: int = 1, pool: DecodePool | None = None, threaded_decode: bool = True) -> dict[int, np.ndarray]:
     """{half: (frames, C) scores} of one video: the whole file as `half`, or split into halves 1 and 2 at
-    second_half_start seconds. Decoding and model run interleaved, with a progress bar in video seconds.
-    model_cfg: window and input sizes; eval_cfg: stride, trim, end of half, batch (configs/schema.py)."""
+    second_half_start seconds. Decoding and model run interleaved, with a progress bar in video seconds; with a
+    pool, its processes decode chunks of the video ahead of the model (evaluation/spot_frames.py), to the same
+    frames. model_cfg: window and input sizes; eval_cfg: stride, trim, end of half, batch
+    (configs/schema.py)."""
     info = probe_video(path)
     total = info.num_frames(FPS)
     split = None if second_half_start is None else split_frame(second_half_start)
@@ -130,15 +134,12 @@ def spot_file(model: nn.Module, path: Path, model_cfg, eval_cfg, device: torch.d
     spotters = {half if split is None else 1: new_spotter()}
     current = next(iter(spotters))
     bar = progress(total=round(total / FPS, 1), desc=f"spotting {path.name} (video s)")
-    last_frame = last_tensor = None
-    for k, frame in iter_frames(path, FPS, 0, total, info, threaded=threaded_decode):
+    frames = spot_frames(path, info, total, model_cfg.img_size, pool, threaded_decode)
+    for k, frame in enumerate(frames):  # (3, S, S) uint8
         if split is not None and k == split:
             spotters[2] = new_spotter()
             current = 2
-        if frame is not last_frame:  # sources below FPS repeat a frame: convert it once
-            last_frame = frame
-            last_tensor = resized_rgb(frame, (model_cfg.img_size,) * 2, SOCCERNET_HEIGHT)  # (3, S, S)
-        spotters[current].push(last_tensor)
+        spotters[current].push(frame)
         bar.update(1 / FPS)
         bar.set_postfix(windows=sum(s.windows_run for s in spotters.values()), refresh=False)
     scores = {number: spotter.finish() for number, spotter in spotters.items()}

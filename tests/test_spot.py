@@ -148,3 +148,24 @@ def test_videos_of_the_same_name_get_their_own_folders_and_nothing_is_overwritte
     assert [path.stat().st_mtime_ns for path in results] == written
     run_script(command + ["--overwrite"])
     assert all(path.stat().st_mtime_ns > before for path, before in zip(results, written))
+
+
+@pytest.mark.parametrize("fps, container, gop", [(25, "mp4", None), (30000 / 1001, "mkv", 12)])
+def test_parallel_decoding_gives_the_same_frames_as_one_read(tmp_path, monkeypatch, fps, container, gop):
+    """Workers that each seek to their chunk hand the model exactly the frames of one front-to-back read (keyframes
+    every 10 s by default, or twice a second), so spot's scores do not depend on --decode-workers."""
+    from data.video import probe_video
+    from evaluation import spot_frames
+    from utils.rates import FPS
+
+    monkeypatch.setattr(spot_frames, "CHUNK_SECONDS", 7)  # 6 chunks of a 40 s video, cut mid-GOP
+    video = own_video(tmp_path / f"match.{container}", 40, fps, (144, 256), "libx264") if gop is None else \
+        write_video(tmp_path / f"match.{container}", (np.full((144, 256, 3), i % 251, np.uint8) for i in
+                                                      range(int(40 * fps))), fps, gop=gop,
+                    options={"preset": "ultrafast"})
+    info = probe_video(video)
+    total = info.num_frames(FPS)
+    one = torch.stack(list(spot_frames.spot_frames(video, info, total, 64)))
+    with spot_frames.DecodePool(2) as pool:
+        parallel = torch.stack(list(spot_frames.spot_frames(video, info, total, 64, pool)))
+    assert one.shape == (total, 3, 64, 64) and torch.equal(one, parallel)
