@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 
+import torch
 import torch.nn.functional as F
 
 from configs.schema import DistillConfig
@@ -50,17 +51,25 @@ def train_one_epoch(ctx: RunContext, cfg: DistillConfig, plan: RunPlan, model, d
     epoch_run = EpochRun(ctx, plan, epoch, step, cfg.run.log_every_steps, cfg.run.save_every_steps,
                          lambda done: save_training(ctx, LAST_CHECKPOINT, model, optimizer, done, epoch, cfg, STAGE))
     tokens_per_window = int(cfg.model.window_seconds / SECONDS_PER_TOKEN)
-    for step, batch in epoch_run.steps(batches):
-        apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
+    step_targets = []  # the bank rows of the step's micro-batches: they join the queue after the step
+
+    def loss_of(batch: dict) -> torch.Tensor:
         frames = batch["frames"].to(ctx.device, non_blocking=True)  # (B, F, 3, S, S) uint8
         video = photometric(frames, cfg.augment.view).transpose(1, 2)  # (B, 3, F, S, S), one draw per window
         targets = F.normalize(batch["bank"].to(ctx.device, non_blocking=True).flatten(0, 1), dim=1)  # (B*T, dim)
+        step_targets.append(targets)
         with autocast(ctx.device, ctx.amp_dtype):
             queries = model(video)  # (B*T, dim)
-        loss = sce_token_loss(queries, targets, tokens_per_window, distill.queue.keys, cfg.loss.coeff,
+        # a window's loss sees its own bank rows and the queue only, so micro-batches sum to the whole batch's
+        return sce_token_loss(queries, targets, tokens_per_window, distill.queue.keys, cfg.loss.coeff,
                               cfg.loss.temp, cfg.loss.temp_m)
-        grad_norm = optimizer_step(loss, model, optimizer, ctx.scaler, cfg.optim.clip_grad, step)
-        distill.queue.enqueue(targets)
+
+    for step, micro_batches in epoch_run.steps(batches):
+        apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
+        step_targets.clear()
+        loss, grad_norm = optimizer_step(loss_of, micro_batches, model, optimizer, ctx.scaler, cfg.optim.clip_grad,
+                                         step)
+        distill.queue.enqueue(torch.cat(step_targets))
         epoch_run.done(step, loss=loss, grad_norm=grad_norm, lr=schedules["lr"][step], wd=schedules["wd"][step])
     return epoch_run.finish()
 

@@ -107,20 +107,24 @@ def train_one_epoch(ctx: RunContext, cfg: SpottingConfig, plan: RunPlan, model, 
                                                     record["best"], {"validated_epoch": record["validated_epoch"]}))
     beta = torch.distributions.Beta(cfg.augment.mixup_alpha, cfg.augment.mixup_alpha) \
         if cfg.augment.mixup_alpha > 0 else None
-    for step, batch in epoch_run.steps(batches):
-        apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
+
+    def loss_of(batch: dict) -> torch.Tensor:
         frames = batch["frames"].to(ctx.device, non_blocking=True)  # (B, F, 3, S, S) uint8
         targets = batch["targets"].to(ctx.device, non_blocking=True)  # (B, T, 17)
         video = photometric(frames, cfg.augment.view)  # (B, F, 3, S, S)
         permutation = lam = None
-        if beta is not None:  # mixup: x = lam x + (1 - lam) x[perm], one lam per sample
+        if beta is not None:  # mixup: x = lam x + (1 - lam) x[perm], one lam per sample, within the micro-batch
             lam = beta.sample((video.shape[0],)).to(ctx.device)
             permutation = torch.randperm(video.shape[0], device=ctx.device)
             video = lam.view(-1, 1, 1, 1, 1) * video + (1 - lam.view(-1, 1, 1, 1, 1)) * video[permutation]
         with autocast(ctx.device, ctx.amp_dtype):
             logits = model(video.transpose(1, 2))  # (B, T, 17)
-        loss = mixup_bce(logits, targets, permutation, lam)
-        grad_norm = optimizer_step(loss, model, optimizer, ctx.scaler, cfg.optim.clip_grad, step)
+        return mixup_bce(logits, targets, permutation, lam)
+
+    for step, micro_batches in epoch_run.steps(batches):
+        apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
+        loss, grad_norm = optimizer_step(loss_of, micro_batches, model, optimizer, ctx.scaler, cfg.optim.clip_grad,
+                                         step)
         epoch_run.done(step, loss=loss, grad_norm=grad_norm, lr=schedules["lr"][step])
     return epoch_run.finish()
 

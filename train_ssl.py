@@ -40,8 +40,9 @@ def train_one_epoch(ctx: RunContext, cfg: SSLConfig, plan: RunPlan, model, sce: 
     model.train()  # the momentum teacher too: its stochastic depth is on, as in the official code
     epoch_run = EpochRun(ctx, plan, epoch, step, cfg.run.log_every_steps, cfg.run.save_every_steps,
                          lambda done: save_training(ctx, LAST_CHECKPOINT, model, optimizer, done, epoch, cfg, STAGE))
-    for step, views in epoch_run.steps(batches):
-        apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
+    step_keys = []  # the teacher keys of the step's micro-batches: they join the queue after the step
+
+    def loss_of(views: torch.Tensor) -> torch.Tensor:
         views = views.to(ctx.device, non_blocking=True)  # (B, 2 views, 2 frames, 3, S, S) uint8
         clips = torch.cat([photometric(views[:, 0], cfg.augment.view1),
                            photometric(views[:, 1], cfg.augment.view2)]).transpose(1, 2)  # (2B, 3, 2, S, S)
@@ -50,11 +51,19 @@ def train_one_epoch(ctx: RunContext, cfg: SSLConfig, plan: RunPlan, model, sce: 
             keys = sce.keys(clips)
         q1, q2 = queries.chunk(2)
         k1, k2 = keys.chunk(2)
-        loss = 0.5 * (sce_loss(q1, k2, sce.queue.keys, cfg.loss.coeff, cfg.loss.temp, cfg.loss.temp_m)
+        step_keys.append((k1, k2))
+        # a clip's loss sees its own views' keys and the queue only, so micro-batches sum to the whole batch's
+        return 0.5 * (sce_loss(q1, k2, sce.queue.keys, cfg.loss.coeff, cfg.loss.temp, cfg.loss.temp_m)
                       + sce_loss(q2, k1, sce.queue.keys, cfg.loss.coeff, cfg.loss.temp, cfg.loss.temp_m))
-        grad_norm = optimizer_step(loss, model, optimizer, ctx.scaler, cfg.optim.clip_grad, step)
+
+    for step, micro_batches in epoch_run.steps(batches):
+        apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
+        step_keys.clear()
+        loss, grad_norm = optimizer_step(loss_of, micro_batches, model, optimizer, ctx.scaler, cfg.optim.clip_grad,
+                                         step)
         sce.update_teacher(schedules["momentum"][step])
-        sce.queue.enqueue(torch.cat([k1, k2]))
+        # every first view's keys, then every second view's: the order one batch of the same clips enqueues
+        sce.queue.enqueue(torch.cat([k1 for k1, _ in step_keys] + [k2 for _, k2 in step_keys]))
         epoch_run.done(step, loss=loss, grad_norm=grad_norm, lr=schedules["lr"][step], wd=schedules["wd"][step],
                        momentum=schedules["momentum"][step])
     return epoch_run.finish()

@@ -32,7 +32,10 @@ class RunConfig:
 
     output_dir: str = required(nonempty=True)
     epochs: int = bounded(REQUIRED, low=1)
-    global_batch_size: int = bounded(REQUIRED, low=1)  # summed over all ranks; must divide by the number of processes
+    global_batch_size: int = bounded(REQUIRED, low=1)  # summed over all ranks and micro-steps of one optimizer step
+    # micro-batches per optimizer step (gradients summed, DDP's all-reduce on the last only): the global batch is
+    # per-rank micro-batch x ranks x accumulate_steps, for when the paper's batch does not fit in memory
+    accumulate_steps: int = bounded(1, low=1)
     seed: int = bounded(REQUIRED, low=0)  # rank r uses seed + r
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU; the paper: fp16
     num_workers: int = bounded(4, low=0)  # data loading processes per rank

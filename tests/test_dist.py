@@ -28,6 +28,9 @@ def test_two_process_gloo_collectives(tmp_path):
     results = [json.loads(path.read_text()) for path in files]
     for rank, result in enumerate(results):
         assert result["rank"] == rank and result["world_size"] == 2
+        # run.accumulate_steps: 2 micro-batches on each of 2 ranks step exactly as one batch of all 16 samples, with
+        # one gradient all-reduce (no_sync on the first micro-batch)
+        assert result["accumulated_vs_one_batch"] < 1e-6 and result["allreduce_calls"] == 1
         assert result["seed"] == 42 + rank
         assert result["gathered"] == [[0.0] * 3, [1.0] * 3, [1.0] * 3]  # rank order, uneven sizes kept
         assert result["mean"] == [0.5, 5.0]

@@ -5,12 +5,14 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tests.conftest import optim_config, run_config
 from utils.config import ConfigError
+from utils.loop import optimizer_step
 from utils.optim import apply_schedules, build_adamw, param_groups
-from utils.plan import check_epoch_end, epoch_steps, plan_run
+from utils.plan import RunSampler, check_epoch_end, epoch_steps, plan_run
 from utils.schedules import build_schedules, scaled_lr, warmup_cosine
 
 
@@ -114,6 +116,41 @@ def test_the_plan_of_a_run():
         plan_run(run_config(global_batch_size=63), 1e-3, 2, 1000)
     with pytest.raises(ConfigError, match="larger than one epoch"):
         plan_run(run_config(global_batch_size=64), 1e-3, 1, 10)
+
+
+def test_accumulation_splits_the_global_batch_into_micro_batches():
+    """run.accumulate_steps: the global batch is per-rank micro-batch x ranks x accumulation steps; the loader reads
+    micro-batches, the sampler hands a rank a whole step's samples, and the LR scales with the global batch."""
+    plan = plan_run(run_config(epochs=2, global_batch_size=64, accumulate_steps=2), base_lr=1e-3, world_size=2,
+                    samples_per_epoch=640)
+    assert (plan.batch_size_per_rank, plan.samples_per_rank_step, plan.steps_per_epoch) == (16, 32, 10)
+    assert math.isclose(plan.scaled_lr, 2.5e-4)
+    assert "= 64 (= 16 per rank x 2 ranks x 2 accumulation steps)" in plan.describe()
+    sampler = RunSampler(lambda epoch: list(range(640)), plan, rank=0, seed=0)
+    assert len(list(sampler)) == len(sampler) == 2 * 10 * 32
+    with pytest.raises(ConfigError, match="processes x run.accumulate_steps=3; choose a multiple of 6"):
+        plan_run(run_config(global_batch_size=64, accumulate_steps=3), 1e-3, 2, 1000)
+
+
+def test_k_micro_batches_step_as_one_batch_k_times_larger():
+    """optimizer_step over micro-batches (loss / k each, gradients summed, then clipping and AdamW) equals the step
+    of one batch holding them all, for a loss that is a mean over samples."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.GELU(), nn.Linear(16, 2))
+    copy = nn.Sequential(nn.Linear(5, 16), nn.GELU(), nn.Linear(16, 2))
+    copy.load_state_dict(model.state_dict())
+    inputs, targets = torch.randn(12, 5), torch.randn(12, 2)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    steps = []
+    for net, batches in ((model, [(inputs[i:i + 4], targets[i:i + 4]) for i in (0, 4, 8)]), (copy, [(inputs, targets)])):
+        optimizer = torch.optim.AdamW(net.parameters(), lr=0.05)
+        for step in range(3):
+            loss, norm = optimizer_step(lambda batch: F.mse_loss(net(batch[0]), batch[1]), batches, net, optimizer,
+                                        scaler, clip_grad=0.5, step=step)
+            steps.append((loss.item(), norm.item()))
+    assert np.allclose(steps[:3], steps[3:], rtol=1e-5)  # the same loss and gradient norm at every step
+    for a, b in zip(model.parameters(), copy.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_an_epoch_that_ends_early_is_refused():

@@ -4,18 +4,20 @@ the run of epochs of stages 1 and 2 (`train_epochs`; stage 3 adds validation to 
 A stage script's `train_one_epoch` reads:
 
     epoch_run = EpochRun(ctx, plan, epoch, step, cfg.run.log_every_steps)
-    for step, batch in epoch_run.steps(batches):    # exactly the epoch's remaining steps
-        ...                                         # the stage's own forward and loss
-        grad_norm = optimizer_step(loss, model, optimizer, ctx.scaler, cfg.optim.clip_grad, step)
-        epoch_run.done(step, loss=..., grad_norm=..., lr=...)
-    return epoch_run.finish()                       # checks the epoch got to its last step
+    for step, micro_batches in epoch_run.steps(batches):  # the epoch's remaining steps, run.accumulate_steps
+        def loss_of(batch): ...                           # batches each; the stage's own forward and loss
+        loss, grad_norm = optimizer_step(loss_of, micro_batches, model, optimizer, ctx.scaler, cfg.optim.clip_grad,
+                                         step)
+        epoch_run.done(step, loss=loss, grad_norm=grad_norm, lr=...)
+    return epoch_run.finish()                             # checks the epoch got to its last step
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -33,14 +35,35 @@ class DivergedError(UserError, FloatingPointError):
     """The loss became NaN or infinite; the message gives the step and what to try."""
 
 
-def optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer,
-                   scaler: torch.amp.GradScaler, clip_grad: float, step: int) -> torch.Tensor:
-    """Finiteness check, zero_grad, backward, unscale, clip, step. Returns the gradient norm before clipping."""
-    if not torch.isfinite(loss).item():
-        raise DivergedError(f"the loss is {loss.item()} at step {step}: stopping (lower optim.lr, check the data, "
-                            f"or use run.precision=bf16 or fp32; a restart resumes from the last checkpoint)")
+def _ddp(model: nn.Module) -> nn.parallel.DistributedDataParallel | None:
+    """The DistributedDataParallel wrapper in `model` (under torch.compile's), if any."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            return model
+        if not hasattr(model, "_orig_mod"):
+            return None
+        model = model._orig_mod
+
+
+def optimizer_step(loss_of: Callable[[Any], torch.Tensor], micro_batches: list, model: nn.Module,
+                   optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, clip_grad: float,
+                   step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over k micro-batches: zero_grad; for each, loss_of(batch) (finiteness checked) and the
+    backward of loss / k, under DDP's no_sync but for the last (one gradient all-reduce per step); then unscale,
+    clip, step. With equal micro-batches and a loss that is a mean over samples, this is the step of one batch k
+    times larger. Returns the mean loss and the gradient norm before clipping."""
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    ddp, count, total = _ddp(model), len(micro_batches), 0.0
+    for index, batch in enumerate(micro_batches):
+        last = index == count - 1
+        with ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext():
+            loss = loss_of(batch)
+            if not torch.isfinite(loss).item():
+                raise DivergedError(f"the loss is {loss.item()} at step {step}: stopping (lower optim.lr, check the "
+                                    f"data, or use run.precision=bf16 or fp32; a restart resumes from the last "
+                                    f"checkpoint)")
+            scaler.scale(loss / count).backward()
+        total = total + loss.detach()
     scaler.unscale_(optimizer)
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     if clip_grad > 0:
@@ -49,7 +72,7 @@ def optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.
         norm = torch.norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None]))
     scaler.step(optimizer)
     scaler.update()
-    return norm
+    return total / count, norm
 
 
 class StepTimer:
@@ -91,14 +114,15 @@ class EpochRun:
                             initial=step - epoch * plan.steps_per_epoch)
         self.timer = StepTimer(ctx.device)
 
-    def steps(self, batches: Iterator) -> Iterator[tuple[int, Any]]:
-        """(step, batch) for the epoch's remaining steps; the wait for each batch is timed."""
+    def steps(self, batches: Iterator) -> Iterator[tuple[int, list]]:
+        """(step, its plan.accumulate_steps micro-batches) for the epoch's remaining steps; the waits are timed."""
         for step in self.range:
             start = time.perf_counter()
-            batch = next(batches)
-            samples = batch.shape[0] if torch.is_tensor(batch) else batch["frames"].shape[0]
+            micro_batches = [next(batches) for _ in range(self.plan.accumulate_steps)]
+            samples = sum(batch.shape[0] if torch.is_tensor(batch) else batch["frames"].shape[0]
+                          for batch in micro_batches)
             self.timer.waited(time.perf_counter() - start, samples * self.ctx.info.world_size)
-            yield step, batch
+            yield step, micro_batches
 
     def done(self, step: int, **values: Any) -> None:
         """Step `step` is done; on logging steps (and the epoch's last), `values` (the loss averaged over ranks)

@@ -28,11 +28,13 @@ from utils.seed import worker_init_fn
 
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
-    """What a run does, step by step. Steps are optimizer steps; every step sees a full global batch."""
+    """What a run does, step by step. Steps are optimizer steps; every step sees a full global batch, in
+    accumulate_steps micro-batches of batch_size_per_rank on each rank."""
 
     world_size: int
     global_batch_size: int
-    batch_size_per_rank: int
+    accumulate_steps: int
+    batch_size_per_rank: int  # one micro-batch: what one forward pass of one rank sees (the loader's batch)
     samples_per_epoch: int  # clips (stage 1) or windows (stages 2, 3) of one epoch, over all ranks
     steps_per_epoch: int
     epochs: int
@@ -44,9 +46,14 @@ class RunPlan:
         return self.steps_per_epoch * self.epochs
 
     @property
+    def samples_per_rank_step(self) -> int:
+        """What each rank reads per optimizer step."""
+        return self.batch_size_per_rank * self.accumulate_steps
+
+    @property
     def samples_per_rank(self) -> int:
         """What each rank reads per epoch."""
-        return self.steps_per_epoch * self.batch_size_per_rank
+        return self.steps_per_epoch * self.samples_per_rank_step
 
     def epoch_of(self, step: int) -> int:
         """The epoch the next step (`step` steps done) belongs to."""
@@ -54,6 +61,8 @@ class RunPlan:
 
     def describe(self, **context: Any) -> str:
         values = {**context, **dataclasses.asdict(self), "total_steps": self.total_steps}
+        values["global_batch_size"] = (f"{self.global_batch_size} (= {self.batch_size_per_rank} per rank x "
+                                       f"{self.world_size} ranks x {self.accumulate_steps} accumulation steps)")
         width = max(len(key) for key in values)
         lines = [f"  {key:<{width}} = {value:g}" if isinstance(value, float) else f"  {key:<{width}} = {value}"
                  for key, value in values.items()]
@@ -64,17 +73,18 @@ def plan_run(run, base_lr: float, world_size: int, samples_per_epoch: int, **con
     """The plan of `run` (a RunConfig) over `samples_per_epoch`, logged once with `context` (games, ...).
 
     The last incomplete global batch of an epoch is dropped; run.max_steps_per_epoch caps an epoch's steps."""
-    if run.global_batch_size % world_size:
+    shares = world_size * run.accumulate_steps
+    if run.global_batch_size % shares:
         raise ConfigError(f"run.global_batch_size={run.global_batch_size} does not divide by the {world_size} "
-                          f"processes; choose a multiple of {world_size}")
+                          f"processes x run.accumulate_steps={run.accumulate_steps}; choose a multiple of {shares}")
     steps = samples_per_epoch // run.global_batch_size
     if steps == 0:
         raise ConfigError(f"run.global_batch_size={run.global_batch_size} is larger than one epoch "
                           f"({samples_per_epoch} samples): lower it or add data")
     if run.max_steps_per_epoch:
         steps = min(steps, run.max_steps_per_epoch)
-    plan = RunPlan(world_size, run.global_batch_size, run.global_batch_size // world_size, samples_per_epoch, steps,
-                   run.epochs, base_lr, scaled_lr(base_lr, run.global_batch_size))
+    plan = RunPlan(world_size, run.global_batch_size, run.accumulate_steps, run.global_batch_size // shares,
+                   samples_per_epoch, steps, run.epochs, base_lr, scaled_lr(base_lr, run.global_batch_size))
     get_logger().info(plan.describe(**context))
     return plan
 
@@ -138,13 +148,13 @@ class RunSampler(torch.utils.data.Sampler):
         self.first_step = step
 
     def __iter__(self) -> Iterator[Sample]:
-        per_step = self.plan.batch_size_per_rank
+        per_step = self.plan.samples_per_rank_step
         for epoch in range(self.plan.epoch_of(self.first_step), self.plan.epochs):
             done = max(0, self.first_step - epoch * self.plan.steps_per_epoch)
             yield from self.epoch_samples(epoch)[done * per_step:]
 
     def __len__(self) -> int:
-        return (self.plan.total_steps - self.first_step) * self.plan.batch_size_per_rank
+        return (self.plan.total_steps - self.first_step) * self.plan.samples_per_rank_step
 
 
 def build_loader(dataset: torch.utils.data.Dataset, sampler: RunSampler, num_workers: int, device: torch.device,
