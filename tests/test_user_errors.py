@@ -75,6 +75,14 @@ def test_a_global_batch_larger_than_an_epoch_leaves_no_run_folder(mini_soccernet
 
 
 @pytest.mark.slow
+def test_a_warmup_longer_than_the_run_leaves_no_run_folder(mini_soccernet, tmp_path):
+    out = tmp_path / "run"  # a paper config cut short for a smoke test: its warmup epochs outlast the run
+    completed = run_script(spotting_args(mini_soccernet, out, "optim.warmup_epochs=5"), check=False)
+    expect_user_error(completed, "optim.warmup_epochs=5", "is longer than the run", "lower optim.warmup_epochs")
+    assert not out.exists()
+
+
+@pytest.mark.slow
 def test_fp16_on_a_cpu_is_refused_before_anything_is_written(mini_soccernet, tmp_path):
     out = tmp_path / "run"
     completed = run_script(spotting_args(mini_soccernet, out, "run.precision=fp16", "run.device=cpu"), check=False)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from utils.config import ConfigError
+
 
 def scaled_lr(base_lr: float, global_batch_size: int) -> float:
     """The paper's linear scaling rule: base x global_batch / 256 (also applied to eta_min and warmup_start_lr)."""
@@ -40,6 +42,10 @@ def build_schedules(optim, global_batch_size: int, steps_per_epoch: int, total_s
     - wd: optim.weight_decay, constant, or a cosine to optim.weight_decay_end when one is given (0.0 included);
     - momentum (stage 1's teacher): a cosine from momentum[0] to momentum[1] over the whole run."""
     warmup = int(round(optim.warmup_epochs * steps_per_epoch))
+    if warmup > total_steps:  # a user's override (fewer epochs, a step cap), not a bug: named before anything runs
+        raise ConfigError(f"optim.warmup_epochs={optim.warmup_epochs:g} ({warmup} steps) is longer than the run "
+                          f"({total_steps} steps: run.epochs x {steps_per_epoch} steps per epoch); lower "
+                          f"optim.warmup_epochs or raise run.epochs")
     schedules = {
         "lr": warmup_cosine(scaled_lr(optim.lr, global_batch_size), scaled_lr(optim.min_lr, global_batch_size),
                             total_steps, warmup, scaled_lr(optim.warmup_start_lr, global_batch_size)),
