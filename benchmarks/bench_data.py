@@ -10,6 +10,8 @@ single-threaded), times what a loader worker does, through the datasets themselv
 - stage-2/3 windows (`WindowDataset`): 64 s = 128 frames at a random place, resized to (128, 3, 224, 224) uint8;
 - the ceiling: PyAV decoding the whole original video without any colour conversion, as windows' worth of source
   frames (1,600 per 64 s at 25 fps) per second.
+- the store's read alone, its frames converted to RGB (today) or kept as YUV 4:2:0 planes: what moving the colour
+  conversion onto the GPU would leave the loader.
 Sources: the original video; the store at 224x224 (stages 2 and 3); the store at native size; JPEG folders at native
 size (`--format jpeg`, the official layout and quality). Prints a table and one JSON line `BENCH data {...}` with
 every rate and its ratio to the original video and to the 224x224 store, all measured in this run.
@@ -35,7 +37,7 @@ from data.prepare import prepare  # noqa: E402
 from data.samplers import Segment  # noqa: E402
 from data.sources import JpegFolderSource, StoreSource, VideoSource  # noqa: E402
 from data.synthetic import generate  # noqa: E402
-from data.video import probe_video  # noqa: E402
+from data.video import iter_frames, probe_video  # noqa: E402
 from utils.rates import FPS, FRAMES_PER_TOKEN  # noqa: E402
 
 WINDOW_FRAMES = 64 * FPS  # a 64-second window
@@ -62,6 +64,27 @@ def raw_decode_ceiling(path: Path) -> float:
         stream.codec_context.thread_count = 1
         count = sum(1 for _ in container.decode(stream))
     return count / (time.perf_counter() - begin)
+
+
+def store_read_rate(source: StoreSource, game: str, repeats: int, rng: np.random.Generator, planes: bool) -> float:
+    """64 s windows per second read from the 224x224 store as StoreSource.read reads them (iter_frames: seek, decode
+    forward, pick the frames), each frame either converted to RGB on the CPU (what the loader does today) or kept as
+    its YUV 4:2:0 planes (Y 224x224, U and V 112x112: the input of a conversion on the GPU). Only the CPU side is
+    timed: the ceiling of moving the colour conversion off the loader, not a finished path."""
+    starts = [(int(half), int(rng.integers(0, source.num_frames(game, int(half)) - WINDOW_FRAMES + 1)))
+              for half in rng.integers(1, 3, repeats)]
+    infos = {half: probe_video(source.path(game, half)) for half in (1, 2)}  # probed once, as the source caches it
+    begin = time.perf_counter()
+    for half, first in starts:
+        info = infos[half]
+        out, last = [], None
+        for _, frame in iter_frames(source.path(game, half), FPS, first, WINDOW_FRAMES, info):
+            if frame is not last:
+                last = frame
+                image = frame.to_ndarray(format="yuv420p") if planes else frame.to_ndarray(format="rgb24")
+            out.append(image)
+        torch.from_numpy(np.stack(out))
+    return repeats / (time.perf_counter() - begin)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -94,6 +117,9 @@ def main() -> None:
             windows = WindowDataset(source, WINDOW_FRAMES, 224)
             results[name] = {"clips_per_s": rate(clips, source, game, CLIP_FRAMES, args.clips, rng),
                              "windows_per_s": rate(windows, source, game, WINDOW_FRAMES, args.windows, rng)}
+        store = sources["store 224x224 (H.264)"]
+        planes = {"rgb": store_read_rate(store, game, args.windows, rng, planes=False),
+                  "yuv420_planes": store_read_rate(store, game, args.windows, rng, planes=True)}
         video = sources["original 25 fps video"]
         source_fps = probe_video(video.path(game, 1)).average_fps
         ceiling = raw_decode_ceiling(video.path(game, 1)) / (WINDOW_FRAMES / FPS * source_fps)
@@ -115,7 +141,11 @@ def main() -> None:
         print(f"{name:<24} {row['clips_per_s']:8.1f} {row['clips_per_s_vs_store224']:10.2f}x "
               f"{row['windows_per_s']:10.2f} {row['windows_per_s_vs_original']:10.2f}x {row['mb_per_45min_half']:10.1f}")
     print(f"{'PyAV raw decode ceiling':<24} {'':>8} {'':>11} {ceiling:10.2f}")
-    print("BENCH data " + json.dumps({"results": results, "raw_decode_ceiling_windows_per_s": ceiling}))
+    print(f"store 224x224 read alone: {planes['rgb']:.2f} windows/s converted to RGB on the CPU, "
+          f"{planes['yuv420_planes']:.2f} kept as YUV 4:2:0 planes ({planes['yuv420_planes'] / planes['rgb']:.2f}x: "
+          f"the ceiling of converting on the GPU)")
+    print("BENCH data " + json.dumps({"results": results, "raw_decode_ceiling_windows_per_s": ceiling,
+                                      "store224_read_windows_per_s": planes}))
 
 
 if __name__ == "__main__":
