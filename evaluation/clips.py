@@ -66,6 +66,7 @@ class StreamIndex:
 
 
 def index_stream(path: Path) -> StreamIndex:
+    """The packet table of the first video stream (demuxed, not decoded: 0.07 s for a 10-minute 25 fps half)."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         pts, keyframe = [], []
@@ -74,7 +75,7 @@ def index_stream(path: Path) -> StreamIndex:
                 continue
             pts.append(packet.pts)
             keyframe.append(packet.is_keyframe)
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)  # neither known: SoccerNet's rate
         return StreamIndex(stream.codec_context.name, stream.time_base, Fraction(rate), stream.start_time or 0,
                            np.asarray(pts, np.int64), np.asarray(keyframe, bool))
 
@@ -104,24 +105,26 @@ def _decoded(path: Path, time_base: Fraction, frames: np.ndarray):
 
 
 def _copy(path: Path, out: Path, index: StreamIndex, run: slice, origin: int) -> None:
+    """Stream-copy the packets index.pts[run] (decoding order) into the mp4 `out`, retimed to start at pts `origin`."""
+    wanted = index.pts[run].tolist()
     with av.open(str(path)) as source, atomic_path(out) as tmp, av.open(str(tmp), "w", format="mp4") as target:
         stream = source.streams.video[0]
         copied = target.add_stream_from_template(stream)
-        source.seek(int(index.pts[run.start]), stream=stream, backward=True)
-        wanted = iter(index.pts[run].tolist())
-        expected = next(wanted)
+        source.seek(wanted[0], stream=stream, backward=True)  # lands on the run's keyframe or an earlier one
+        position = 0
         for packet in source.demux(stream):
-            if packet.pts is None or (packet.pts != expected and expected == int(index.pts[run.start])):
-                continue  # before the run: the seek landed on an earlier keyframe
-            if packet.pts != expected:
-                raise RuntimeError(f"{path}: packets differ from the index at pts {packet.pts}")
+            if packet.pts is None or (position == 0 and packet.pts != wanted[0]):
+                continue  # before the run
+            if packet.pts != wanted[position]:
+                raise RuntimeError(f"{path}: packet pts {packet.pts} where the index has {wanted[position]}")
             packet.pts -= origin
             packet.dts = None if packet.dts is None else packet.dts - origin
             packet.stream = copied
             target.mux(packet)
-            expected = next(wanted, None)
-            if expected is None:
-                break
+            position += 1
+            if position == len(wanted):
+                return
+        raise RuntimeError(f"{path}: the demuxer gave {position} of the {len(wanted)} packets to copy")
 
 
 class ReelWriter:
