@@ -241,15 +241,16 @@ def write_highlights(folder: Path, highlights: list[Highlight], before: float, a
         return []
     indexes = {video: index_stream(video) for video in dict.fromkeys(h.video for h in highlights)}
     written, ranges = [], []
-    for highlight in highlights:
-        index = indexes[highlight.video]
-        moment = highlight.offset + highlight.seconds
-        start, end = max(moment - before, 0.0), min(moment + after, index.end)
-        name = Path("clips") / highlight.file_name()
-        how = write_clip(highlight.video, start, end, folder / name, index)
-        written.append({"file": name.as_posix(), "start": start, "end": end, "written": how,
-                        "half": highlight.half, "seconds": highlight.seconds, "label": highlight.label})
-        ranges.append((highlight.video, start, end))
+    with atomic_path(folder / "clips") as clips:  # the whole folder at once: no clip of an earlier run stays beside
+        clips.mkdir()
+        for highlight in highlights:
+            index = indexes[highlight.video]
+            moment = highlight.offset + highlight.seconds
+            start, end = max(moment - before, 0.0), min(moment + after, index.end)
+            how = write_clip(highlight.video, start, end, clips / highlight.file_name(), index)
+            written.append({"file": f"clips/{highlight.file_name()}", "start": start, "end": end, "written": how,
+                            "half": highlight.half, "seconds": highlight.seconds, "label": highlight.label})
+            ranges.append((highlight.video, start, end))
     first = highlights[0].video
     with av.open(str(first)) as container:
         stream = container.streams.video[0]

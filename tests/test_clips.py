@@ -113,7 +113,11 @@ def test_highlights_and_their_reel(source, tmp_path):
     path, frames = source
     highlights = [Highlight(1, seconds, label, 0.9, path, 0.0)
                   for seconds, label in ((4.0, "Goal"), (5.5, "Shots on target"), (15.0, "Yellow->red card"))]
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "half1_00m09.0s_Goal.mp4").write_bytes(b"an earlier run's clip")  # replaced, not kept
     written = write_highlights(tmp_path, highlights, before=1.5, after=2.0)
+    assert sorted(path.name for path in (tmp_path / "clips").iterdir()) == sorted(
+        clip["file"].split("/")[1] for clip in written)
     assert [clip["file"] for clip in written] == ["clips/half1_00m04.0s_Goal.mp4",
                                                   "clips/half1_00m05.5s_Shots-on-target.mp4",
                                                   "clips/half1_00m15.0s_Yellow-red-card.mp4"]
