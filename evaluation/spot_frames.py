@@ -2,12 +2,12 @@
 by several.
 
 Decoding is what a spot run waits on (a 45-minute half: 22 of its 24 s on an H200 machine, docs/PERFORMANCE.md), and
-one decoder uses about one core. With `workers` > 1 the video is cut into chunks of CHUNK_SECONDS; each worker
+one decoder uses about one core. With a `DecodePool` the video is cut into chunks of CHUNK_SECONDS; each worker
 process seeks to its chunk (data/video.py: iter_frames, which picks by timestamp the same source frames a front-to-back
 read picks) and returns the chunk's frames resized to the model's input, as uint8. The chunks come back in order,
 with at most 2 x workers of them in flight, so memory stays bounded whatever the video's length. A decoder started
 at a keyframe gives the same pixels as one that decoded everything before it, so both paths hand the model the same
-frames (tests/test_spot.py checks the scores are identical).
+frames (tests/test_spot.py checks the frames, benchmarks/bench_inference.py the scores).
 """
 
 from __future__ import annotations
