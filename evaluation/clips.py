@@ -35,6 +35,8 @@ class StreamIndex:
     time_base: Fraction
     rate: Fraction  # average frames per second
     start_pts: int  # the stream's start: second 0 of spotting, of a browser's clock and of data/video.py
+    width: int
+    height: int
     pts: np.ndarray  # (P,) int64, in time_base units
     keyframe: np.ndarray  # (P,) bool
 
@@ -77,6 +79,7 @@ def index_stream(path: Path) -> StreamIndex:
             keyframe.append(packet.is_keyframe)
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)  # neither known: SoccerNet's rate
         return StreamIndex(stream.codec_context.name, stream.time_base, Fraction(rate), stream.start_time or 0,
+                           stream.codec_context.width, stream.codec_context.height,
                            np.asarray(pts, np.int64), np.asarray(keyframe, bool))
 
 
@@ -128,11 +131,11 @@ def _copy(path: Path, out: Path, index: StreamIndex, run: slice, origin: int) ->
 
 
 class ReelWriter:
-    """One H.264 stream fed with the frames of several sources (scaled to the first one's size), timed end to end."""
+    """One H.264 stream fed with the frames of several sources (at the size and rate of `first`), timed end to end."""
 
-    def __init__(self, out: Path, width: int, height: int, rate: Fraction):
-        self.width, self.height = even_size(width, height)
-        self.rate = rate
+    def __init__(self, out: Path, first: StreamIndex):
+        self.width, self.height = even_size(first.width, first.height)
+        self.rate = first.rate
         self.out, self.elapsed, self.container, self.stream = out, Fraction(0), None, None
 
     def __enter__(self):
@@ -179,10 +182,7 @@ def write_clip(path: Path, start: float, end: float, out: Path, index: StreamInd
     if run is not None:
         _copy(path, out, index, run, origin=int(frames[0]))
         return "copied"
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-    with ReelWriter(out, width, height, index.rate) as writer:
+    with ReelWriter(out, index) as writer:
         writer.add(path, index, frames, end - start)
     return "re-encoded"
 
@@ -191,10 +191,7 @@ def playable_copy(path: Path, out: Path) -> Path:
     """Re-encode the whole video stream of `path` as H.264 mp4 (what every browser plays), same frames at the same
     times (so that a page's seek lands where it would in the original)."""
     index = index_stream(path)
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-    with ReelWriter(out, width, height, index.rate) as writer:
+    with ReelWriter(out, index) as writer:
         frames = np.sort(index.pts)
         writer.add(path, index, frames, 0, origin=index.start_pts)
     return out
@@ -251,11 +248,7 @@ def write_highlights(folder: Path, highlights: list[Highlight], before: float, a
             written.append({"file": f"clips/{highlight.file_name()}", "start": start, "end": end, "written": how,
                             "half": highlight.half, "seconds": highlight.seconds, "label": highlight.label})
             ranges.append((highlight.video, start, end))
-    first = highlights[0].video
-    with av.open(str(first)) as container:
-        stream = container.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-    with ReelWriter(folder / "highlights.mp4", width, height, indexes[first].rate) as reel:
+    with ReelWriter(folder / "highlights.mp4", indexes[highlights[0].video]) as reel:
         for video, start, end in merged_ranges(ranges):
             reel.add(video, indexes[video], indexes[video].frames_in(start, end), end - start)
     return written

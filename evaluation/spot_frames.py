@@ -28,16 +28,19 @@ CHUNK_SECONDS = 60  # per task: long enough that a seek (about a GOP decoded for
 MIN_CHUNKS = 3  # below this, starting worker processes (importing torch: seconds) costs more than it saves
 
 
-def _chunk(path: str, info: VideoInfo, first: int, count: int, size: int, threaded: bool) -> torch.Tensor:
-    """(count, 3, size, size) uint8: outputs first .. first + count - 1 of the video."""
-    out = torch.empty(count, 3, size, size, dtype=torch.uint8)
+def _resized(path: str, info: VideoInfo, first: int, count: int, size: int, threaded: bool) -> Iterator[torch.Tensor]:
+    """(3, size, size) uint8 frames first .. first + count - 1 of the video, in order."""
     last_frame = last_tensor = None
-    for k, frame in iter_frames(path, FPS, first, count, info, threaded=threaded):
+    for _, frame in iter_frames(path, FPS, first, count, info, threaded=threaded):
         if frame is not last_frame:  # sources below FPS repeat a frame: convert it once
             last_frame = frame
             last_tensor = resized_rgb(frame, (size, size), SOCCERNET_HEIGHT)
-        out[k - first] = last_tensor
-    return out
+        yield last_tensor
+
+
+def _chunk(path: str, info: VideoInfo, first: int, count: int, size: int) -> torch.Tensor:
+    """(count, 3, size, size) uint8: one worker's task (one core: FFmpeg's threads off)."""
+    return torch.stack(list(_resized(path, info, first, count, size, threaded=False)))
 
 
 def _worker_start() -> None:
@@ -87,12 +90,7 @@ def spot_frames(path: Path, info: VideoInfo, total: int, size: int, pool: Decode
     FFmpeg use its own decoding threads."""
     chunks = -(-total // (FPS * CHUNK_SECONDS))
     if pool is None or chunks < MIN_CHUNKS:
-        last_frame = last_tensor = None
-        for _, frame in iter_frames(path, FPS, 0, total, info, threaded=threaded):
-            if frame is not last_frame:
-                last_frame = frame
-                last_tensor = resized_rgb(frame, (size, size), SOCCERNET_HEIGHT)
-            yield last_tensor
+        yield from _resized(str(path), info, 0, total, size, threaded)
         return
     starts = deque(range(0, total, FPS * CHUNK_SECONDS))
     pending = deque()
@@ -100,5 +98,5 @@ def spot_frames(path: Path, info: VideoInfo, total: int, size: int, pool: Decode
         while starts and len(pending) < 2 * pool.workers:  # bounded: at most 2 chunks per worker decoded ahead
             start = starts.popleft()
             pending.append(pool.executor.submit(_chunk, str(path), info, start,
-                                                min(FPS * CHUNK_SECONDS, total - start), size, False))
+                                                min(FPS * CHUNK_SECONDS, total - start), size))
         yield from pending.popleft().result()
