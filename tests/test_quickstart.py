@@ -40,9 +40,11 @@ def test_quickstart_trains_well_above_untrained_and_skips_finished_work(tmp_path
     trained, scratch, untrained = (scores(runs / name) for name in ("test_comedian", "test_scratch", "test_untrained"))
     # the final table names all three runs, overall and per class
     assert "| COMEDIAN (stages 1, 2, 3) |" in output and "| untrained |" in output and "| Throw-in |" in output
-    # measured from a fresh clone on 2 cores: COMEDIAN 22.6 / 34.4, no pretraining 14.8 / 28.5, untrained 2.7 / 4.9
+    # measured on 2 cores: COMEDIAN 16.5 / 26.7, no pretraining 20.0 / 29.6, untrained 2.3 / 5.6; which trained model
+    # ends ahead varies with the seed and the CPU (README), so only the gain of each over the untrained one is checked
     assert trained[0] > untrained[0] + 2.0 and trained[0] > 1.8 * untrained[0], (trained, untrained)
     assert trained[1] > untrained[1] + 6.0 and trained[1] > 2.0 * untrained[1], (trained, untrained)
+    # the ablation learns: without its warmup it once stayed at 2.6 / 6.4 for all 190 epochs on another CPU
     assert scratch[1] > untrained[1] + 4.0, (scratch, untrained)
     # stage 1 learns: its loss ends well below chance, ln(queue + 1), instead of drifting back to it
     queue = yaml.safe_load((runs / "ssl" / "config.yaml").read_text())["loss"]["queue_size"]
