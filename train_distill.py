@@ -28,15 +28,14 @@ from models.distill import DistillModel
 from models.loading import load_stage1_into_video
 from models.losses import sce_token_loss
 from models.registry import build_video
-from utils import dist
-from utils.checkpoint import LAST_CHECKPOINT, save_training
+from utils.checkpoint import Progress
 from utils.errors import run_entry_point
 from utils.logs import get_logger
-from utils.loop import EpochRun, optimizer_step, train_epochs
-from utils.optim import apply_schedules, build_adamw
-from utils.plan import RunPlan, RunSampler, build_loader, plan_run
+from utils.loop import TrainingRun, optimizer_step
+from utils.optim import build_adamw
+from utils.plan import RunSampler, batches_from, build_loader, plan_run
 from utils.rates import FPS, SECONDS_PER_TOKEN
-from utils.run import RunContext, autocast, parse_command_line, prepare_model, setup_run
+from utils.run import autocast, parse_command_line, prepare_model, setup_run
 from utils.schedules import build_schedules
 
 STAGE = "distill"
@@ -45,11 +44,9 @@ STAGE = "distill"
 # ----------------------------------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------------------------------
-def train_one_epoch(ctx: RunContext, cfg: DistillConfig, plan: RunPlan, model, distill: DistillModel, batches,
-                    optimizer, schedules: dict, epoch: int, step: int) -> int:
-    model.train()
-    epoch_run = EpochRun(ctx, plan, epoch, step, cfg.run.log_every_steps, cfg.run.save_every_steps,
-                         lambda done: save_training(ctx, LAST_CHECKPOINT, model, optimizer, done, epoch, cfg, STAGE))
+def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -> None:
+    cfg, ctx, distill = run.cfg, run.ctx, run.module
+    run.model.train()
     tokens_per_window = int(cfg.model.window_seconds / SECONDS_PER_TOKEN)
     step_targets = []  # the bank rows of the step's micro-batches: they join the queue after the step
 
@@ -59,19 +56,20 @@ def train_one_epoch(ctx: RunContext, cfg: DistillConfig, plan: RunPlan, model, d
         targets = F.normalize(batch["bank"].to(ctx.device, non_blocking=True).flatten(0, 1), dim=1)  # (B*T, dim)
         step_targets.append(targets)
         with autocast(ctx.device, ctx.amp_dtype):
-            queries = model(video)  # (B*T, dim)
+            queries = run.model(video)  # (B*T, dim)
         # a window's loss sees its own bank rows and the queue only, so micro-batches sum to the whole batch's
         return sce_token_loss(queries, targets, tokens_per_window, distill.queue.keys, cfg.loss.coeff,
                               cfg.loss.temp, cfg.loss.temp_m)
 
+    epoch_run = run.epoch(epoch, progress)
     for step, micro_batches in epoch_run.steps(batches):
-        apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
+        values = run.apply_schedules(step)
         step_targets.clear()
-        loss, grad_norm = optimizer_step(loss_of, micro_batches, model, optimizer, ctx.scaler, cfg.optim.clip_grad,
-                                         step)
+        loss, grad_norm = optimizer_step(loss_of, micro_batches, run.model, run.optimizer, ctx.scaler,
+                                         cfg.optim.clip_grad)
         distill.queue.enqueue(torch.cat(step_targets))
-        epoch_run.done(step, loss=loss, grad_norm=grad_norm, lr=schedules["lr"][step], wd=schedules["wd"][step])
-    return epoch_run.finish()
+        epoch_run.done(loss=loss, grad_norm=grad_norm, **values)
+    epoch_run.finish()
 
 
 def main(cfg: DistillConfig) -> None:
@@ -104,13 +102,16 @@ def main(cfg: DistillConfig) -> None:
 
     # ---------------------------------------------------------------- optimizer and per-step schedules
     optimizer = build_adamw(distill, cfg.optim)
-    schedules = build_schedules(cfg.optim, plan.global_batch_size, plan.steps_per_epoch, plan.total_steps)
+    schedules = build_schedules(cfg.optim, plan)
 
     # ---------------------------------------------------------------- resume, then the epochs
-    train_epochs(ctx, cfg, plan, model, distill, optimizer, loader, STAGE, lambda batches, epoch, step:
-                 train_one_epoch(ctx, cfg, plan, model, distill, batches, optimizer, schedules, epoch, step),
-                 next_stage="stage 3")
-    dist.cleanup()
+    run = TrainingRun(ctx, cfg, STAGE, plan, model, optimizer, schedules)
+    progress = run.resume()
+    batches = batches_from(loader, progress.step)
+    for epoch in range(plan.epoch_of(progress.step), plan.epochs):
+        train_one_epoch(run, batches, epoch, progress)
+        run.end_epoch(progress)
+    run.finish(next_stage="stage 3")
 
 
 if __name__ == "__main__":

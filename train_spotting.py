@@ -15,6 +15,7 @@ tight average-mAP selects checkpoint_best.pth, kept beside checkpoint_last.pth.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
@@ -25,24 +26,22 @@ from data.datasets import WindowDataset, half_lengths
 from data.games import split_games
 from data.labels import LABELS_FILE, parse_labels
 from data.samplers import epoch_windows, uniform_windows
-from data.sources import build_source
-from evaluation.inference import predict_games
+from data.sources import FrameSource, build_source
+from evaluation.inference import Inference, predict_games
 from evaluation.scoring import score
 from models.loading import init_spotting_model
 from models.losses import mixup_bce
 from models.registry import build_video
 from models.spotting import SpottingModel
 from utils import dist
-from utils.checkpoint import (BEST_CHECKPOINT, LAST_CHECKPOINT, best_so_far, end_epoch_checkpoints, resume,
-                              save_training)
+from utils.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, Progress
 from utils.errors import run_entry_point
 from utils.logs import get_logger
-from utils.loop import EpochRun, optimizer_step
-from utils.optim import apply_schedules, build_adamw
-from utils.plan import RunPlan, RunSampler, batches_from, build_loader, plan_run
+from utils.loop import TrainingRun, optimizer_step
+from utils.optim import build_adamw
+from utils.plan import RunSampler, batches_from, build_loader, plan_run
 from utils.rates import FPS
-from utils.run import (RunContext, autocast, begin_training, open_run_folder, parse_command_line, prepare_model,
-                       setup_run)
+from utils.run import autocast, parse_command_line, prepare_model, setup_run
 from utils.schedules import build_schedules
 
 STAGE = "spotting"
@@ -51,34 +50,47 @@ STAGE = "spotting"
 # ----------------------------------------------------------------------------------------------------------------------
 # Validation
 # ----------------------------------------------------------------------------------------------------------------------
-def validate(ctx: RunContext, cfg: SpottingConfig, model: SpottingModel, source, games: list[str],
-             epoch: int) -> dict:
-    """Inference + post-processing on the valid split, scored with the official metric (tight and loose)."""
-    out = ctx.output_dir / "validation" / f"epoch{epoch}"
-    predictions = predict_games(model, source, games, out, cfg.model, cfg.eval, ctx.device, ctx.amp_dtype)
-    results = score(cfg.data.root, predictions, games, ("tight", "loose"), workers=0) if ctx.info.is_main else None
-    return dist.broadcast_object(results)
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    """The split that validation scores: its games and where their frames come from."""
+
+    source: FrameSource
+    games: list[str]
 
 
 def validation_due(cfg: SpottingConfig, done: int) -> bool:
     return bool(cfg.eval.every_epochs and done % cfg.eval.every_epochs == 0) or done == cfg.run.epochs
 
 
-def validate_and_keep_best(ctx: RunContext, cfg: SpottingConfig, model, spotting: SpottingModel, optimizer, source,
-                           valid_games: list[str], step: int, done: int, record: dict) -> None:
-    """Validate after epoch `done`; a better tight a-mAP replaces checkpoint_best.pth. `record` (best metric, last
-    validated epoch) travels in every checkpoint, so that a resumed run neither forgets the best nor skips an epoch's
-    validation."""
-    results = validate(ctx, cfg, spotting, source, valid_games, done)
+def validate_and_keep_best(run: TrainingRun, validation: Validation, progress: Progress) -> None:
+    """Validate the epoch just done: inference and post-processing on the valid split, scored with the official
+    metric; a better tight a-mAP replaces checkpoint_best.pth. progress.best travels in every checkpoint."""
+    ctx, cfg, done = run.ctx, run.cfg, run.plan.epoch_of(progress.step)
+    inference = Inference(run.module, cfg.model, cfg.eval, ctx.device, ctx.amp_dtype)
+    predictions = predict_games(inference, validation.source, validation.games,
+                                ctx.output_dir / "validation" / f"epoch{done}")
+    results = dist.broadcast_object(score(cfg.data.root, predictions, validation.games, ("tight", "loose"), workers=0)
+                                    if ctx.info.is_main else None)
     tight, loose = results["tight"]["a_mAP"], results["loose"]["a_mAP"]
-    ctx.metrics.write({"step": step, "epoch": done, "valid_tight_a_mAP": tight, "valid_loose_a_mAP": loose,
+    ctx.metrics.write({"step": progress.step, "epoch": done, "valid_tight_a_mAP": tight, "valid_loose_a_mAP": loose,
                        "valid_tight_a_mAP_per_class": results["tight"]["a_mAP_per_class"]})
     get_logger().info(f"epoch {done}: valid tight a-mAP {100 * tight:.2f}, loose {100 * loose:.2f}")
-    if record["best"] is None or tight > record["best"]:
-        record["best"] = tight
-        save_training(ctx, BEST_CHECKPOINT, model, optimizer, step, done, cfg, STAGE, tight, {"validated_epoch": done})
+    progress.best.validated_epoch = done
+    if progress.best.improved_by(tight):
+        progress.best.metric = tight
+        run.save(BEST_CHECKPOINT, progress)
         get_logger().info(f"new best tight a-mAP {100 * tight:.2f}: {ctx.output_dir / BEST_CHECKPOINT}")
-    record["validated_epoch"] = done
+
+
+def finish_interrupted_validation(run: TrainingRun, validation: Validation, progress: Progress) -> None:
+    """A run killed after an epoch's last checkpoint, before that epoch's validation completed, validates it now
+    (the record a killed validation may have logged goes: it is run again)."""
+    done = run.plan.epoch_of(progress.step)
+    run.ctx.metrics.remove(lambda r: "valid_tight_a_mAP" in r and r["epoch"] > progress.best.validated_epoch)
+    at_epoch_end = progress.step == done * run.plan.steps_per_epoch
+    if at_epoch_end and done and validation_due(run.cfg, done) and progress.best.validated_epoch < done:
+        validate_and_keep_best(run, validation, progress)
+        run.save(LAST_CHECKPOINT, progress)
 
 
 def warn_events_past_the_end(labels: dict, halves: dict[tuple[str, int], int], split: str) -> None:
@@ -97,14 +109,11 @@ def warn_events_past_the_end(labels: dict, halves: dict[tuple[str, int], int], s
 # ----------------------------------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------------------------------
-def train_one_epoch(ctx: RunContext, cfg: SpottingConfig, plan: RunPlan, model, spotting: SpottingModel, batches,
-                    optimizer, schedules: dict, epoch: int, step: int, record: dict) -> int:
+def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -> None:
+    cfg, ctx, spotting = run.cfg, run.ctx, run.module
     spotting.train()
     if cfg.model.freeze_trunk:
         spotting.trunk.eval()  # phase a: no masking, no stochastic depth in the frozen trunk
-    epoch_run = EpochRun(ctx, plan, epoch, step, cfg.run.log_every_steps, cfg.run.save_every_steps,
-                         lambda done: save_training(ctx, LAST_CHECKPOINT, model, optimizer, done, epoch, cfg, STAGE,
-                                                    record["best"], {"validated_epoch": record["validated_epoch"]}))
     beta = torch.distributions.Beta(cfg.augment.mixup_alpha, cfg.augment.mixup_alpha) \
         if cfg.augment.mixup_alpha > 0 else None
 
@@ -118,15 +127,16 @@ def train_one_epoch(ctx: RunContext, cfg: SpottingConfig, plan: RunPlan, model, 
             permutation = torch.randperm(video.shape[0], device=ctx.device)
             video = lam.view(-1, 1, 1, 1, 1) * video + (1 - lam.view(-1, 1, 1, 1, 1)) * video[permutation]
         with autocast(ctx.device, ctx.amp_dtype):
-            logits = model(video.transpose(1, 2))  # (B, T, 17)
+            logits = run.model(video.transpose(1, 2))  # (B, T, 17)
         return mixup_bce(logits, targets, permutation, lam)
 
+    epoch_run = run.epoch(epoch, progress)
     for step, micro_batches in epoch_run.steps(batches):
-        apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
-        loss, grad_norm = optimizer_step(loss_of, micro_batches, model, optimizer, ctx.scaler, cfg.optim.clip_grad,
-                                         step)
-        epoch_run.done(step, loss=loss, grad_norm=grad_norm, lr=schedules["lr"][step])
-    return epoch_run.finish()
+        values = run.apply_schedules(step)
+        loss, grad_norm = optimizer_step(loss_of, micro_batches, run.model, run.optimizer, ctx.scaler,
+                                         cfg.optim.clip_grad)
+        epoch_run.done(loss=loss, grad_norm=grad_norm, **values)
+    epoch_run.finish()
 
 
 def main(cfg: SpottingConfig) -> None:
@@ -135,18 +145,19 @@ def main(cfg: SpottingConfig) -> None:
     # ---------------------------------------------------------------- data
     source = build_source(cfg.data)
     games = split_games(cfg.data.train_split, cfg.data.root)
-    valid_games = split_games(cfg.data.valid_split, cfg.data.root)
+    validation = Validation(source, split_games(cfg.data.valid_split, cfg.data.root))
     halves = half_lengths(source, games)
-    valid_halves = half_lengths(source, valid_games)  # every validation half readable before the first epoch
+    valid_halves = half_lengths(source, validation.games)  # every validation half readable before the first epoch
     labels = {game: parse_labels(f"{cfg.data.root}/{game}/{LABELS_FILE}").annotations for game in games}
-    valid_labels = {game: parse_labels(f"{cfg.data.root}/{game}/{LABELS_FILE}").annotations for game in valid_games}
+    valid_labels = {game: parse_labels(f"{cfg.data.root}/{game}/{LABELS_FILE}").annotations
+                    for game in validation.games}
     warn_events_past_the_end(labels, halves, "training")
     warn_events_past_the_end(valid_labels, valid_halves, "validation")
     window_frames = cfg.model.window_seconds * FPS
     windows = functools.partial(epoch_windows, halves, functools.partial(
         uniform_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
-                    valid_games=len(valid_games))
+                    valid_games=len(validation.games))
     dataset = WindowDataset(source, window_frames, cfg.model.img_size, labels=labels, radius=cfg.data.label_radius)
     loader = build_loader(dataset, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
                           ctx.device, ctx.loader_seed)
@@ -160,33 +171,19 @@ def main(cfg: SpottingConfig) -> None:
 
     # ---------------------------------------------------------------- optimizer and per-step schedules
     optimizer = build_adamw(spotting, cfg.optim)  # frozen parameters are left out
-    schedules = build_schedules(cfg.optim, plan.global_batch_size, plan.steps_per_epoch, plan.total_steps)
+    schedules = build_schedules(cfg.optim, plan)
 
-    # ---------------------------------------------------------------- resume
-    open_run_folder(ctx, cfg)
-    step, best, extra = resume(ctx, cfg.run.resume, spotting, optimizer, STAGE)
-    record = {"best": best_so_far(ctx.output_dir, best), "validated_epoch": int(extra.get("validated_epoch", 0))}
-    # a validation the kill interrupted may have logged its record: it is run again, so its record goes
-    ctx.metrics.remove(lambda r: "valid_tight_a_mAP" in r and r["epoch"] > record["validated_epoch"])
-    batches = batches_from(loader, step)
-    begin_training()
-
-    # ---------------------------------------------------------------- loop
-    done = plan.epoch_of(step)
-    if step == done * plan.steps_per_epoch and done and validation_due(cfg, done) and record["validated_epoch"] < done:
-        # killed after epoch `done`'s last step checkpoint, before its validation completed: validate it now
-        validate_and_keep_best(ctx, cfg, model, spotting, optimizer, source, valid_games, step, done, record)
-        save_training(ctx, LAST_CHECKPOINT, model, optimizer, step, done, cfg, STAGE, record["best"],
-                      {"validated_epoch": record["validated_epoch"]})
-    for epoch in range(done, plan.epochs):
-        step = train_one_epoch(ctx, cfg, plan, model, spotting, batches, optimizer, schedules, epoch, step, record)
-        done = epoch + 1
-        if validation_due(cfg, done):
-            validate_and_keep_best(ctx, cfg, model, spotting, optimizer, source, valid_games, step, done, record)
-        end_epoch_checkpoints(ctx, cfg, model, optimizer, step, done, STAGE, record["best"],
-                              {"validated_epoch": record["validated_epoch"]})
-    get_logger().info(f"done: {ctx.output_dir / LAST_CHECKPOINT}, best {ctx.output_dir / BEST_CHECKPOINT}")
-    dist.cleanup()
+    # ---------------------------------------------------------------- resume, then the epochs
+    run = TrainingRun(ctx, cfg, STAGE, plan, model, optimizer, schedules)
+    progress = run.resume()
+    batches = batches_from(loader, progress.step)
+    finish_interrupted_validation(run, validation, progress)
+    for epoch in range(plan.epoch_of(progress.step), plan.epochs):
+        train_one_epoch(run, batches, epoch, progress)
+        if validation_due(cfg, epoch + 1):
+            validate_and_keep_best(run, validation, progress)
+        run.end_epoch(progress)
+    run.finish()
 
 
 if __name__ == "__main__":

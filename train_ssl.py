@@ -20,13 +20,12 @@ from data.sources import build_source
 from models.losses import sce_loss
 from models.registry import build_spatial
 from models.sce import SCEModel
-from utils import dist
-from utils.checkpoint import LAST_CHECKPOINT, save_training
+from utils.checkpoint import Progress
 from utils.errors import run_entry_point
-from utils.loop import EpochRun, optimizer_step, train_epochs
-from utils.optim import apply_schedules, build_adamw
-from utils.plan import RunPlan, RunSampler, build_loader, plan_run
-from utils.run import RunContext, autocast, parse_command_line, prepare_model, setup_run
+from utils.loop import TrainingRun, optimizer_step
+from utils.optim import build_adamw
+from utils.plan import RunSampler, batches_from, build_loader, plan_run
+from utils.run import autocast, parse_command_line, prepare_model, setup_run
 from utils.schedules import build_schedules
 
 STAGE = "ssl"
@@ -35,11 +34,9 @@ STAGE = "ssl"
 # ----------------------------------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------------------------------
-def train_one_epoch(ctx: RunContext, cfg: SSLConfig, plan: RunPlan, model, sce: SCEModel, batches, optimizer,
-                    schedules: dict, epoch: int, step: int) -> int:
-    model.train()  # the momentum teacher too: its stochastic depth is on, as in the official code
-    epoch_run = EpochRun(ctx, plan, epoch, step, cfg.run.log_every_steps, cfg.run.save_every_steps,
-                         lambda done: save_training(ctx, LAST_CHECKPOINT, model, optimizer, done, epoch, cfg, STAGE))
+def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -> None:
+    cfg, ctx, sce = run.cfg, run.ctx, run.module
+    run.model.train()  # the momentum teacher too: its stochastic depth is on, as in the official code
     step_keys = []  # the teacher keys of the step's micro-batches: they join the queue after the step
 
     def loss_of(views: torch.Tensor) -> torch.Tensor:
@@ -47,7 +44,7 @@ def train_one_epoch(ctx: RunContext, cfg: SSLConfig, plan: RunPlan, model, sce: 
         clips = torch.cat([photometric(views[:, 0], cfg.augment.view1),
                            photometric(views[:, 1], cfg.augment.view2)]).transpose(1, 2)  # (2B, 3, 2, S, S)
         with autocast(ctx.device, ctx.amp_dtype):
-            queries = model(clips)  # both views in one pass: (2B, 256)
+            queries = run.model(clips)  # both views in one pass: (2B, 256)
             keys = sce.keys(clips)
         q1, q2 = queries.chunk(2)
         k1, k2 = keys.chunk(2)
@@ -56,17 +53,17 @@ def train_one_epoch(ctx: RunContext, cfg: SSLConfig, plan: RunPlan, model, sce: 
         return 0.5 * (sce_loss(q1, k2, sce.queue.keys, cfg.loss.coeff, cfg.loss.temp, cfg.loss.temp_m)
                       + sce_loss(q2, k1, sce.queue.keys, cfg.loss.coeff, cfg.loss.temp, cfg.loss.temp_m))
 
+    epoch_run = run.epoch(epoch, progress)
     for step, micro_batches in epoch_run.steps(batches):
-        apply_schedules(optimizer, schedules["lr"][step], schedules["wd"][step])
+        values = run.apply_schedules(step)
         step_keys.clear()
-        loss, grad_norm = optimizer_step(loss_of, micro_batches, model, optimizer, ctx.scaler, cfg.optim.clip_grad,
-                                         step)
-        sce.update_teacher(schedules["momentum"][step])
+        loss, grad_norm = optimizer_step(loss_of, micro_batches, run.model, run.optimizer, ctx.scaler,
+                                         cfg.optim.clip_grad)
+        sce.update_teacher(values["momentum"])
         # every first view's keys, then every second view's: the order one batch of the same clips enqueues
         sce.queue.enqueue(torch.cat([k1 for k1, _ in step_keys] + [k2 for _, k2 in step_keys]))
-        epoch_run.done(step, loss=loss, grad_norm=grad_norm, lr=schedules["lr"][step], wd=schedules["wd"][step],
-                       momentum=schedules["momentum"][step])
-    return epoch_run.finish()
+        epoch_run.done(loss=loss, grad_norm=grad_norm, **values)
+    epoch_run.finish()
 
 
 def main(cfg: SSLConfig) -> None:
@@ -88,13 +85,16 @@ def main(cfg: SSLConfig) -> None:
 
     # ---------------------------------------------------------------- optimizer and per-step schedules
     optimizer = build_adamw(sce, cfg.optim)
-    schedules = build_schedules(cfg.optim, plan.global_batch_size, plan.steps_per_epoch, plan.total_steps,
-                                momentum=(cfg.loss.momentum_start, cfg.loss.momentum_end))
+    schedules = build_schedules(cfg.optim, plan, momentum=(cfg.loss.momentum_start, cfg.loss.momentum_end))
 
     # ---------------------------------------------------------------- resume, then the epochs
-    train_epochs(ctx, cfg, plan, model, sce, optimizer, loader, STAGE, lambda batches, epoch, step: train_one_epoch(
-        ctx, cfg, plan, model, sce, batches, optimizer, schedules, epoch, step), next_stage="stage 2")
-    dist.cleanup()
+    run = TrainingRun(ctx, cfg, STAGE, plan, model, optimizer, schedules)
+    progress = run.resume()
+    batches = batches_from(loader, progress.step)
+    for epoch in range(plan.epoch_of(progress.step), plan.epochs):
+        train_one_epoch(run, batches, epoch, progress)
+        run.end_epoch(progress)
+    run.finish(next_stage="stage 2")
 
 
 if __name__ == "__main__":

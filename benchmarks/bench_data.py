@@ -103,10 +103,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         root = tmp / "videos"
-        game = generate(root, 1, args.minutes * 60, seed=0, progress=False)[0]
-        prepare(root, tmp / "store224", [game], size=(224, 224), progress=False)
-        prepare(root, tmp / "store_native", [game], size=None, progress=False)
-        prepare(root, tmp / "jpeg_native", [game], size=None, kind="jpeg", progress=False)
+        game = generate(root, 1, args.minutes * 60, seed=0)[0]
+        prepare(root, tmp / "store224", [game], size=(224, 224))
+        prepare(root, tmp / "store_native", [game], size=None)
+        prepare(root, tmp / "jpeg_native", [game], size=None, kind="jpeg")
         sources = {"original 25 fps video": VideoSource(root),
                    "store 224x224 (H.264)": StoreSource(tmp / "store224"),
                    "store native (H.264)": StoreSource(tmp / "store_native"),
@@ -121,7 +121,7 @@ def main() -> None:
         planes = {"rgb": store_read_rate(store, game, args.windows, rng, planes=False),
                   "yuv420_planes": store_read_rate(store, game, args.windows, rng, planes=True)}
         video = sources["original 25 fps video"]
-        source_fps = probe_video(video.path(game, 1)).average_fps
+        source_fps = float(probe_video(video.path(game, 1)).rate)
         ceiling = raw_decode_ceiling(video.path(game, 1)) / (WINDOW_FRAMES / FPS * source_fps)
         folders = {"original 25 fps video": root / game, "store 224x224 (H.264)": tmp / "store224" / game,
                    "store native (H.264)": tmp / "store_native" / game,

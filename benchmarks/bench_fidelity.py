@@ -69,9 +69,9 @@ def main() -> None:
     references = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        games = generate(tmp / "videos", args.games, args.seconds, seed=1, progress=False)
-        prepare(tmp / "videos", tmp / "store", games, size=(SIZE, SIZE), progress=False)
-        prepare(tmp / "videos", tmp / "jpeg", games, size=None, kind="jpeg", progress=False)
+        games = generate(tmp / "videos", args.games, args.seconds, seed=1)
+        prepare(tmp / "videos", tmp / "store", games, size=(SIZE, SIZE))
+        prepare(tmp / "videos", tmp / "jpeg", games, size=None, kind="jpeg")
         video, store, jpeg = VideoSource(tmp / "videos"), StoreSource(tmp / "store"), JpegFolderSource(tmp / "jpeg")
         for game in games:
             for half in (1, 2):

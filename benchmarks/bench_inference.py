@@ -35,11 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data.sources import VideoSource  # noqa: E402
 from data.synthetic import SOURCE_FPS, render_half, sample_events  # noqa: E402
 from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb, write_video  # noqa: E402
-from evaluation.inference import predict_half  # noqa: E402
-from configs.schema import SpottingConfig, VideoModelConfig  # noqa: E402
-from evaluation.spot import HalfSpotter, half_videos, spot_file, write_outputs  # noqa: E402
-from evaluation.spot_frames import DecodePool  # noqa: E402
+from configs.schema import SpotConfig, SpottingConfig, VideoModelConfig  # noqa: E402
+from data.decode_pool import DecodePool  # noqa: E402
+from data.labels import CLASSES  # noqa: E402
+from evaluation.inference import Inference, predict_half  # noqa: E402
+from evaluation.postprocess import write_spotted  # noqa: E402
+from evaluation.streaming import HalfSpotter, spot_file  # noqa: E402
 from models.registry import build_video  # noqa: E402
+from spot.jobs import Job  # noqa: E402
+from spot.views import SpottedVideo, write_views  # noqa: E402
 from models.spotting import SpottingModel  # noqa: E402
 from utils.config import load_config  # noqa: E402
 from utils.rates import FPS  # noqa: E402
@@ -107,31 +111,35 @@ def main() -> None:
             frames.append(image)
         return frames
 
+    inference = Inference(model, model_cfg, eval_cfg, device, amp_dtype)
+
     def run_model(frames):
-        spotter = HalfSpotter(model, model_cfg.window_seconds, eval_cfg.window_stride_seconds, eval_cfg.trim_seconds,
-                              eval_cfg.batch_size, device, amp_dtype, eval_cfg.half_end)
+        spotter = HalfSpotter(inference)
         for frame in frames:
             spotter.push(frame)
         return {1: spotter.finish()}
 
     out = args.workdir / "outputs"
-    halves = half_videos([(video, 1)], None)  # the page links the video; no clips: what every spot run writes
+    halves = Job("split", [(video, 1)]).halves()  # the page links the video; no clips: what every spot run writes
+
+    def write_outputs(name, scores):  # what evaluate.py spot writes: raw scores, results, list, timeline, page
+        predictions, _ = write_spotted(out, name, scores, eval_cfg)
+        write_views(out / name, SpottedVideo(name, halves, scores, predictions, FPS, list(CLASSES)), SpotConfig(),
+                    eval_cfg.nms)
+
     frames, decode_s = timed(decode)
     scores, model_s = timed(lambda: run_model(frames))
-    _, post_s = timed(lambda: write_outputs(out, "split", scores, eval_cfg, halves))
+    _, post_s = timed(lambda: write_outputs("split", scores))
     frames.clear()
-    stream_scores, stream_s = timed(lambda: spot_file(model, video, model_cfg, eval_cfg, device, amp_dtype))
-    _, stream_post_s = timed(lambda: write_outputs(out, "stream", stream_scores, eval_cfg, halves))
-    _, single_thread_s = timed(lambda: spot_file(model, video, model_cfg, eval_cfg, device, amp_dtype,
-                                                 threaded_decode=False))
+    stream_scores, stream_s = timed(lambda: spot_file(inference, video))
+    _, stream_post_s = timed(lambda: write_outputs("stream", stream_scores))
+    _, single_thread_s = timed(lambda: spot_file(inference, video, threaded_decode=False))
     with DecodePool(args.decode_workers) as pool:  # started (and its imports done) while spot loads the model
         pool.ready()
-        parallel_scores, parallel_s = timed(lambda: spot_file(model, video, model_cfg, eval_cfg, device, amp_dtype,
-                                                              pool=pool))
+        parallel_scores, parallel_s = timed(lambda: spot_file(inference, video, pool=pool))
     assert np.array_equal(parallel_scores[1], stream_scores[1]), "parallel decoding changed the scores"
     source = VideoSource(video.parents[3])
-    reference_scores, reference_s = timed(lambda: predict_half(model, source, GAME, 1, model_cfg, eval_cfg, device,
-                                                               amp_dtype))
+    reference_scores, reference_s = timed(lambda: predict_half(inference, source, GAME, 1))
     assert np.allclose(stream_scores[1], scores[1], atol=2e-2), "streaming and split runs disagree"
 
     end_to_end = stream_s + stream_post_s

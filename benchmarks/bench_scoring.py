@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluation.random_sets import write_random_set  # noqa: E402
+from tests.random_sets import write_random_set  # noqa: E402
 from evaluation.scoring import score  # noqa: E402
 
 

@@ -11,9 +11,12 @@ reads: a key of another stage is an unknown key. docs/METHOD.md gives every valu
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from typing import Literal
 
-from models.registry import SPATIAL_PRESETS, VIDEO_PRESETS
+from configs import architectures
+from configs.architectures import SPATIAL, VIDEO, unknown_model
 from utils.config import FRACTION, POSITIVE, PROBABILITY, REQUIRED, bounded, ordered_pair, required
 
 UNIT_INTERVAL = {"low": 0.0, "high": 1.0, "low_open": True}  # (0, 1]
@@ -106,9 +109,8 @@ class SpottingDataConfig(FramesConfig):
 class SpatialModelConfig:
     """Stage 1: the spatial trunk and its SCE heads."""
 
-    name: str = bounded("vit_tiny", check=lambda name: name in SPATIAL_PRESETS,
-                        expected=f"a spatial preset: {sorted(SPATIAL_PRESETS)}")
-    img_size: int = bounded(224, low=1)
+    name: str = bounded("vit_tiny", check=lambda name: unknown_model(name, SPATIAL))
+    img_size: int = bounded(architectures.IMG_SIZE, low=1)
     drop_path: float = bounded(0.1, **FRACTION)  # stochastic depth, rising linearly over the blocks
     projector_hidden: int = bounded(REQUIRED, low=1)  # width of the projector and predictor MLPs
     grad_checkpointing: bool = False  # recompute activations in backward: less memory, about 30% more compute
@@ -118,11 +120,10 @@ class SpatialModelConfig:
 class VideoModelConfig:
     """Stages 2 and 3: the spatio-temporal trunk."""
 
-    name: str = bounded("vivit_tiny", check=lambda name: name in VIDEO_PRESETS,
-                        expected=f"a video preset: {sorted(VIDEO_PRESETS)}")
-    img_size: int = bounded(224, low=1)
-    window_seconds: int = bounded(64, low=1)  # tokens per window = length of the learnable time embedding
-    temporal_depth: int = bounded(6, low=1)  # the docs' and the released checkpoints' value (the config said 4)
+    name: str = bounded("vivit_tiny", check=lambda name: unknown_model(name, VIDEO))
+    img_size: int = bounded(architectures.IMG_SIZE, low=1)
+    window_seconds: int = bounded(architectures.WINDOW_TOKENS, low=1)  # tokens per window (1 s each)
+    temporal_depth: int = bounded(architectures.TEMPORAL_DEPTH, low=1)
     drop_path: float = bounded(0.1, **FRACTION)  # spatial stochastic depth, rising linearly over the blocks
     temporal_drop_path: float = bounded(0.1, **FRACTION)
     mask_ratio: float = bounded(0.25, **FRACTION)  # share of 1-second clips masked in training
@@ -227,6 +228,24 @@ class EvalConfig:
     nms_threshold: float = bounded(REQUIRED, low=0.0)
     nms_min_weight: float = bounded(0.0, **PROBABILITY)  # soft NMS: the weight at distance 0 (0: the official decay)
     batch_size: int = bounded(4, low=1)  # windows per inference forward pass
+
+
+@dataclasses.dataclass
+class SpotConfig:
+    """`evaluate.py spot`'s options (its flags, checked like any config): what a person gets to look at, and how
+    the video is read."""
+
+    min_confidence: float = bounded(0.5, **PROBABILITY)  # the list, the timeline's dots and the page slider's start
+    copy_video: bool = False  # a copy of the video beside the page instead of a relative path to it
+    clips: int | None = bounded(None, low=1)  # the N most confident actions as clips ...
+    clips_min_confidence: float | None = bounded(None, **PROBABILITY)  # ... or those at or above this (both: N best)
+    clip_before: float = bounded(5.0, low=0.0, check=math.isfinite, expected="a finite number of seconds")
+    clip_after: float = bounded(5.0, low=0.0, check=math.isfinite, expected="a finite number of seconds")
+    decode_workers: int = bounded(min(8, os.cpu_count() or 1), low=1)  # processes decoding ahead of the model
+
+    @property
+    def wants_clips(self) -> bool:
+        return self.clips is not None or self.clips_min_confidence is not None
 
 
 # ----------------------------------------------------------------------------------------------------------------------

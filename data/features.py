@@ -16,6 +16,7 @@ video, or that holds NaN or infinite rows, stops the command with one message na
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -30,6 +31,18 @@ from utils.files import save_array, save_arrays
 from utils.rates import FPS
 
 LENGTH_TOLERANCE_S = 2.0  # bank rows vs video seconds: extractors round the last second differently
+CHUNK_ROWS = 4096  # rows per product of the covariance pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Reduction:
+    """What the reduction reads and writes: the per-half bank files (`{half}_<name>`, rows at `fps` per second) and
+    the reduced ones (`{half}_<out_name>`, `dim` wide)."""
+
+    name: str = "baidu_soccer_embeddings.npy"
+    out_name: str = "baidu_pca512.npy"
+    dim: int = 512
+    fps: float = 1.0
 
 
 def bank_path(root: Path, game: str, half: int, name: str) -> Path:
@@ -100,11 +113,12 @@ def iterate_banks(banks: dict[tuple[str, int], np.ndarray], games: list[str], de
             yield game, half, banks[(game, half)]
 
 
-def fit_pca(root: Path, games: list[str], name: str, dim: int, fps: float, device: str = "cpu",
-            chunk: int = 4096, banks: dict[tuple[str, int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Standardise each dimension, then PCA to `dim`, in two streaming passes over the banks of `games` (checked by
-    `check_banks` unless given)."""
-    banks = check_banks(root, games, name, fps) if banks is None else banks
+def fit_pca(root: Path, games: list[str], reduction: Reduction, device: str = "cpu",
+            banks: dict[tuple[str, int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Standardise each dimension, then PCA to reduction.dim, in two streaming passes over the banks of `games`
+    (checked by `check_banks` unless given)."""
+    name, dim = reduction.name, reduction.dim
+    banks = check_banks(root, games, name, reduction.fps) if banks is None else banks
     total, sums, squares, non_finite = 0, None, None, []
     for game, half, bank in iterate_banks(banks, games, "bank statistics"):
         if len(bad := non_finite_rows(bank)):  # one NaN row would make every statistic, hence every bank, NaN
@@ -127,8 +141,8 @@ def fit_pca(root: Path, games: list[str], name: str, dim: int, fps: float, devic
     covariance = torch.zeros(len(mean), len(mean), dtype=torch.float64, device=device)
     mean32, std32 = mean.float().to(device), std.float().to(device)
     for _, _, bank in iterate_banks(banks, games, "bank covariance"):
-        for start in range(0, bank.shape[0], chunk):
-            rows = (torch.from_numpy(np.array(bank[start:start + chunk], np.float32)).to(device) - mean32) / std32
+        for start in range(0, bank.shape[0], CHUNK_ROWS):
+            rows = (torch.from_numpy(np.array(bank[start:start + CHUNK_ROWS], np.float32)).to(device) - mean32) / std32
             covariance += (rows.T @ rows).double()  # float32 products, float64 accumulation
     covariance /= total
     values, vectors = torch.linalg.eigh(covariance.cpu())  # ascending
@@ -143,13 +157,14 @@ def reduce_bank(bank: np.ndarray, pca: dict[str, np.ndarray]) -> np.ndarray:
     return (standardised @ pca["components"].T).astype(np.float32)
 
 
-def reduce_banks(root: str | os.PathLike, fit_games: list[str], apply_games: list[str], name: str, out_name: str,
-                 dim: int = 512, fps: float = 1.0, device: str = "cpu") -> Path:
-    root = Path(root)
-    banks = check_banks(root, list(dict.fromkeys(fit_games + apply_games)), name, fps)  # all of them, before any pass
-    pca = fit_pca(root, fit_games, name, dim, fps, device, banks=banks)
+def reduce_banks(root: str | os.PathLike, fit_games: list[str], apply_games: list[str], reduction: Reduction,
+                 device: str = "cpu") -> Path:
+    """Fit the reduction on fit_games, write the reduced bank of every half of apply_games and the statistics."""
+    root, name, out_name = Path(root), reduction.name, reduction.out_name
+    banks = check_banks(root, list(dict.fromkeys(fit_games + apply_games)), name, reduction.fps)  # all, before a pass
+    pca = fit_pca(root, fit_games, reduction, device, banks=banks)
     stats_path = root / f"{Path(out_name).stem}_pca.npz"
-    save_arrays(stats_path, **pca, fps=np.array(fps), source_name=np.array(name))
+    save_arrays(stats_path, **pca, fps=np.array(reduction.fps), source_name=np.array(name))
     for game, half, bank in iterate_banks(banks, apply_games, "writing reduced banks"):
         reduced = reduce_bank(bank, pca)
         if not np.isfinite(reduced).all():
@@ -223,7 +238,7 @@ def main() -> None:
     args = parser.parse_args()
     fit = split_games(args.fit_split, args.root)
     apply = list(dict.fromkeys(game for split in args.apply_split for game in split_games(split, args.root)))
-    stats = reduce_banks(args.root, fit, apply, args.name, args.out_name, args.dim, args.fps, args.device)
+    stats = reduce_banks(args.root, fit, apply, Reduction(args.name, args.out_name, args.dim, args.fps), args.device)
     print(f"PCA fitted on {len(fit)} games, {len(apply)} games reduced to {args.dim}-d; statistics: {stats}")
 
 

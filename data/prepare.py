@@ -30,6 +30,7 @@ import argparse
 import concurrent.futures
 import multiprocessing
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -38,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data.games import check_games_exist, discover_games, split_games
-from data.video import VideoError, iter_frames, probe_video, resized_rgb
+from data.video import Encoding, VideoError, VideoInfo, VideoWriter, iter_frames, probe_video, resized_rgb
 from utils.errors import UserError, run_entry_point
 from utils.files import atomic_path, write_json
 from utils.rates import FPS  # the official extraction's rate
@@ -46,7 +47,7 @@ from utils.rates import FPS  # the official extraction's rate
 STORE_FORMAT = "comedian-frame-store-v1"
 JPEG_FORMAT = "comedian-jpeg-frames-v1"
 STORE_GOP = 8
-STORE_CRF = "17"
+STORE_ENCODING = Encoding(options={"crf": "17", "preset": "medium", "tune": "fastdecode"}, gop=STORE_GOP)
 FF_QP2LAMBDA = 118  # libavcodec's lambda per quantiser step: `-q:v 1` sets global_quality = 1 x 118
 JPEG_QSCALE = 1  # the official extraction's -q:v
 
@@ -64,63 +65,38 @@ def stored_frame(frame: av.VideoFrame, size: tuple[int, int] | None) -> av.Video
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(resized), format="rgb24")
 
 
-class _StoreWriter:
-    """H.264 frames into one .mkv file."""
-
-    def __init__(self, path: Path, size: tuple[int, int]):
-        self.path = path
-        self.container = av.open(str(path), "w")
-        self.stream = self.container.add_stream("libx264", rate=Fraction(FPS, 1))
-        self.stream.height, self.stream.width = size
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.codec_context.gop_size = STORE_GOP  # PyAV ignores libx264's own 'keyint' option
-        self.stream.options = {"crf": STORE_CRF, "preset": "medium", "tune": "fastdecode"}
-
-    def add(self, index: int, frame: av.VideoFrame) -> None:
-        frame = frame.reformat(format="yuv420p")
-        frame.pts, frame.time_base = index, Fraction(1, FPS)
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
-
-    def abandon(self) -> None:
-        self.container.close()
-
-    def written_frames(self) -> int:
-        return probe_video(self.path).num_frames(FPS)
+def _converted(source: Path, info: VideoInfo, size: tuple[int, int]) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(k, frame k at `size`) for every output frame of the half."""
+    last_source, last_converted = None, None
+    for index, frame in iter_frames(source, FPS, 0, info.num_frames(FPS), info):
+        if frame is not last_source:  # a source frame repeated over several slots is converted once
+            last_source, last_converted = frame, stored_frame(frame, size)
+        yield index, last_converted
 
 
-class _JpegWriter:
-    """%08d.jpg files numbered from 1 into one folder."""
+def _write_store(path: Path, frames: Iterator[tuple[int, av.VideoFrame]]) -> int:
+    """H.264 frames into one .mkv file; returns the frames the file holds."""
+    with VideoWriter(path, Fraction(FPS), STORE_ENCODING) as writer:
+        for index, frame in frames:
+            writer.add(frame.reformat(format="yuv420p"), index)
+    return probe_video(path).num_frames(FPS)
 
-    def __init__(self, folder: Path, size: tuple[int, int]):
-        self.folder = folder
-        folder.mkdir()
-        self.encoder = av.CodecContext.create("mjpeg", "w")
-        self.encoder.height, self.encoder.width = size
-        self.encoder.pix_fmt = "yuvj420p"
-        self.encoder.time_base = Fraction(1, FPS)
-        self.encoder.qscale = True  # a fixed quantiser, as `-q:v` asks
-        self.encoder.global_quality = JPEG_QSCALE * FF_QP2LAMBDA
 
-    def add(self, index: int, frame: av.VideoFrame) -> None:
+def _write_jpegs(folder: Path, frames: Iterator[tuple[int, av.VideoFrame]], size: tuple[int, int]) -> int:
+    """%08d.jpg files numbered from 1 into one folder, with a fixed quantiser as `-q:v` asks; returns their count."""
+    folder.mkdir()
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.height, encoder.width = size
+    encoder.pix_fmt = "yuvj420p"
+    encoder.time_base = Fraction(1, FPS)
+    encoder.qscale = True
+    encoder.global_quality = JPEG_QSCALE * FF_QP2LAMBDA
+    for index, frame in frames:
         frame = frame.reformat(format="yuvj420p")  # limited -> full range, as ffmpeg's auto-inserted scaler does
         frame.pts, frame.time_base = index, Fraction(1, FPS)
-        data = b"".join(bytes(packet) for packet in self.encoder.encode(frame))
-        (self.folder / f"{index + 1:08d}.jpg").write_bytes(data)
-
-    def close(self) -> None:
-        self.encoder.encode(None)
-
-    def abandon(self) -> None:
-        pass
-
-    def written_frames(self) -> int:
-        return sum(1 for name in os.listdir(self.folder) if name.endswith(".jpg"))
+        (folder / f"{index + 1:08d}.jpg").write_bytes(b"".join(bytes(packet) for packet in encoder.encode(frame)))
+    encoder.encode(None)
+    return sum(1 for name in os.listdir(folder) if name.endswith(".jpg"))
 
 
 def prepare_half(source: Path, out_dir: Path, half: int, size: tuple[int, int] | None, kind: str = "store") -> dict:
@@ -133,26 +109,16 @@ def prepare_half(source: Path, out_dir: Path, half: int, size: tuple[int, int] |
                            f"sizes; give --size HEIGHTxWIDTH with even numbers, or use --format jpeg")
     target = out_dir / (f"{half}.mkv" if kind == "store" else str(half))
     with atomic_path(target) as tmp:
-        writer = (_StoreWriter if kind == "store" else _JpegWriter)(tmp, (height, width))
-        try:
-            last_source, last_converted, written = None, None, 0
-            for index, frame in iter_frames(source, FPS, 0, num_frames, info):
-                if frame is not last_source:  # a source frame repeated over several slots is converted once
-                    last_source, last_converted = frame, stored_frame(frame, (height, width))
-                writer.add(index, last_converted)
-                written += 1
-        except BaseException:
-            writer.abandon()
-            raise
-        writer.close()
-        stored = writer.written_frames()
-        if written != num_frames or stored != num_frames:
-            raise PrepareError(f"{source}: {num_frames} frames expected at {FPS} fps, {written} decoded and "
-                               f"{stored} written; the entry was not kept")
+        frames = _converted(source, info, (height, width))
+        stored = _write_store(tmp, frames) if kind == "store" else _write_jpegs(tmp, frames, (height, width))
+        if stored != num_frames:
+            raise PrepareError(f"{source}: {num_frames} frames expected at {FPS} fps, {stored} written; the entry "
+                               f"was not kept")
     meta = {"format": STORE_FORMAT if kind == "store" else JPEG_FORMAT, "num_frames": num_frames, "fps": FPS,
             "width": width, "height": height, "source": str(source), "source_width": info.width,
             "source_height": info.height, "source_duration": info.duration,
-            **({"gop": STORE_GOP, "crf": int(STORE_CRF)} if kind == "store" else {"qscale": JPEG_QSCALE})}
+            **({"gop": STORE_GOP, "crf": int(STORE_ENCODING.options["crf"])} if kind == "store"
+               else {"qscale": JPEG_QSCALE})}
     write_json(out_dir / f"{half}.json", meta, indent=1)
     return meta
 
@@ -183,8 +149,7 @@ def parse_size(text: str) -> tuple[int, int] | None:
 
 
 def prepare(root: str | Path, out: str | Path, games: list[str], resolution: str = "224p",
-            size: tuple[int, int] | None = (224, 224), kind: str = "store", workers: int = 1,
-            progress: bool = True) -> int:
+            size: tuple[int, int] | None = (224, 224), kind: str = "store", workers: int = 1) -> int:
     """Convert every half of `games` not yet in `out`. Returns the number of halves converted; raises PrepareError
     listing every half that failed, after converting all the others."""
     root, out = Path(root), Path(out)
@@ -195,7 +160,7 @@ def prepare(root: str | Path, out: str | Path, games: list[str], resolution: str
     jobs = [(str(root / game / f"{half}_{resolution}.mkv"), str(out / game), half, size, kind)
             for game in games for half in (1, 2) if not (out / game / f"{half}.json").is_file()]
     bar = tqdm(total=2 * len(games), initial=2 * len(games) - len(jobs), desc=f"{kind} (halves)",
-               disable=not progress)
+               disable=None)  # a bar on a terminal only
     failures = []
     if workers <= 1:
         outcomes = map(_job, jobs)

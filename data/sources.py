@@ -65,19 +65,19 @@ class VideoSource:
 
     def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
         frames, _ = read_frames(self.path(game, half), self.fps, first, count, self._info(game, half))
-        return _nonempty(frames, self.path(game, half), first)
+        if frames.shape[0] == 0:
+            raise VideoError(f"{self.path(game, half)}: no frame at index {first} (past the end of the half)")
+        return frames
 
     def pixel_aspect(self, game: str, half: int) -> float:
         return 1.0
 
 
-class StoreSource:
-    """The frame store of `data.prepare`, at FPS."""
-
-    fps = FPS
+class StoreSource(VideoSource):
+    """The frame store of `data.prepare`, at FPS: videos read as VideoSource reads them, with their JSON beside."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        super().__init__(root, fps=FPS)
 
     def path(self, game: str, half: int) -> Path:
         return self.root / game / f"{half}.mkv"
@@ -98,23 +98,14 @@ class StoreSource:
         """The frames the entry's JSON records, checked against the frames its video really holds (a store copied
         in part, or a disk that filled up, keeps a JSON that promises more)."""
         promised = int(self._meta(game, half)["num_frames"])
-        held = self._info(game, half).num_frames(self.fps)
+        held = super().num_frames(game, half)
         if held < promised:
             raise VideoError(f"{self.path(game, half)}: holds {held} frames but its JSON records {promised}; delete "
                              f"both and run python -m data.prepare again for this game")
         return promised
 
-    @lru_cache(maxsize=4096)
-    def _info(self, game: str, half: int):
-        return probe_video(self.path(game, half))
-
-    def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
-        frames, _ = read_frames(self.path(game, half), self.fps, first, count, self._info(game, half))
-        return _nonempty(frames, self.path(game, half), first)
-
     def pixel_aspect(self, game: str, half: int) -> float:
-        meta = self._meta(game, half)
-        return (meta["source_width"] / meta["width"]) / (meta["source_height"] / meta["height"])
+        return _pixel_aspect(self._meta(game, half))
 
 
 class JpegFolderSource:
@@ -160,16 +151,12 @@ class JpegFolderSource:
     @lru_cache(maxsize=4096)
     def pixel_aspect(self, game: str, half: int) -> float:
         meta_path = self.root / game / f"{half}.json"
-        if not meta_path.is_file():
-            return 1.0  # an official extraction: native frames
-        meta = json.loads(meta_path.read_text())
-        return (meta["source_width"] / meta["width"]) / (meta["source_height"] / meta["height"])
+        return _pixel_aspect(json.loads(meta_path.read_text())) if meta_path.is_file() else 1.0  # official: native
 
 
-def _nonempty(frames: torch.Tensor, path: Path, first: int) -> torch.Tensor:
-    if frames.shape[0] == 0:
-        raise VideoError(f"{path}: no frame at index {first} (past the end of the half)")
-    return frames
+def _pixel_aspect(meta: dict) -> float:
+    """How many source pixels wide a stored pixel is, relative to its height (sizes of the entry's JSON)."""
+    return (meta["source_width"] / meta["width"]) / (meta["source_height"] / meta["height"])
 
 
 def build_source(data) -> FrameSource:

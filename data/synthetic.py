@@ -256,7 +256,7 @@ def _generate_job(job: tuple) -> None:
 
 
 def generate(out: str | Path, games: int, seconds: float, seed: int = 0, rate_per_minute: float = 8.0,
-             bank_dim: int = 512, progress: bool = True, workers: int = 1) -> list[str]:
+             bank_dim: int = 512, workers: int = 1) -> list[str]:
     """Write the dataset; returns the game paths. A quarter of the games (at least one) go to valid and to test, the
     rest to train; with fewer than 3 games every split lists every game. Each game has its own random stream, so
     the output is the same for any number of worker processes."""
@@ -272,7 +272,7 @@ def generate(out: str | Path, games: int, seconds: float, seed: int = 0, rate_pe
     jobs = [(out, name, [seed, index], seconds, rate_per_minute, basis) for index, name in enumerate(names)]
     with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
         done = pool.imap_unordered(_generate_job, jobs) if workers > 1 else map(_generate_job, jobs)
-        for _ in tqdm(done, total=games, desc="generating games", disable=not progress):
+        for _ in tqdm(done, total=games, desc="generating games", disable=None):  # a bar on a terminal only
             pass
     if games >= 3:
         held_out = max(1, int(round(games / 4)))

@@ -15,10 +15,15 @@ Timestamps are the stream's own (pts x time base), measured from the stream's fi
 
 Frames come back as full-size RGB (the conversion from YUV happens only for the frames kept, since converting costs
 more than decoding at 224p); resizing is torchvision's job (`data.augment.resize_frames`), as in the official code.
+
+This module is the project's one video layer: one probe (`probe_video`: size, exact frame rate, real length, and on
+request the packet table), one seek-and-decode (`decode`), one H.264 writer (`VideoWriter`). Everything else (the
+frame store, the clips, the spot page, the generated data) keeps only its own policy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -40,6 +45,10 @@ SEEK_MARGIN_S = 1.0  # seek this far before the first wanted frame: some demuxer
 TAIL_SECONDS = 5.0  # probing the real end demuxes the packets of the last few seconds
 TRUNCATION_TOLERANCE_S = 1.5  # container duration vs the end of the last video frame (audio may run a little longer)
 SOCCERNET_HEIGHT = 224  # SoccerNet's "224p" files: the broadcast scaled to this height
+# What Chromium, Firefox and Safari all play: containers by FFmpeg's demuxer name, and per codec whether a stream copy
+# of it into mp4 plays too (FFmpeg's mp4 muxer does not take VP8, and VP9 in mp4 is not played everywhere)
+BROWSER_CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}
+BROWSER_CODECS = {"h264": True, "av1": True, "vp9": False, "vp8": False}
 
 
 class VideoError(UserError, RuntimeError):
@@ -47,16 +56,37 @@ class VideoError(UserError, RuntimeError):
 
 
 @dataclasses.dataclass(frozen=True)
+class PacketIndex:
+    """The video packets of a file in decoding order (demuxed, not decoded)."""
+
+    pts: np.ndarray  # (P,) int64, in the stream's time base
+    keyframe: np.ndarray  # (P,) bool
+
+
+@dataclasses.dataclass(frozen=True)
 class VideoInfo:
     path: str
+    container: str  # FFmpeg's name of the format ("matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2", "avi", ...)
+    codec: str  # of the first video stream
     duration: float  # seconds, as the container states it
     end: Fraction  # seconds from the first frame to the end of the last one, read off the last packets
     width: int
     height: int
-    average_fps: float  # informative only: frame selection uses timestamps
+    # frames per second, exact: the container's average rate, else its guessed rate, else measured from the packets'
+    # timestamps (the one fallback, for files that state no rate); frame selection itself uses timestamps
+    rate: Fraction
     start_pts: int  # the stream's first timestamp, subtracted from every timestamp
     time_base: Fraction
     rotation: int = 0  # degrees counter-clockwise the file asks players to turn its frames; frames are read as stored
+    packets: PacketIndex | None = None  # every packet, when probed with index=True
+
+    @property
+    def browser_playable(self) -> bool:
+        return self.container in BROWSER_CONTAINERS and self.codec in BROWSER_CODECS
+
+    def seconds(self, pts: np.ndarray | int) -> np.ndarray | float:
+        """Seconds from the stream's start of timestamps in its time base (floats, for comparisons)."""
+        return (pts - self.start_pts) * float(self.time_base)
 
     def num_frames(self, fps: float) -> int:
         """Frames at `fps`, as the fps filter emits them: slots 0 .. round(end x fps) - 1."""
@@ -86,25 +116,26 @@ def _open(path: str | os.PathLike) -> av.container.InputContainer:
     return container
 
 
-def _last_packet_end(container: av.container.InputContainer, stream, from_pts: int | None) -> int | None:
-    """Largest pts + duration among the video packets after `from_pts` (from the start when None)."""
+def _packets(container: av.container.InputContainer, stream, from_pts: int | None) -> list[av.Packet]:
+    """The video packets from the keyframe at or before `from_pts` on (from the start when None), demuxed only."""
     if from_pts is not None:
         container.seek(from_pts, stream=stream, backward=True, any_frame=False)
-    end = None
-    for packet in container.demux(stream):
-        if packet.pts is None:
-            continue
-        packet_end = packet.pts + (packet.duration or 0)
-        end = packet_end if end is None else max(end, packet_end)
-    return end
+    return [packet for packet in container.demux(stream) if packet.pts is not None]
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Size, rate and real length of the first video stream.
+def _measured_rate(pts: list[int], time_base: Fraction) -> Fraction | None:
+    """Frames per second from the median gap between consecutive timestamps, for a file that states no rate."""
+    gaps = np.diff(np.unique(np.asarray(pts, np.int64)))
+    return None if len(gaps) == 0 else (1 / (int(np.median(gaps)) * time_base)).limit_denominator(1001)
 
-    The length is read off the last packets (a seek near the end, then demuxing without decoding), not taken from the
-    container's header: a file cut short keeps its header's duration. A file whose frames stop well before the
-    duration its container states is an error naming both.
+
+def probe_video(path: str | os.PathLike, index: bool = False) -> VideoInfo:
+    """Container, codec, size, exact rate and real length of the first video stream; with index=True, also every
+    packet's timestamp and keyframe flag (one demux of the whole file, no decoding: 0.07 s for a 10-minute half).
+
+    Without the index, the length is read off the last packets (a seek near the end, then demuxing without decoding),
+    not taken from the container's header: a file cut short keeps its header's duration. A file whose frames stop
+    well before the duration its container states is an error naming both.
     """
     with _open(path) as container:
         stream = container.streams.video[0]
@@ -117,30 +148,35 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         else:
             duration = None
         try:
-            tail = None if duration is None else start_pts + int((duration - TAIL_SECONDS) / time_base)
-            end_pts = _last_packet_end(container, stream, tail if tail and tail > start_pts else None)
-            if end_pts is None and tail is not None:  # the seek went past the data: read from the start
+            tail = None if index or duration is None else start_pts + int((duration - TAIL_SECONDS) / time_base)
+            packets = _packets(container, stream, tail if tail and tail > start_pts else None)
+            if not packets and tail is not None:  # the seek went past the data: read from the start
                 container.seek(0, stream=stream)
-                end_pts = _last_packet_end(container, stream, None)
+                packets = _packets(container, stream, None)
         except av.error.FFmpegError as error:
             raise VideoError(f"{path}: cannot read to the end of the file ({error})") from error
-        if end_pts is None:
+        if not packets:
             raise VideoError(f"{path}: the video stream holds no frame")
-        end = (end_pts - start_pts) * time_base
+        end = (max(packet.pts + (packet.duration or 0) for packet in packets) - start_pts) * time_base
         if duration is None:
             duration = float(end)
         elif float(end) < duration - TRUNCATION_TOLERANCE_S:
             raise VideoError(f"{path}: the container says {duration:.2f} s but its video frames stop at "
                              f"{float(end):.2f} s; the file looks truncated (copy or convert it again)")
-        rate = stream.average_rate or stream.guessed_rate or Fraction(0)
+        rate = stream.average_rate or stream.guessed_rate or _measured_rate([p.pts for p in packets], time_base)
+        if not rate:
+            raise VideoError(f"{path}: the file states no frame rate and holds too few frames to measure one")
         rotation = _rotation(container, stream)
         if rotation and str(path) not in _WARNED_ROTATION:
             _WARNED_ROTATION.add(str(path))
             logging.getLogger("comedian").warning(
                 f"{path}: the file asks players to turn its frames {rotation} degrees; they are read as stored, not "
                 f"turned (re-encode it with the rotation applied if the pitch shows sideways)")
-        return VideoInfo(str(path), float(duration), end, stream.codec_context.width, stream.codec_context.height,
-                         float(rate), start_pts, time_base, rotation)
+        table = PacketIndex(np.asarray([p.pts for p in packets], np.int64),
+                            np.asarray([p.is_keyframe for p in packets], bool)) if index else None
+        return VideoInfo(str(path), container.format.name, stream.codec_context.name, float(duration), end,
+                         stream.codec_context.width, stream.codec_context.height, Fraction(rate), start_pts,
+                         time_base, rotation, table)
 
 
 _WARNED_ROTATION: set[str] = set()
@@ -160,19 +196,34 @@ class _LandedLate(Exception):
     """The seek landed after the frame that the first wanted output shows."""
 
 
-def _select(container, stream, info: VideoInfo, fps: float, first: int, last: int,
-            seek: bool) -> Iterator[tuple[int, av.VideoFrame]]:
-    """Outputs first .. last - 1 from one forward decode (after a seek to the keyframe before `first` if `seek`)."""
-    seek_to = first / fps - SEEK_MARGIN_S
-    container.seek(info.start_pts + (int(seek_to / info.time_base) if seek and seek_to > 0 else 0), stream=stream,
-                   backward=True, any_frame=False)
+def decode(path: str | os.PathLike, info: VideoInfo, from_seconds: float = 0.0,
+           threaded: bool = False) -> Iterator[av.VideoFrame]:
+    """Every frame of the video from the keyframe at or before from_seconds - SEEK_MARGIN_S on, in presentation
+    order. threaded=True lets FFmpeg decode on several threads (thread_type AUTO): for one long sequential read on a
+    machine with spare cores, not for data-loader workers, which already use one core each."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        if threaded:
+            stream.thread_type = "AUTO"
+        target = from_seconds - SEEK_MARGIN_S
+        try:
+            container.seek(info.start_pts + (int(target / info.time_base) if target > 0 else 0), stream=stream,
+                           backward=True, any_frame=False)
+            yield from container.decode(stream)
+        except av.error.FFmpegError as error:
+            raise VideoError(f"{path}: decoding failed near {max(from_seconds, 0):.2f} s or later ({error})") from error
+
+
+def _select(frames: Iterator[av.VideoFrame], info: VideoInfo, fps: float, first: int, last: int,
+            seeked: bool) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Outputs first .. last - 1 from decoded `frames` (which start at a keyframe before `first` if `seeked`)."""
     target, previous, previous_slot = first, None, -1
-    for frame in container.decode(stream):
+    for frame in frames:
         if frame.pts is None:
             continue
         slot = info.slot(frame.pts, fps)
         if previous is None and slot > target:
-            if seek:
+            if seeked:
                 raise _LandedLate
             previous, previous_slot = frame, target  # nothing before the first frame: it stands for the earlier slots
         while target < last and target < slot:  # `previous` is the last frame whose slot is <= target
@@ -194,25 +245,16 @@ def iter_frames(path: str | os.PathLike, fps: float, first: int, count: int, inf
                 threaded: bool = False) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield (k, source frame of output k) for k in [first, first + count), in order, decoding forward only.
 
-    The same source frame is yielded for several k where no source frame falls in a slot. threaded=True lets FFmpeg
-    decode on several threads (thread_type AUTO): for one long sequential read on a machine with spare cores (spotting
-    a whole video), not for data-loader workers, which already use one core each.
+    The same source frame is yielded for several k where no source frame falls in a slot. threaded: as `decode`.
     """
     info = info or probe_video(path)
     last = min(first + count, info.num_frames(fps))
     if first >= last:
         return
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        if threaded:
-            stream.thread_type = "AUTO"
-        try:
-            try:
-                yield from _select(container, stream, info, fps, first, last, seek=True)
-            except _LandedLate:  # raised before anything was yielded
-                yield from _select(container, stream, info, fps, first, last, seek=False)
-        except av.error.FFmpegError as error:
-            raise VideoError(f"{path}: decoding failed near {first / fps:.2f} s or later ({error})") from error
+    try:
+        yield from _select(decode(path, info, first / fps, threaded), info, fps, first, last, seeked=first > 0)
+    except _LandedLate:  # raised before anything was yielded
+        yield from _select(decode(path, info, 0.0, threaded), info, fps, first, last, seeked=False)
 
 
 def frame_to_rgb(frame: av.VideoFrame, height: int | None = None) -> np.ndarray:
@@ -251,24 +293,70 @@ def read_frames(path: str | os.PathLike, fps: float = FPS, first: int = 0, count
     return torch.from_numpy(np.stack(images)), np.array(indices) / fps
 
 
+@dataclasses.dataclass(frozen=True)
+class Encoding:
+    """How VideoWriter encodes: the codec, its options, the keyframe interval and the pixel format."""
+
+    codec: str = "libx264"
+    options: dict[str, str] = dataclasses.field(default_factory=dict)
+    gop: int | None = None  # frames between keyframes (PyAV ignores libx264's own 'keyint' option)
+    pix_fmt: str = "yuv420p"
+
+
+class VideoWriter:
+    """The project's one video writer: one encoded stream into a file named `path`, written under a temporary name
+    and renamed when the `with` block ends without error (utils/files.py). The stream takes the size of the first
+    frame; frames are av.VideoFrames or (H, W, 3) uint8 RGB arrays. With `time_base`, the encoder counts in it and
+    `add(frame, pts)` times a frame in it (a reel of several sources); without it, in 1 / rate."""
+
+    def __init__(self, path: str | os.PathLike, rate: Fraction, encoding: Encoding = Encoding(),
+                 time_base: Fraction | None = None, container_format: str | None = None):
+        self.path, self.rate, self.encoding = Path(path), Fraction(rate), encoding
+        self.time_base, self.container_format = time_base, container_format
+        self.stream = None
+
+    def __enter__(self) -> VideoWriter:
+        self._files = contextlib.ExitStack()
+        tmp = self._files.enter_context(atomic_path(self.path))
+        self.container = self._files.enter_context(av.open(str(tmp), "w", format=self.container_format))
+        return self
+
+    def add(self, frame: av.VideoFrame | np.ndarray, pts: int | None = None) -> None:
+        if isinstance(frame, np.ndarray):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        if self.stream is None:
+            self.stream = self.container.add_stream(self.encoding.codec, rate=self.rate)
+            self.stream.height, self.stream.width = frame.height, frame.width
+            self.stream.pix_fmt = self.encoding.pix_fmt
+            if self.time_base is not None:
+                self.stream.codec_context.time_base = self.time_base
+            if self.encoding.gop is not None:
+                self.stream.codec_context.gop_size = self.encoding.gop  # PyAV ignores libx264's 'keyint' option
+            self.stream.options = dict(self.encoding.options)
+        if pts is not None:
+            frame.pts, frame.time_base = pts, self.time_base or 1 / self.rate
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        if kind is None:
+            try:
+                if self.stream is None:
+                    raise ValueError(f"{self.path}: no frame to write")
+                for packet in self.stream.encode():  # flush the encoder
+                    self.container.mux(packet)
+            except BaseException as error:
+                self._files.__exit__(type(error), error, error.__traceback__)  # the temporary file goes
+                raise
+        return self._files.__exit__(kind, value, traceback)  # closes the file, then renames it into place
+
+
 def write_video(path: str | os.PathLike, frames: Iterator[np.ndarray] | np.ndarray, fps: float,
                 codec: str = "libx264", gop: int | None = None, options: dict[str, str] | None = None,
                 pix_fmt: str = "yuv420p") -> Path:
-    """Encode (H, W, 3) uint8 RGB frames with PyAV (no ffmpeg binary). Written to a temporary name, then renamed."""
-    with atomic_path(path) as tmp, av.open(str(tmp), "w") as container:
-        stream = None
+    """Encode (H, W, 3) uint8 RGB frames at `fps` (PyAV, no ffmpeg binary), atomically."""
+    with VideoWriter(path, Fraction(fps).limit_denominator(1001), Encoding(codec, dict(options or {}), gop,
+                                                                            pix_fmt)) as writer:
         for image in frames:
-            if stream is None:
-                stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-                stream.height, stream.width = image.shape[:2]
-                stream.pix_fmt = pix_fmt
-                if gop is not None:
-                    stream.codec_context.gop_size = gop  # PyAV ignores libx264's own 'keyint' option
-                stream.options = dict(options or {})
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-                container.mux(packet)
-        if stream is None:
-            raise ValueError(f"{path}: no frame to write")
-        for packet in stream.encode():
-            container.mux(packet)
+            writer.add(image)
     return Path(path)

@@ -12,8 +12,10 @@ one (frames, 17) raw-score array per half, saved for NMS sweeps and ensembles.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ from torch import nn
 
 from data.augment import resize_frames, to_model_input
 from data.sources import FrameSource
-from evaluation.postprocess import nms_predictions, write_raw_meta, write_raw_scores
+from evaluation.postprocess import game_predictions, write_raw_meta, write_raw_scores
 from evaluation.predictions import write_game_predictions
 from utils import dist
 from utils.logs import progress
@@ -95,36 +97,49 @@ def window_scores(model: nn.Module, frames: torch.Tensor, device: torch.device,
     return torch.sigmoid(logits.float()).cpu().numpy()
 
 
+@dataclasses.dataclass(frozen=True)
+class Inference:
+    """A spotting model and how it runs over whole halves: model_cfg gives the window and input sizes
+    (window_seconds, img_size), eval_cfg the stride, trim, end of half and batch (configs/schema.py: EvalConfig)."""
+
+    model: nn.Module
+    model_cfg: Any
+    eval_cfg: Any
+    device: torch.device = torch.device("cpu")
+    amp_dtype: torch.dtype | None = None
+
+    def scores(self, frames: torch.Tensor) -> np.ndarray:
+        """(B, F, 3, S, S) uint8 windows -> (B, F / FRAMES_PER_TOKEN, C) sigmoid scores (`window_scores`)."""
+        return window_scores(self.model, frames, self.device, self.amp_dtype)
+
+
 @torch.no_grad()
-def predict_half(model: nn.Module, source: FrameSource, game: str, half: int, model_cfg, eval_cfg,
-                 device: torch.device = torch.device("cpu"), amp_dtype: torch.dtype | None = None) -> np.ndarray:
-    """(frames at FPS, 17) max-merged sigmoid scores of one half. model_cfg: the window and input sizes
-    (window_seconds, img_size); eval_cfg: stride, trim, end of half, batch (configs/schema.py: EvalConfig)."""
+def predict_half(inference: Inference, source: FrameSource, game: str, half: int) -> np.ndarray:
+    """(frames at FPS, 17) max-merged sigmoid scores of one half."""
     num_frames = source.num_frames(game, half)
-    window = model_cfg.window_seconds
+    window, eval_cfg, size = inference.model_cfg.window_seconds, inference.eval_cfg, inference.model_cfg.img_size
     starts = window_starts(int(num_frames // FPS), window, eval_cfg.window_stride_seconds)
 
     def windows():
         for index in range(0, len(starts), eval_cfg.batch_size):
             chunk = starts[index:index + eval_cfg.batch_size]
-            frames = torch.stack([resize_frames(source.read(game, half, s * FPS, window * FPS), model_cfg.img_size)
+            frames = torch.stack([resize_frames(source.read(game, half, s * FPS, window * FPS), size)
                                   for s in chunk])  # (B, F, 3, S, S) uint8
-            yield from zip(chunk, window_scores(model, frames, device, amp_dtype))
+            yield from zip(chunk, inference.scores(frames))
 
     return merge_window_scores(windows(), num_frames, eval_cfg.trim_seconds, eval_cfg.half_end)
 
 
-def predict_games(model: nn.Module, source: FrameSource, games: list[str], out_dir: str | Path, model_cfg, eval_cfg,
-                  device: torch.device, amp_dtype: torch.dtype | None) -> Path:
+def predict_games(inference: Inference, source: FrameSource, games: list[str], out_dir: str | Path) -> Path:
     """Raw scores and results_spotting.json of every game: games are shared out over ranks, gathered on rank 0,
     which writes `<out>/raw/...` and `<out>/predictions/<game>/results_spotting.json`. Returns the predictions dir."""
+    model = inference.model
     was_training = model.training
     model.eval()
     rank, world = dist.get_rank(), dist.get_world_size()
     local = {}
     for game in progress(games[rank::world], desc="inference (games)", enabled=rank == 0):
-        local[game] = {half: predict_half(model, source, game, half, model_cfg, eval_cfg, device, amp_dtype)
-                       for half in (1, 2)}
+        local[game] = {half: predict_half(inference, source, game, half) for half in (1, 2)}
     gathered = {}
     for part in dist.all_gather_objects(local):
         gathered.update(part)
@@ -135,7 +150,7 @@ def predict_games(model: nn.Module, source: FrameSource, games: list[str], out_d
         for game in games:
             for half, scores in gathered[game].items():
                 write_raw_scores(raw_dir, game, half, scores)
-            write_game_predictions(out_dir / "predictions", game, nms_predictions(gathered[game], eval_cfg))
+            write_game_predictions(out_dir / "predictions", game, game_predictions(gathered[game], inference.eval_cfg))
     dist.barrier()
     model.train(was_training)
     return out_dir / "predictions"

@@ -115,12 +115,13 @@ def scores_to_predictions(scores: np.ndarray, fps: float, nms: str, window: int 
     return slots / fps, classes, confidence
 
 
-def game_predictions(half_scores: dict[int, np.ndarray], fps: float, nms: str, window: int | list[int],
-                     threshold: float, min_weight: float = 0.0) -> list[dict]:
-    """Official-schema prediction list of one game, at most one per (half, class, 0.5 s bin): its best."""
+def game_predictions(half_scores: dict[int, np.ndarray], eval_cfg: Any, fps: float = FPS) -> list[dict]:
+    """Official-schema prediction list of one game after the NMS of an `eval` config section (configs/schema.py:
+    EvalConfig: nms, nms_window, nms_threshold, nms_min_weight), at most one per (half, class, 0.5 s bin): its best."""
     halves, positions, labels, confidences = [], [], [], []
     for half, scores in sorted(half_scores.items()):
-        times, classes, confidence = scores_to_predictions(scores, fps, nms, window, threshold, min_weight)
+        times, classes, confidence = scores_to_predictions(scores, fps, eval_cfg.nms, eval_cfg.nms_window,
+                                                           eval_cfg.nms_threshold, eval_cfg.nms_min_weight)
         halves.append(np.full(len(times), half))
         positions.append(np.round(times * 1000).astype(np.int64))
         labels.append(classes)
@@ -132,12 +133,6 @@ def game_predictions(half_scores: dict[int, np.ndarray], fps: float, nms: str, w
         rows = kept[half[kept] == h]
         records += prediction_records(h, position[rows] / 1000.0, label[rows], confidence[rows])
     return records
-
-
-def nms_predictions(half_scores: dict[int, np.ndarray], eval_cfg: Any, fps: float | None = None) -> list[dict]:
-    """game_predictions with the NMS settings of an `eval` config section (configs/schema.py EvalConfig)."""
-    return game_predictions(half_scores, FPS if fps is None else fps, eval_cfg.nms, eval_cfg.nms_window,
-                            eval_cfg.nms_threshold, eval_cfg.nms_min_weight)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -209,14 +204,23 @@ def ensemble_raw_scores(raw_dirs: list[str | os.PathLike], out_dir: str | os.Pat
     return games
 
 
-def postprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, nms: str = "soft",
-                    window: int | list[int] = 20, threshold: float = 0.001, min_weight: float = 0.0) -> list[str]:
-    """Raw scores -> `out_dir/<game>/results_spotting.json` for every game of raw_dir."""
+def postprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, eval_cfg: Any) -> list[str]:
+    """Raw scores -> `out_dir/<game>/results_spotting.json` for every game of raw_dir (eval_cfg: the NMS)."""
     fps = read_raw_meta(raw_dir)["fps"]
     games = raw_games(raw_dir)
     if not games:
         raise MissingFileError(f"no raw scores (league/season/game/scores_half1.npy) under {raw_dir}")
     for game in games:
-        records = game_predictions(read_raw_scores(raw_dir, game), fps, nms, window, threshold, min_weight)
-        write_game_predictions(out_dir, game, records)
+        write_game_predictions(out_dir, game, game_predictions(read_raw_scores(raw_dir, game), eval_cfg, fps))
     return games
+
+
+def write_spotted(out_dir: str | os.PathLike, name: str, scores: dict[int, np.ndarray], eval_cfg) -> tuple[list[dict], Path]:
+    """A spotted video's scores through eval_cfg's NMS: writes out_dir/name/raw/ (the raw scores) and
+    out_dir/name/results_spotting.json; returns the predictions and that file."""
+    folder = Path(out_dir) / name
+    write_raw_meta(folder / "raw", FPS)
+    for half, half_scores in scores.items():
+        write_raw_scores(folder / "raw", ".", half, half_scores)
+    predictions = game_predictions(scores, eval_cfg)
+    return predictions, write_game_predictions(out_dir, name, predictions)

@@ -177,13 +177,9 @@ def keep_best_per_bin(half: np.ndarray, position_ms: np.ndarray, label: np.ndarr
     return kept[np.lexsort((label[kept], position_ms[kept], half[kept]))]  # file order: half, time, class
 
 
-def game_document(game: str, predictions: list[dict]) -> dict:
-    return {"UrlLocal": game, "predictions": predictions}
-
-
 def write_game_predictions(root: str | os.PathLike, game: str, predictions: list[dict]) -> Path:
     """Write `root/game/results_spotting.json` atomically."""
-    return write_json(Path(root) / game / PREDICTIONS_FILE, game_document(game, predictions))
+    return write_json(Path(root) / game / PREDICTIONS_FILE, {"UrlLocal": game, "predictions": predictions})
 
 
 def write_challenge_zip(root: str | os.PathLike, zip_path: str | os.PathLike, games: list[str]) -> Path:

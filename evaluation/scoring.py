@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -139,3 +140,48 @@ def write_results(results: dict, path: str | os.PathLike) -> None:
                        for key, value in entry.items()}
     write_json(path, out, indent=2)
 
+
+PAPER_ROWS = {  # SoccerNet-v2 test split, tight / loose (docs/METHOD.md section 9: the confirmed headline numbers)
+    "ViViT-T": (70.7, 76.1), "ViSwin-T": (71.6, 76.6),
+    "ViViT-T ensemble": (72.0, 77.1), "ViSwin-T ensemble": (73.1, 77.6),
+}
+
+
+def read_scores(name: str, path: str | os.PathLike) -> tuple[str, dict]:
+    """(name, the scores.json `write_results` wrote at path), or an error naming the run, the file and what is off."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"--run {name}: {path} not found (run evaluate.py test first)")
+    try:
+        scores = json.loads(path.read_text(encoding="utf-8"))
+        values = [scores[metric][key][cls] if key.endswith("per_class") else scores[metric][key]
+                  for metric in ("tight", "loose") for key in ("a_mAP", "a_mAP_per_class") for cls in CLASSES]
+        if not all(isinstance(value, (int, float)) for value in values):
+            raise TypeError("a value is not a number")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
+        raise InvalidInputError(f"--run {name}: {path} is not a scores.json of evaluate.py test or score --json "
+                                f"({type(error).__name__}: {error})") from None
+    return name, scores
+
+
+def runs_table(runs: dict[str, dict], paper: bool = False, per_class: bool = False) -> str:
+    """Markdown table of several runs' scores.json (as `write_results` writes them) next to the paper's numbers: a
+    run named like a paper row gets its numbers beside it; paper=True lists the rows no run fills; per_class adds
+    per-class tight and loose."""
+    lines = ["| run | tight a-mAP | loose a-mAP | paper tight | paper loose |", "|---|---|---|---|---|"]
+    for name, scores in runs.items():
+        row = PAPER_ROWS.get(name, ("", ""))
+        lines.append(f"| {name} | {100 * scores['tight']['a_mAP']:.2f} | {100 * scores['loose']['a_mAP']:.2f} | "
+                     f"{row[0]} | {row[1]} |")
+    if paper:
+        for name, (tight, loose) in PAPER_ROWS.items():
+            if name not in runs:
+                lines.append(f"| {name} (paper) | | | {tight} | {loose} |")
+    if per_class:
+        lines += ["", "| class | " + " | ".join(f"{name} tight | {name} loose" for name in runs) + " |",
+                  "|---|" + "---|---|" * len(runs)]
+        for cls in CLASSES:
+            cells = " | ".join(f"{100 * s['tight']['a_mAP_per_class'][cls]:.1f} | "
+                               f"{100 * s['loose']['a_mAP_per_class'][cls]:.1f}" for s in runs.values())
+            lines.append(f"| {cls} | {cells} |")
+    return "\n".join(lines)

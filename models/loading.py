@@ -17,7 +17,8 @@ import os
 import torch
 from torch import nn
 
-from models.registry import VIDEO_PRESETS, spatial_preset_of
+from configs import architectures
+from configs.architectures import SPATIAL, ViTShape
 from models.video import VideoTransformer
 from utils.errors import UserError
 from utils.checkpoint import check_checkpoint, load_checkpoint, read_weights, stage_of
@@ -58,31 +59,29 @@ def load_exact(module: nn.Module, state: dict[str, torch.Tensor], expected_missi
     module.load_state_dict(state, strict=False)
 
 
-def _model_state(path: str | os.PathLike, expected_stage: str) -> tuple[dict, dict]:
-    return _stage_state(load_checkpoint(path), path, expected_stage)
-
-
 def _stage_state(checkpoint: dict, path: str | os.PathLike, expected_stage: str) -> tuple[dict, dict]:
     """(model state, config) of a checkpoint of this project, if it comes from `expected_stage`."""
-    stage = checkpoint.get("extra", {}).get("stage")
+    stage = stage_of(checkpoint)
     if stage != expected_stage:
         raise CheckpointMismatch(f"{path} is a checkpoint of stage {stage!r}, expected a {expected_stage!r} "
                                  f"checkpoint here")
     return checkpoint["model"], checkpoint["config"]
 
 
-def load_stage1_into_video(video: VideoTransformer, path: str | os.PathLike, video_preset: str) -> None:
-    """Initialise a ViViT / ViSwin from a stage-1 (SSL) checkpoint: ViViT's temporal blocks are copies of its first
-    spatial blocks, ViSwin's temporal transformer (768 wide, unlike any Swin block) stays random."""
-    state, config = _model_state(path, "ssl")
-    trained = config.get("model", {}).get("name")
-    wanted = spatial_preset_of(video_preset)
-    if trained != wanted:
-        raise CheckpointMismatch(f"{path} holds a stage-1 {trained!r} trunk, but {video_preset} needs {wanted!r}")
+def _trained_model(config: dict) -> str | None:
+    return config.get("model", {}).get("name")
+
+
+def _load_stage1(video: VideoTransformer, checkpoint: dict, path: str | os.PathLike, video_preset: str) -> None:
+    state, config = _stage_state(checkpoint, path, "ssl")
+    wanted = architectures.spatial_of(video_preset)
+    if _trained_model(config) != wanted:
+        raise CheckpointMismatch(f"{path} holds a stage-1 {_trained_model(config)!r} trunk, but {video_preset} needs "
+                                 f"{wanted!r}")
     spatial = _sub_state(state, "trunk.")
     full = {f"spatial.{key}": value for key, value in spatial.items()}
     expected_missing = {f"temporal.{key}" for key in video.temporal.state_dict()}
-    if VIDEO_PRESETS[video_preset]["spatial"].startswith("vit"):  # the official copy_strategy: repeat
+    if isinstance(SPATIAL[wanted], ViTShape):  # the official copy_strategy: repeat
         depth = len(video.temporal.blocks)
         if depth > len(video.spatial.blocks):
             raise CheckpointMismatch(f"cannot copy {depth} temporal blocks from {len(video.spatial.blocks)} spatial")
@@ -94,39 +93,35 @@ def load_stage1_into_video(video: VideoTransformer, path: str | os.PathLike, vid
     load_exact(video, full, expected_missing, f"stage-1 checkpoint {path}")
 
 
-def load_stage2_into_spotting(model: nn.Module, path: str | os.PathLike, video_preset: str) -> None:
-    """Initialise a spotting model's trunk from a stage-2 (distillation) checkpoint; the head stays random."""
-    state, config = _model_state(path, "distill")
-    trained = config.get("model", {}).get("name")
-    if trained != video_preset:
-        raise CheckpointMismatch(f"{path} holds a stage-2 {trained!r} trunk, but this run builds {video_preset!r}")
-    trunk = {f"trunk.{key}": value for key, value in _sub_state(state, "trunk.").items()}
-    load_exact(model, trunk, {"head.weight", "head.bias"}, f"stage-2 checkpoint {path}")
-
-
-def load_spotting(model: nn.Module, path: str | os.PathLike, video_preset: str) -> None:
-    """The whole spotting model from a stage-3 checkpoint (phase a into phase b, or for inference)."""
-    state, config = _model_state(path, "spotting")
-    trained = config.get("model", {}).get("name")
-    if trained != video_preset:
-        raise CheckpointMismatch(f"{path} holds a {trained!r} spotting model, but this run builds {video_preset!r}")
-    load_exact(model, state, set(), f"stage-3 checkpoint {path}")
+def load_stage1_into_video(video: VideoTransformer, path: str | os.PathLike, video_preset: str) -> None:
+    """Initialise a ViViT / ViSwin from a stage-1 (SSL) checkpoint: ViViT's temporal blocks are copies of its first
+    spatial blocks, ViSwin's temporal transformer (768 wide, unlike any Swin block) stays random."""
+    _load_stage1(video, load_checkpoint(path), path, video_preset)
 
 
 def init_spotting_model(model: nn.Module, path: str | os.PathLike, video_preset: str) -> None:
-    """Initialise a spotting model from whichever stage `path` comes from: stage 2 (phase a), stage 3 (phase a into
-    phase b), stage 1 (the stage-1-only ablation), or nothing ('' : the no-pretraining ablation)."""
+    """Initialise a spotting model from whichever stage `path` comes from (the file is read once): stage 2
+    (phase a), stage 3 (phase a into phase b), stage 1 (the stage-1-only ablation), or nothing ('' : the
+    no-pretraining ablation)."""
     logger = logging.getLogger("comedian")
     if not path:
         logger.warning("model.init_checkpoint is empty: training from random weights (the no-pretraining ablation)")
         return
-    stage = stage_of(load_checkpoint(path))
-    loads = {"distill": lambda: load_stage2_into_spotting(model, path, video_preset),
-             "spotting": lambda: load_spotting(model, path, video_preset),
-             "ssl": lambda: load_stage1_into_video(model.trunk, path, video_preset)}
-    if stage not in loads:
+    checkpoint = load_checkpoint(path)
+    stage = stage_of(checkpoint)
+    if stage == "ssl":
+        _load_stage1(model.trunk, checkpoint, path, video_preset)
+    elif stage in ("distill", "spotting"):  # phase a from stage 2's trunk (the head stays random), phase b from a
+        state, config = _stage_state(checkpoint, path, stage)
+        holds = "a stage-2 trunk" if stage == "distill" else "a spotting model"
+        if _trained_model(config) != video_preset:
+            raise CheckpointMismatch(f"{path} holds {holds} of {_trained_model(config)!r}, but this run builds "
+                                     f"{video_preset!r}")
+        if stage == "distill":  # the distillation projector is left behind
+            state = {f"trunk.{key}": value for key, value in _sub_state(state, "trunk.").items()}
+        load_exact(model, state, {"head.weight", "head.bias"} if stage == "distill" else set(), f"{holds} ({path})")
+    else:
         raise CheckpointMismatch(f"{path}: a checkpoint of stage {stage!r}; expected a stage 1, 2 or 3 checkpoint")
-    loads[stage]()
     logger.info(f"initialised from the {stage} checkpoint {path}")
 
 
@@ -140,7 +135,7 @@ def read_spotting_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tens
         conversion = convert_state(raw)
         return conversion.state, conversion.preset, None, conversion.report()
     state, config = _stage_state(check_checkpoint(raw, path), path, "spotting")
-    return state, config.get("model", {}).get("name"), config, f"stage-3 checkpoint {path}"
+    return state, _trained_model(config), config, f"stage-3 checkpoint {path}"
 
 
 def load_spotting_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

@@ -19,11 +19,11 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 from torchvision.models.swin_transformer import PatchMerging, ShiftedWindowAttention, SwinTransformerBlock
 
+from configs.architectures import SwinShape
+from models.vit import LAYER_NORM_EPS, PatchEmbed3d, drop_path_rates, init_vit_weights, layer_norm, run_blocks
 from utils.rates import FRAMES_PER_TOKEN
-from models.vit import LAYER_NORM_EPS, PatchEmbed3d, drop_path_rates, init_vit_weights, layer_norm
 
 SHIFT_MASK_VALUE = -100.0  # what timm and torchvision put between tokens of different shifted regions
 
@@ -87,24 +87,20 @@ class WindowAttentionSDPA(ShiftedWindowAttention):
 class SwinStage(nn.Module):
     """timm-0.6.13 `BasicLayer`: blocks alternating unshifted / shifted windows, then optional patch merging."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, window: int, drop_paths: list[float], downsample: bool):
+    def __init__(self, dim: int, num_heads: int, window: int, drop_paths: list[float], downsample: bool,
+                 grad_checkpointing: bool = False):
         super().__init__()
         norm = partial(nn.LayerNorm, eps=LAYER_NORM_EPS)
-        self.blocks = nn.ModuleList(
+        self.blocks = nn.ModuleList(  # one block per drop-path rate
             SwinTransformerBlock(dim, num_heads, window_size=[window, window],
                                  shift_size=[0, 0] if index % 2 == 0 else [window // 2, window // 2],
-                                 stochastic_depth_prob=drop_paths[index], norm_layer=norm,
-                                 attn_layer=WindowAttentionSDPA)
-            for index in range(depth))
+                                 stochastic_depth_prob=rate, norm_layer=norm, attn_layer=WindowAttentionSDPA)
+            for index, rate in enumerate(drop_paths))
         self.downsample = PatchMerging(dim, norm_layer=norm) if downsample else None
-        self.grad_checkpointing = False
+        self.grad_checkpointing = grad_checkpointing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+        x = run_blocks(self.blocks, x, self.grad_checkpointing)
         return self.downsample(x) if self.downsample is not None else x
 
 
@@ -112,20 +108,18 @@ class SpatialSwin(nn.Module):
     """Swin over one 1-second clip: Conv3d 2x4x4 patch embedding + LayerNorm to 56x56 tokens, four stages, final
     norm, mean of the 7x7 last tokens. Input (N, 3, 2, 224, 224), output (N, 8 * embed_dim)."""
 
-    def __init__(self, embed_dim: int = 96, depths: tuple[int, ...] = (2, 2, 6, 2),
-                 num_heads: tuple[int, ...] = (3, 6, 12, 24), window: int = 7, img_size: int = 224,
-                 patch_size: int = 4, tube_size: int = FRAMES_PER_TOKEN, drop_path: float = 0.1,
-                 grad_checkpointing: bool = False):
+    def __init__(self, shape: SwinShape, img_size: int = 224, tube_size: int = FRAMES_PER_TOKEN,
+                 drop_path: float = 0.1, grad_checkpointing: bool = False):
         super().__init__()
-        self.img_size, self.tube_size, self.grid = img_size, tube_size, img_size // patch_size
-        self.patch_embed = PatchEmbed3d(embed_dim, patch_size, tube_size, norm=True)
+        embed_dim, depths = shape.embed_dim, shape.depths
+        self.img_size, self.tube_size, self.grid = img_size, tube_size, img_size // shape.patch_size
+        self.patch_embed = PatchEmbed3d(embed_dim, shape.patch_size, tube_size, norm=True)
         rates = drop_path_rates(drop_path, sum(depths))
         self.layers = nn.ModuleList()
-        for index, (depth, heads) in enumerate(zip(depths, num_heads)):
+        for index, (depth, heads) in enumerate(zip(depths, shape.num_heads)):
             first = sum(depths[:index])
-            self.layers.append(SwinStage(embed_dim * 2 ** index, depth, heads, window, rates[first:first + depth],
-                                         downsample=index < len(depths) - 1))
-            self.layers[-1].grad_checkpointing = grad_checkpointing
+            self.layers.append(SwinStage(embed_dim * 2 ** index, heads, shape.window, rates[first:first + depth],
+                                         downsample=index < len(depths) - 1, grad_checkpointing=grad_checkpointing))
         self.dim = embed_dim * 2 ** (len(depths) - 1)
         self.norm = layer_norm(self.dim)
         init_vit_weights(self)  # timm's Swin init: trunc-normal(0.02) linear weights, zero biases

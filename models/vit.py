@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchvision.ops import StochasticDepth
 
+from configs.architectures import ViTShape
 from utils.rates import FRAMES_PER_TOKEN
 
 LAYER_NORM_EPS = 1e-6  # every LayerNorm of the released models (tests/data/eztorch_checkpoint_keys.json)
@@ -115,16 +116,17 @@ class SpatialViT(nn.Module):
     """ViT over one 1-second clip (2 frames): a tubelet embedding to 14x14 tokens, a class token, a learnable position
     embedding, pre-norm blocks and a final norm. Output: the normed class token, (N, dim)."""
 
-    def __init__(self, dim: int = 192, depth: int = 12, num_heads: int = 3, img_size: int = 224,
-                 patch_size: int = 16, tube_size: int = FRAMES_PER_TOKEN, drop_path: float = 0.1,
-                 grad_checkpointing: bool = False):
+    def __init__(self, shape: ViTShape, img_size: int = 224, tube_size: int = FRAMES_PER_TOKEN,
+                 drop_path: float = 0.1, grad_checkpointing: bool = False):
         super().__init__()
+        dim = shape.dim
         self.dim, self.img_size, self.tube_size = dim, img_size, tube_size
-        self.num_patches = (img_size // patch_size) ** 2
-        self.patch_embed = PatchEmbed3d(dim, patch_size, tube_size)
+        self.num_patches = (img_size // shape.patch_size) ** 2
+        self.patch_embed = PatchEmbed3d(dim, shape.patch_size, tube_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches + 1, dim))
-        self.blocks = nn.ModuleList(Block(dim, num_heads, drop_path=rate) for rate in drop_path_rates(drop_path, depth))
+        self.blocks = nn.ModuleList(Block(dim, shape.num_heads, drop_path=rate)
+                                    for rate in drop_path_rates(drop_path, shape.depth))
         self.norm = layer_norm(dim)
         self.grad_checkpointing = grad_checkpointing
         init_vit_weights(self)

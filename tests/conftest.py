@@ -52,8 +52,8 @@ def mini_soccernet(tmp_path_factory) -> Path:
     """4 games of two 40-second halves (train 2, valid 1, test 1), with a 64-d feature bank and a 64x64 frame store
     (the tiny models' input size)."""
     root = tmp_path_factory.mktemp("mini_soccernet")
-    games = generate(root, games=4, seconds=40, seed=3, bank_dim=64, progress=False, workers=2)
-    prepare(root, root / "store", games, size=(64, 64), progress=False, workers=2)
+    games = generate(root, games=4, seconds=40, seed=3, bank_dim=64, workers=2)
+    prepare(root, root / "store", games, size=(64, 64), workers=2)
     return root
 
 

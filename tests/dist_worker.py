@@ -44,9 +44,9 @@ def accumulation(info) -> dict:
         return lambda batch: nn.functional.mse_loss(net(batch[0]), batch[1])
 
     optimizer = torch.optim.AdamW(ddp.parameters(), lr=0.1)
-    optimizer_step(loss_of(ddp), micro, ddp, optimizer, scaler, 1.0, 0)
+    optimizer_step(loss_of(ddp), micro, ddp, optimizer, scaler, 1.0)
     optimizer_ref = torch.optim.AdamW(reference.parameters(), lr=0.1)
-    optimizer_step(loss_of(reference), [(inputs, targets)], reference, optimizer_ref, scaler, 1.0, 0)
+    optimizer_step(loss_of(reference), [(inputs, targets)], reference, optimizer_ref, scaler, 1.0)
     difference = max((a - b).abs().max().item() for a, b in zip(model.parameters(), reference.parameters()))
     return {"accumulated_vs_one_batch": difference, "allreduce_calls": len(calls)}
 

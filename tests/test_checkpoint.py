@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from utils.checkpoint import (LAST_CHECKPOINT, CheckpointError, load_checkpoint, restore_training_state,
-                              resume_candidates, save_checkpoint, training_state)
+from utils.checkpoint import (LAST_CHECKPOINT, Best, CheckpointError, Progress, latest_checkpoint, load_checkpoint,
+                              restore_training_state, save_checkpoint, training_checkpoint)
 from tests.conftest import optim_config
 from utils.optim import apply_schedules, build_adamw
 from utils.schedules import warmup_cosine
@@ -50,12 +50,12 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):
 
     model, optimizer = fresh(0)
     first = train(model, optimizer, 0, 3, lrs)
-    save_checkpoint(tmp_path / LAST_CHECKPOINT, training_state(model, optimizer, None, step=3, epoch=0,
-                                                               config={"run": {"seed": 0}}, best_metric=0.5))
+    save_checkpoint(tmp_path / LAST_CHECKPOINT, training_checkpoint(model, optimizer, None, {"run": {"seed": 0}}, None,
+                                                                    Progress(3, Best(0.5))))
     del model, optimizer  # the "kill"
 
     model, optimizer = fresh(123)  # a new process starts from other RNG states and weights
-    state = load_checkpoint(resume_candidates(tmp_path)[0])
+    _, state = latest_checkpoint(tmp_path, None, "cpu")
     restore_training_state(state, model, optimizer, None, rank=0, world_size=1)
     second = train(model, optimizer, state["step"], TOTAL_STEPS, lrs)
 
@@ -68,7 +68,8 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):
 def test_checkpoint_is_self_describing_and_loads_with_weights_only(tmp_path):
     model, optimizer = fresh(0)
     path = tmp_path / "ckpt.pth"
-    save_checkpoint(path, training_state(model, optimizer, None, step=7, epoch=2, config={"model": {"name": "x"}}))
+    save_checkpoint(path, training_checkpoint(model, optimizer, None, {"model": {"name": "x"}}, None, Progress(7),
+                                              epoch=2))
     raw = torch.load(path, weights_only=True)  # would raise on any pickled object
     assert {"model", "optimizer", "scaler", "step", "epoch", "rng_states", "best_metric", "config"} <= set(raw)
     assert raw["step"] == 7 and raw["epoch"] == 2 and len(raw["rng_states"]) == 1
@@ -102,4 +103,4 @@ def test_unreadable_or_foreign_checkpoint_names_the_file(tmp_path):
         load_checkpoint(foreign)
     with pytest.raises(FileNotFoundError, match="absent.pth"):
         load_checkpoint(tmp_path / "absent.pth")
-    assert resume_candidates(tmp_path / "empty_run") == []
+    assert latest_checkpoint(tmp_path / "empty_run", "spotting", "cpu") is None

@@ -7,8 +7,8 @@ import av
 import numpy as np
 import pytest
 
-from data.video import write_video
-from evaluation.clips import Highlight, index_stream, merged_ranges, playable_copy, write_clip, write_highlights
+from data.video import probe_video, write_video
+from spot.clips import Highlight, merged_ranges, playable_copy, write_clip, write_highlights
 
 BITS = 11  # frame index written as 11 black / white bands: survives lossy encoding
 HEIGHT, WIDTH = 64, 176
@@ -93,10 +93,10 @@ def check_clip(clip, frames, start, end):
 
 def test_a_clip_from_a_keyframe_is_copied_and_exact(source, tmp_path):
     path, frames = source
-    index = index_stream(path)
-    keyframes = sorted(float((pts - index.start_pts) * index.time_base) for pts in index.pts[index.keyframe])
+    info = probe_video(path, index=True)
+    keyframes = sorted(info.seconds(info.packets.pts[info.packets.keyframe]))
     start, end = keyframes[3], keyframes[7]  # whole GOPs
-    assert write_clip(path, start, end, tmp_path / "copied.mp4", index) == "copied"
+    assert write_clip(path, start, end, tmp_path / "copied.mp4", info) == "copied"
     check_clip(tmp_path / "copied.mp4", frames, start, end)
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from utils.config import ConfigError, bounded, config_from_dict, config_to_dict, load_config, required
+from utils.config import ConfigError, bounded, build_config, config_to_dict, flatten, load_config, required
 from utils.run import parse_command_line, record_run
 
 
@@ -157,7 +157,7 @@ def test_round_trip_through_plain_dict(base_file):
     config = load_config(ExampleConfig, base_file, ["data.crop_scale=[0.3, 0.9]"])
     tree = config_to_dict(config)
     assert tree["data"]["crop_scale"] == [0.3, 0.9]  # plain lists, loadable with weights_only=True
-    assert config_from_dict(ExampleConfig, tree) == config
+    assert build_config(ExampleConfig, flatten(tree), {}) == config
 
 
 def test_command_line_typo_exits_and_writes_nothing(tmp_path, base_file, capsys):
@@ -192,3 +192,29 @@ def test_stage_specific_section_defaults_survive_partial_overrides(tmp_path):
     config = load_config(StageConfig, path)
     assert (config.run.epochs, config.run.global_batch_size, config.run.seed) == (200, 1024, 7)
     assert (config.data.root, config.data.fps) == ("/d", 1.0)
+
+
+def test_a_nan_is_out_of_every_range_from_a_file_as_from_the_command_line(tmp_path, base_file):
+    nan_file = write(tmp_path / "nan.yaml", f"base: {base_file.name}\noptim:\n  lr: .nan\n")
+    with pytest.raises(ConfigError, match=r"nan.yaml: 'optim.lr' = nan is out of range: expected a value > 0"):
+        load_config(ExampleConfig, nan_file)
+    with pytest.raises(ConfigError, match=r"the command line: 'optim.weight_decay' = nan is out of range"):
+        load_config(ExampleConfig, base_file, ["optim.weight_decay=.nan"])
+
+
+def test_a_wrong_choice_gets_the_closest_one():
+    with pytest.raises(ConfigError, match="'data.split' expects one of 'train', 'valid', 'test', 'challenge', got "
+                                          "'vaild' \\(str\\); did you mean 'valid'\\?"):
+        load_config(ExampleConfig, None, ["data.root=x", "data.split=vaild"])
+
+
+def test_the_registry_and_the_schema_name_an_unknown_model_alike():
+    from configs.schema import VideoModelConfig
+    from models.registry import build_video
+
+    with pytest.raises(ConfigError) as from_config:
+        load_config(VideoModelConfig, None, ["name=vivit_tinyy"])
+    with pytest.raises(ValueError) as from_registry:
+        build_video(dataclasses.replace(VideoModelConfig(), name="vivit_tinyy"))
+    assert str(from_registry.value) in str(from_config.value)
+    assert str(from_registry.value).startswith("unknown model 'vivit_tinyy'; did you mean 'vivit_tiny'?")

@@ -135,7 +135,7 @@ def test_token_pooling_is_an_or_over_frame_pairs():
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory):
     root = tmp_path_factory.mktemp("mini")
-    games = generate(root, games=3, seconds=24, seed=7, bank_dim=64, progress=False)
+    games = generate(root, games=3, seconds=24, seed=7, bank_dim=64)
     return root, games
 
 
@@ -159,7 +159,7 @@ def test_generated_layout_and_schemas(mini):
 @pytest.mark.slow
 def test_generation_is_deterministic_for_any_number_of_workers(mini, tmp_path):
     root, games = mini
-    again = generate(tmp_path, games=3, seconds=24, seed=7, bank_dim=64, progress=False, workers=2)
+    again = generate(tmp_path, games=3, seconds=24, seed=7, bank_dim=64, workers=2)
     assert again == games
     for game in games:
         assert (tmp_path / game / "Labels-v2.json").read_text() == (root / game / "Labels-v2.json").read_text()
@@ -205,10 +205,10 @@ def test_feature_bank_rows_carry_their_events(mini):
 def test_store_matches_the_video_and_resumes(mini, tmp_path):
     root, games = mini
     store = tmp_path / "store"
-    assert prepare(root, store, games, progress=False) == 6
-    assert prepare(root, store, games, progress=False) == 0  # everything done: nothing redone
+    assert prepare(root, store, games) == 6
+    assert prepare(root, store, games) == 0  # everything done: nothing redone
     (store / games[0] / "2.json").unlink()  # as if killed before finishing that half
-    assert prepare(root, store, games, progress=False) == 1
+    assert prepare(root, store, games) == 1
     source, video = StoreSource(store), VideoSource(root)
     assert source.num_frames(games[0], 1) == video.num_frames(games[0], 1) == 48
     stored = source.read(games[0], 1, 10, 20)

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from data.datasets import WindowDataset
-from data.features import FeatureBank, fit_pca, reduce_bank, reduce_banks
+from data import features
+from data.features import FeatureBank, Reduction, fit_pca, reduce_bank, reduce_banks
 from data.games import split_games
 from data.samplers import Segment, jittered_windows
 from data.sources import StoreSource
@@ -72,7 +73,7 @@ def test_jittered_windows_on_short_halves_are_evenly_spaced():
     assert np.all(np.diff(starts) >= 0)
 
 
-def test_streaming_pca_equals_a_direct_fit(tmp_path):
+def test_streaming_pca_equals_a_direct_fit(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     games = ["a/b/c", "a/b/d"]
     mixing = rng.normal(size=(40, 40))
@@ -83,7 +84,8 @@ def test_streaming_pca_equals_a_direct_fit(tmp_path):
             (tmp_path / game).mkdir(parents=True, exist_ok=True)
             np.save(tmp_path / game / f"{half}_bank.npy", bank)
             banks[(game, half)] = bank
-    pca = fit_pca(tmp_path, games, "bank.npy", dim=8, fps=1.0, chunk=17)  # chunks smaller than a half
+    monkeypatch.setattr(features, "CHUNK_ROWS", 17)  # chunks smaller than a half
+    pca = fit_pca(tmp_path, games, Reduction("bank.npy", dim=8))
     everything = np.concatenate(list(banks.values())).astype(np.float64)
     standardised = (everything - everything.mean(0)) / everything.std(0)
     values, vectors = np.linalg.eigh(np.cov(standardised.T, bias=True))
@@ -101,7 +103,7 @@ def test_bank_of_the_wrong_width_is_named(tmp_path):
         for half, width in zip((1, 2), widths):
             np.save(tmp_path / game / f"{half}_bank.npy", np.zeros((30, width), np.float32))
     with pytest.raises(ValueError, match="a/b/d/1_bank.npy: 12-d rows, but 3 of 4 banks are 10-d"):
-        reduce_banks(tmp_path, ["a/b/c", "a/b/d"], ["a/b/c"], "bank.npy", "out.npy", dim=4)
+        reduce_banks(tmp_path, ["a/b/c", "a/b/d"], ["a/b/c"], Reduction("bank.npy", "out.npy", dim=4))
 
 
 @pytest.mark.slow
@@ -112,7 +114,7 @@ def test_bank_length_must_match_its_video(mini_soccernet, tmp_path):
         (tmp_path / game / f"{half}_224p.mkv").symlink_to(mini_soccernet / game / f"{half}_224p.mkv")
         np.save(tmp_path / game / f"{half}_bank.npy", np.zeros((25, 8), np.float32))  # 25 s for a 40 s video
     with pytest.raises(ValueError, match="1_bank.npy: 25 rows at 1 fps cover 25.0 s but .* lasts 40.0 s"):
-        reduce_banks(tmp_path, [game], [game], "bank.npy", "out.npy", dim=2)
+        reduce_banks(tmp_path, [game], [game], Reduction("bank.npy", "out.npy", dim=2))
 
 
 @pytest.mark.slow
@@ -131,11 +133,9 @@ def test_window_tokens_are_aligned_with_bank_rows(mini_soccernet):
 # ----------------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def reduced_bank(mini_soccernet):
-    if not (mini_soccernet / "train.txt").is_file():
-        pytest.skip("no generated data")
     games = [g for split in ("train", "valid", "test") for g in split_games(f"{split}.txt", mini_soccernet)]
-    reduce_banks(mini_soccernet, split_games("train.txt", mini_soccernet), games, "baidu_soccer_embeddings.npy",
-                 "bank_pca32.npy", dim=32)
+    reduce_banks(mini_soccernet, split_games("train.txt", mini_soccernet), games,
+                 Reduction(out_name="bank_pca32.npy", dim=32))
     return mini_soccernet
 
 

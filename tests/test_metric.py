@@ -8,11 +8,11 @@ import zipfile
 import numpy as np
 import pytest
 
-import evaluate
 from data.labels import CLASSES, LabelError, game_time
-from evaluation.random_sets import write_random_set
 from evaluation.metric import METRICS, build_spotting_set, game_keys, match_predictions
 from evaluation.scoring import score
+from tests.conftest import run_script
+from tests.random_sets import write_random_set
 
 GOAL = CLASSES.index("Goal")
 
@@ -160,11 +160,10 @@ def test_missing_prediction_files_are_all_listed(tmp_path):
 # ----------------------------------------------------------------------------------------------------------------------
 # Command line, zip input
 # ----------------------------------------------------------------------------------------------------------------------
-def test_command_line_prints_table_and_writes_json(tmp_path, capsys):
+def test_command_line_prints_table_and_writes_json(tmp_path):
     labels, predictions, games = write_random_set(tmp_path, 3, seed=2, half_seconds=300, events_per_half=20)
-    evaluate.main(["score", "--labels", str(labels), "--predictions", str(predictions), "--metric", "all",
-                   "--json", str(tmp_path / "scores.json")])
-    printed = capsys.readouterr().out
+    printed = run_script(["evaluate.py", "score", "--labels", str(labels), "--predictions", str(predictions),
+                          "--metric", "all", "--json", str(tmp_path / "scores.json")]).stdout
     assert "tight" in printed and "Yellow->red card" in printed
     written = json.loads((tmp_path / "scores.json").read_text())
     assert set(written) == set(METRICS)

@@ -9,10 +9,11 @@ from torch import nn
 
 from configs.schema import VideoModelConfig
 from models.heads import distill_projector, ssl_predictor, ssl_projector
-from models.loading import CheckpointMismatch, load_spotting, load_stage1_into_video, load_stage2_into_spotting
-from models.registry import SPATIAL_PRESETS, VIDEO_PRESETS, build_spatial, build_video, count_parameters
+from models.loading import CheckpointMismatch, init_spotting_model, load_stage1_into_video
+from configs.architectures import SPATIAL, VIDEO
+from models.registry import build_spatial, build_video, count_parameters
 from models.spotting import SpottingModel
-from utils.checkpoint import save_checkpoint, training_state
+from utils.checkpoint import Progress, save_checkpoint, training_checkpoint
 
 SMALL = 64  # image size of the tiny inputs used on CPU (the paper's is 224)
 
@@ -27,7 +28,7 @@ def assert_every_parameter_has_gradient(module: nn.Module) -> None:
     assert not missing, f"no gradient for {missing}"
 
 
-@pytest.mark.parametrize("name", sorted(SPATIAL_PRESETS))
+@pytest.mark.parametrize("name", sorted(SPATIAL))
 def test_spatial_presets_forward_and_backward(name):
     torch.manual_seed(0)
     model = build_spatial(name, img_size=SMALL)
@@ -37,7 +38,7 @@ def test_spatial_presets_forward_and_backward(name):
     assert_every_parameter_has_gradient(model)
 
 
-@pytest.mark.parametrize("name", sorted(VIDEO_PRESETS))
+@pytest.mark.parametrize("name", sorted(VIDEO))
 def test_video_presets_forward_shapes(name):
     model = build_video(micro_config(name, temporal_depth=1)).eval()
     with torch.no_grad():
@@ -53,6 +54,31 @@ def test_video_backward_reaches_every_parameter_including_the_mask_token():
     assert logits.shape == (2, 4, 17)
     logits.square().mean().backward()
     assert_every_parameter_has_gradient(model)
+
+
+def test_stage1_and_stage2_models_give_every_trainable_parameter_a_gradient():
+    """Stage 1's SCE model (its momentum branch is an average, not trained) and stage 2's distillation model with
+    temporal masking: one loss reaches every parameter the optimiser steps, so DDP needs no unused-parameter search."""
+    from models.distill import DistillModel
+    from models.losses import sce_loss, sce_token_loss
+    from models.sce import SCEModel
+
+    torch.manual_seed(0)
+    sce = SCEModel(build_spatial("vit_micro", img_size=SMALL, drop_path=0.0), hidden=32, dim=16, queue_size=8).train()
+    clips = torch.randn(6, 3, 2, SMALL, SMALL)
+    q1, q2 = sce(clips).chunk(2)
+    k1, k2 = sce.keys(clips).chunk(2)
+    (sce_loss(q1, k2, sce.queue.keys, 0.5, 0.1, 0.05) + sce_loss(q2, k1, sce.queue.keys, 0.5, 0.1, 0.05)).backward()
+    trainable = nn.ModuleDict({"trunk": sce.trunk, "projector": sce.projector, "predictor": sce.predictor})
+    assert_every_parameter_has_gradient(trainable)
+    assert all(p.grad is None for p in [*sce.momentum_trunk.parameters(), *sce.momentum_projector.parameters()])
+
+    distill = DistillModel(build_video(micro_config(drop_path=0.0, temporal_drop_path=0.0)), dim=16, hidden=32,
+                           queue_size=8).train()
+    queries = distill(torch.randn(2, 3, 8, SMALL, SMALL))  # (2 windows x 4 tokens, 16), a quarter of them masked
+    bank = F.normalize(torch.randn(8, 16), dim=1)
+    sce_token_loss(queries, bank, 4, distill.queue.keys, 0.5, 0.1, 0.05).backward()
+    assert_every_parameter_has_gradient(distill)
 
 
 def test_masking_drops_chosen_clips_and_keeps_the_rest_exactly():
@@ -106,8 +132,7 @@ def test_parameter_counts_match_the_usual_and_the_released_figures():
 # Stage-to-stage loads
 # ----------------------------------------------------------------------------------------------------------------------
 def save(path, model, stage, name):
-    save_checkpoint(path, training_state(model, None, None, step=1, epoch=1, config={"model": {"name": name}},
-                                         stage=stage))
+    save_checkpoint(path, training_checkpoint(model, None, None, {"model": {"name": name}}, stage, Progress(1), epoch=1))
 
 
 class FakeSSL(nn.Module):
@@ -157,8 +182,8 @@ def test_wrong_checkpoints_fail_clearly(tmp_path):
         load_stage1_into_video(build_video(micro_config()), tmp_path / "liar.pth", "vivit_micro")
     spotting = SpottingModel(build_video(micro_config()))
     save(tmp_path / "spot.pth", spotting, "spotting", "vivit_micro")
-    with pytest.raises(CheckpointMismatch, match="stage 'spotting', expected a 'distill'"):
-        load_stage2_into_spotting(spotting, tmp_path / "spot.pth", "vivit_micro")
+    with pytest.raises(CheckpointMismatch, match="stage 'spotting', expected a 'ssl'"):
+        load_stage1_into_video(spotting.trunk, tmp_path / "spot.pth", "vivit_micro")
 
 
 def test_stage2_to_spotting_and_phase_a_to_b(tmp_path):
@@ -172,13 +197,13 @@ def test_stage2_to_spotting_and_phase_a_to_b(tmp_path):
     save(tmp_path / "distill.pth", distill, "distill", "vivit_micro")
     spotting = SpottingModel(build_video(micro_config()))
     head_before = spotting.head.weight.clone()
-    load_stage2_into_spotting(spotting, tmp_path / "distill.pth", "vivit_micro")
+    init_spotting_model(spotting, tmp_path / "distill.pth", "vivit_micro")
     for key, value in distill.trunk.state_dict().items():
         assert torch.equal(spotting.trunk.state_dict()[key], value)
     assert torch.equal(spotting.head.weight, head_before)
     save(tmp_path / "phase_a.pth", spotting, "spotting", "vivit_micro")
     phase_b = SpottingModel(build_video(micro_config()))
-    load_spotting(phase_b, tmp_path / "phase_a.pth", "vivit_micro")
+    init_spotting_model(phase_b, tmp_path / "phase_a.pth", "vivit_micro")
     for key, value in spotting.state_dict().items():
         assert torch.equal(phase_b.state_dict()[key], value)
 

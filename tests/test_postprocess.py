@@ -3,6 +3,7 @@
 import json
 import math
 import zipfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +12,12 @@ from data.labels import CLASSES
 from evaluation.postprocess import (ensemble_raw_scores, game_predictions, hard_nms, postprocess_raw, read_raw_scores,
                                     soft_nms, write_raw_meta, write_raw_scores)
 from evaluation.predictions import PredictionsSource, keep_best_per_bin, write_challenge_zip, write_game_predictions
+from tests.conftest import run_script
+
+
+def nms_settings(nms: str, window, threshold: float, min_weight: float = 0.0):
+    """The NMS keys of an eval config section."""
+    return SimpleNamespace(nms=nms, nms_window=window, nms_threshold=threshold, nms_min_weight=min_weight)
 
 
 def soft_nms_loop(values, window, threshold, min_weight=0.0):
@@ -87,7 +94,7 @@ def test_game_predictions_follow_the_official_schema():
     scores[20, 2] = 0.9  # Goal at 10.0 s
     scores[21, 2] = 0.8  # decayed by soft NMS, still above threshold
     scores[120, 13] = 0.7  # Corner at 60.0 s
-    records = game_predictions({1: scores, 2: scores}, fps=2.0, nms="soft", window=20, threshold=0.001)
+    records = game_predictions({1: scores, 2: scores}, nms_settings("soft", 20, 0.001))
     first = records[0]
     assert first == {"gameTime": "1 - 00:10", "label": "Goal", "position": "10000", "half": "1",
                      "confidence": pytest.approx(0.9)}
@@ -127,45 +134,48 @@ def test_ensemble_averages_raw_scores_then_postprocesses(tmp_path):
     assert games == [game]
     expected = (read_raw_scores(tmp_path / "run1", game)[1] + read_raw_scores(tmp_path / "run2", game)[1]) / 2
     np.testing.assert_allclose(read_raw_scores(tmp_path / "mean", game)[1], expected, rtol=1e-6)
-    postprocess_raw(tmp_path / "mean", tmp_path / "preds")
+    postprocess_raw(tmp_path / "mean", tmp_path / "preds", nms_settings("soft", 20, 0.001))
     document = json.loads((tmp_path / "preds" / game / "results_spotting.json").read_text())
     assert document["UrlLocal"] == game and len(document["predictions"]) > 0
 
 
 def test_postprocess_command_takes_per_class_windows_and_a_min_weight(tmp_path):
     """--window with one value per class and --min-weight reach the NMS: the files equal game_predictions' output."""
-    from evaluate import main
+    from tests.test_user_errors import expect_user_error
+
     game = "france_ligue-1/2016-2017/2016-08-28 - 21-45 Monaco 3 - 1 Paris SG"
     make_raw(tmp_path / "raw", game, 4)
     windows = [4 + 2 * c for c in range(len(CLASSES))]
-    main(["postprocess", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "preds"), "--window",
-          *map(str, windows), "--min-weight", "0.3", "--threshold", "0.2"])
+    command = ["evaluate.py", "postprocess", "--raw", str(tmp_path / "raw"), "--out"]
+    run_script([*command, str(tmp_path / "preds"), "--window", *map(str, windows), "--min-weight", "0.3",
+                "--threshold", "0.2"])
     written = json.loads((tmp_path / "preds" / game / "results_spotting.json").read_text())["predictions"]
-    expected = game_predictions(read_raw_scores(tmp_path / "raw", game), 2.0, "soft", windows, 0.2, 0.3)
+    expected = game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", windows, 0.2, 0.3))
     assert written == json.loads(json.dumps(expected))
-    assert expected != game_predictions(read_raw_scores(tmp_path / "raw", game), 2.0, "soft", 20, 0.2, 0.0)
-    with pytest.raises(SystemExit, match="--window: 3 values; expected one, or one per class"):
-        main(["postprocess", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "x"), "--window", "4", "6", "8"])
-    with pytest.raises(SystemExit, match="nms_min_weight' = 1.5 is out of range"):
-        main(["postprocess", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "x"), "--min-weight", "1.5"])
+    assert expected != game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", 20, 0.2))
+    expect_user_error(run_script([*command, str(tmp_path / "x"), "--window", "4", "6", "8"], check=False),
+                      "--window: 3 values; expected one, or one per class")
+    expect_user_error(run_script([*command, str(tmp_path / "x"), "--min-weight", "1.5"], check=False),
+                      "nms_min_weight' = 1.5 is out of range")
     assert not (tmp_path / "x").exists()
 
 
 def test_ensemble_command_reads_a_config_file(tmp_path):
-    from evaluate import main
+    from tests.test_user_errors import expect_user_error
+
     game = "france_ligue-1/2016-2017/2016-08-28 - 21-45 Monaco 3 - 1 Paris SG"
     for seed in (1, 2, 3):
         make_raw(tmp_path / f"seed{seed}", game, seed)
     config = tmp_path / "ensemble.yaml"
     config.write_text(f"raw: [{tmp_path / 'seed1'}, {tmp_path / 'seed2'}, {tmp_path / 'seed3'}]\n"
                       f"out_raw: {tmp_path / 'mean'}\nout: {tmp_path / 'preds'}\n")
-    main(["ensemble", "--config", str(config)])
+    run_script(["evaluate.py", "ensemble", "--config", str(config)])
     expected = sum(read_raw_scores(tmp_path / f"seed{seed}", game)[2] for seed in (1, 2, 3)) / 3
     np.testing.assert_allclose(read_raw_scores(tmp_path / "mean", game)[2], expected, rtol=1e-6)
     assert (tmp_path / "preds" / game / "results_spotting.json").is_file()
     config.write_text("raw: []\nouts: x\n")
-    with pytest.raises(SystemExit, match="unknown keys \\['outs'\\]"):
-        main(["ensemble", "--config", str(config)])
+    expect_user_error(run_script(["evaluate.py", "ensemble", "--config", str(config)], check=False),
+                      "unknown key 'outs'; did you mean 'out'")
 
 
 def test_ensemble_refuses_runs_that_disagree(tmp_path):
@@ -183,7 +193,7 @@ def test_postprocessed_predictions_are_accepted_by_the_official_evaluator(tmp_pa
     from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
     game = "germany_bundesliga/2016-2017/2016-10-01 - 19-30 Bayer Leverkusen 2 - 0 Dortmund"
     make_raw(tmp_path / "raw", game, 3)
-    postprocess_raw(tmp_path / "raw", tmp_path / "preds")
+    postprocess_raw(tmp_path / "raw", tmp_path / "preds", nms_settings("soft", 20, 0.001))
     labels = tmp_path / "labels" / game
     labels.mkdir(parents=True)
     (labels / "Labels-v2.json").write_text(json.dumps({"annotations": [

@@ -1,7 +1,9 @@
 """The repository's contract with CI: .ci/run runs exactly the README's test command; documents point at files."""
 
+import ast
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +46,80 @@ def test_the_reference_check_finds_a_missing_document():
     missing, relative = "SPEC" + ".md", "../" + "elsewhere/OTHER" + ".md"  # split so this file cites neither
     assert DOCUMENT_REFERENCE.findall(f"see {missing} section 5 and {relative}, docs/METHOD.md") == [
         missing, relative, "docs/METHOD.md"]
+
+
+def repository_paths(text: str) -> list[str]:
+    """Every path into this repository written in backticks: a word whose first component is a top-level entry of
+    the repository, braces expanded ({a,b}), `<placeholder>` and `*` kept as globs, a `:name` suffix dropped."""
+    tops = {name.split("/")[0] for name in subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True,
+                                                            text=True, check=True).stdout.split()}
+    paths = []
+    for span in re.findall(r"`([^`\n]+)`", text):
+        for word in span.split():
+            word = re.sub(r"<[^>]*>", "*", word.strip("(),;")).split(":")[0]
+            if word.split("/")[0] not in tops or not ("/" in word or "." in word):
+                continue
+            expanded = [word]
+            while any("{" in item for item in expanded):
+                item = next(item for item in expanded if "{" in item)
+                head, choices, tail = re.match(r"(.*?)\{([^}]*)\}(.*)", item).groups()
+                expanded.remove(item)
+                expanded += [head + choice + tail for choice in choices.split(",")]
+            paths += expanded
+    return paths
+
+
+def test_every_repository_path_in_backticks_in_the_docs_exists():
+    missing = [f"{document.relative_to(ROOT)}: {path}" for document in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+               for path in repository_paths(document.read_text(encoding="utf-8"))
+               if not (list(ROOT.glob(path)) if "*" in path else (ROOT / path).exists())]
+    assert not missing, "paths in backticks that the repository does not hold:\n" + "\n".join(missing)
+
+
+def test_the_path_check_reads_braces_placeholders_and_names():
+    assert repository_paths("see `configs/{ssl,distill}/tiny_mini.yaml` and `models/vit.py:PatchEmbed3d`, "
+                            "`configs/<stage>/*.yaml`, not `runs/x` nor `eztorch/models/heads/mlp.py`") == [
+        "configs/ssl/tiny_mini.yaml", "configs/distill/tiny_mini.yaml", "models/vit.py", "configs/*/*.yaml"]
+
+
+LIBRARY = ("utils", "configs", "data", "models", "evaluation", "spot")
+
+
+def package_imports() -> dict[str, set[str]]:
+    """{top-level package or script: the others it imports}, from every import statement (top-level or local)."""
+    names = {path.stem if path.parent == ROOT else path.relative_to(ROOT).parts[0]
+             for path in ROOT.glob("*.py")} | set(LIBRARY) | {"tests", "benchmarks"}
+    graph = {name: set() for name in names}
+    for path in [*ROOT.glob("*.py"), *[p for name in (*LIBRARY, "tests", "benchmarks") for p in (ROOT / name).rglob("*.py")]]:
+        node = path.stem if path.parent == ROOT else path.relative_to(ROOT).parts[0]
+        for statement in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = [alias.name for alias in statement.names] if isinstance(statement, ast.Import) else \
+                [statement.module] if isinstance(statement, ast.ImportFrom) and statement.module and \
+                not statement.level else []
+            graph[node] |= {module.split(".")[0] for module in modules} & (names - {node})
+    return graph
+
+
+def test_the_import_graph_has_no_circle_and_at_most_four_levels():
+    """A package's level is 1 + the highest level of what it imports. The library (utils; configs and data; models,
+    evaluation and spot), the entry points above it, and the tests, which run the entry points as a user does and
+    never import them. The benchmarks may also use the tests' generated label sets."""
+    graph = package_imports()
+    levels: dict[str, int] = {}
+
+    def level(name: str, path: tuple[str, ...] = ()) -> int:
+        assert name not in path, f"import circle: {' -> '.join(path + (name,))}"
+        if name not in levels:
+            levels[name] = 1 + max((level(other, path + (name,)) for other in graph[name]), default=0)
+        return levels[name]
+
+    for name in graph:
+        level(name)
+    assert max(level for name, level in levels.items() if name != "benchmarks") <= 4, levels
+    assert {name for name, level in levels.items() if level == 1} == {"utils"}, levels
+
+
+def test_importing_the_config_schemas_does_not_import_torch():
+    probe = "import sys, configs.schema, configs.inference; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

@@ -13,13 +13,16 @@ from utils.config import ConfigError
 from utils.loop import optimizer_step
 from utils.optim import apply_schedules, build_adamw, param_groups
 from utils.plan import RunSampler, check_epoch_end, epoch_steps, plan_run
-from utils.schedules import build_schedules, scaled_lr, warmup_cosine
+from utils.schedules import build_schedules, warmup_cosine
 
 
-def test_linear_scaling_rule_matches_paper_table():
-    assert scaled_lr(5e-4, 1024) == pytest.approx(2e-3)  # stage 1
-    assert scaled_lr(4e-3, 32) == pytest.approx(5e-4)  # stage 2
-    assert scaled_lr(1e-3, 64) == pytest.approx(2.5e-4)  # stage 3
+@pytest.mark.parametrize("base_lr, global_batch, peak", [(5e-4, 1024, 2e-3), (4e-3, 32, 5e-4), (1e-3, 64, 2.5e-4)])
+def test_linear_scaling_rule_matches_paper_table_and_the_schedule_reaches_the_planned_lr(base_lr, global_batch, peak):
+    plan = plan_run(run_config(epochs=10, global_batch_size=global_batch), base_lr, 1, 100 * global_batch)
+    assert plan.scaled_lr == pytest.approx(peak)  # stage 1, 2, 3 of the paper
+    schedules = build_schedules(optim_config(lr=base_lr, min_lr=1e-6, warmup_start_lr=1e-7, warmup_epochs=1), plan)
+    assert schedules["lr"].max() == plan.scaled_lr  # the value the plan prints is the one the schedule reaches
+    assert schedules["lr"][0] == 1e-7 * plan.lr_scale and schedules["lr"][-1] == 1e-6 * plan.lr_scale
 
 
 def test_warmup_then_cosine_endpoints():
@@ -146,7 +149,7 @@ def test_k_micro_batches_step_as_one_batch_k_times_larger():
         optimizer = torch.optim.AdamW(net.parameters(), lr=0.05)
         for step in range(3):
             loss, norm = optimizer_step(lambda batch: F.mse_loss(net(batch[0]), batch[1]), batches, net, optimizer,
-                                        scaler, clip_grad=0.5, step=step)
+                                        scaler, clip_grad=0.5)
             steps.append((loss.item(), norm.item()))
     assert np.allclose(steps[:3], steps[3:], rtol=1e-5)  # the same loss and gradient norm at every step
     for a, b in zip(model.parameters(), copy.parameters()):
@@ -167,7 +170,33 @@ def test_an_epoch_that_ends_early_is_refused():
 
 
 def test_weight_decay_end_zero_decays_to_zero_and_none_keeps_it_constant():
-    constant = build_schedules(optim_config(weight_decay=0.05), 256, 10, 100)["wd"]
-    to_zero = build_schedules(optim_config(weight_decay=0.05, weight_decay_end=0.0), 256, 10, 100)["wd"]
+    plan = plan_run(run_config(epochs=10, global_batch_size=256), 1e-3, 1, 2560)  # 10 steps per epoch, 100 in all
+    constant = build_schedules(optim_config(weight_decay=0.05), plan)["wd"]
+    to_zero = build_schedules(optim_config(weight_decay=0.05, weight_decay_end=0.0), plan)["wd"]
     assert np.all(constant == 0.05)
     assert to_zero[0] == pytest.approx(0.05) and to_zero[-1] == pytest.approx(0.0)
+
+
+def test_a_diverged_loss_stops_the_run_on_the_next_logging_step_naming_its_step(tmp_path):
+    """The loss is checked for finiteness on logging steps only (no host sync per step), but the error names the
+    step where it first stopped being finite, and nothing of that interval is logged."""
+    from types import SimpleNamespace
+
+    from utils.checkpoint import Progress
+    from utils.dist import init_distributed
+    from utils.logs import MetricsWriter, read_metrics
+    from utils.loop import DivergedError, TrainingRun
+    from utils.run import RunContext
+
+    plan = plan_run(run_config(epochs=1, global_batch_size=1), 1e-3, 1, 6)  # 6 steps
+    ctx = RunContext(init_distributed("cpu"), tmp_path, MetricsWriter(tmp_path / "metrics.jsonl"), None,
+                     torch.amp.GradScaler("cpu", enabled=False), 0)
+    cfg = SimpleNamespace(run=SimpleNamespace(log_every_steps=3, save_every_steps=0))
+    run = TrainingRun(ctx, cfg, "test", plan, nn.Linear(1, 1), None, {})
+    progress = Progress()
+    epoch_run = run.epoch(0, progress)
+    losses = iter([1.0, 2.0, 3.0, 4.0, float("nan"), 6.0])
+    with pytest.raises(DivergedError, match="the loss is nan at step 4: stopping"):
+        for step, _ in epoch_run.steps(iter(range(100))):
+            epoch_run.done(loss=torch.tensor(next(losses)))
+    assert progress.step == 6 and [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [3]

@@ -2,6 +2,7 @@
 
 import json
 import xml.etree.ElementTree as ElementTree
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,9 +10,9 @@ import torch
 
 from data.synthetic import GLYPHS, PALETTE
 from data.video import write_video
-from evaluation.inference import merge_window_scores, window_starts
+from evaluation.inference import Inference, merge_window_scores, window_starts
 from evaluation.predictions import parse_predictions
-from evaluation.spot import HalfSpotter
+from evaluation.streaming import HalfSpotter
 from tests.conftest import run_script, spotting_checkpoint
 
 WINDOW, STRIDE, TRIM = 8, 4, 2
@@ -30,7 +31,8 @@ class FrameMeans(torch.nn.Module):
 def test_streaming_equals_windowed_inference(num_frames):
     frames = torch.randint(0, 256, (num_frames, 3, 4, 4), dtype=torch.uint8)
     model = FrameMeans()
-    spotter = HalfSpotter(model, WINDOW, STRIDE, TRIM, batch_size=3, device=torch.device("cpu"), amp_dtype=None)
+    eval_cfg = SimpleNamespace(window_stride_seconds=STRIDE, trim_seconds=TRIM, batch_size=3, half_end="scored")
+    spotter = HalfSpotter(Inference(model, SimpleNamespace(window_seconds=WINDOW, img_size=4), eval_cfg))
     for frame in frames:
         spotter.push(frame)
         assert len(spotter.buffer) <= 2 * WINDOW + 1 and len(spotter.pending) < 3  # memory stays bounded
@@ -155,17 +157,17 @@ def test_parallel_decoding_gives_the_same_frames_as_one_read(tmp_path, monkeypat
     """Workers that each seek to their chunk hand the model exactly the frames of one front-to-back read (keyframes
     every 10 s by default, or twice a second), so spot's scores do not depend on --decode-workers."""
     from data.video import probe_video
-    from evaluation import spot_frames
+    from data import decode_pool
     from utils.rates import FPS
 
-    monkeypatch.setattr(spot_frames, "CHUNK_SECONDS", 7)  # 6 chunks of a 40 s video, cut mid-GOP
+    monkeypatch.setattr(decode_pool, "CHUNK_SECONDS", 7)  # 6 chunks of a 40 s video, cut mid-GOP
     video = own_video(tmp_path / f"match.{container}", 40, fps, (144, 256), "libx264") if gop is None else \
         write_video(tmp_path / f"match.{container}", (np.full((144, 256, 3), i % 251, np.uint8) for i in
                                                       range(int(40 * fps))), fps, gop=gop,
                     options={"preset": "ultrafast"})
     info = probe_video(video)
     total = info.num_frames(FPS)
-    one = torch.stack(list(spot_frames.spot_frames(video, info, total, 64)))
-    with spot_frames.DecodePool(2) as pool:
-        parallel = torch.stack(list(spot_frames.spot_frames(video, info, total, 64, pool)))
+    one = torch.stack(list(decode_pool.model_frames(video, info, total, 64)))
+    with decode_pool.DecodePool(2) as pool:
+        parallel = torch.stack(list(decode_pool.model_frames(video, info, total, 64, pool)))
     assert one.shape == (total, 3, 64, 64) and torch.equal(one, parallel)

@@ -216,9 +216,11 @@ def test_clips_and_reel_are_linked_and_play(spotted, chromium):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--clips", "0"], "--clips 0: expected a number of clips >= 1"),
-    (["--clips-min-confidence", "1.5"], "--clips-min-confidence 1.5: expected a confidence between 0 and 1"),
-    (["--clips", "3", "--clip-before", "-2"], "--clip-before -2.0: expected seconds >= 0"),
+    (["--clips", "0"], "(--clips): 'clips' = 0 is out of range: expected a value >= 1"),
+    (["--clips-min-confidence", "1.5"], "(--clips-min-confidence): 'clips_min_confidence' = 1.5 is out of range"),
+    (["--clips", "3", "--clip-before", "-2"], "(--clip-before): 'clip_before' = -2.0 is out of range"),
+    (["--clips", "3", "--clip-before", "nan"], "(--clip-before): 'clip_before' = nan is out of range"),
+    (["--decode-workers", "0"], "(--decode-workers): 'decode_workers' = 0 is out of range: expected a value >= 1"),
     (["--clips", "3", "--clip-before", "0", "--clip-after", "0"], "a clip would hold no frame"),
 ])
 def test_bad_clip_flags_are_named_before_anything_is_read_or_written(tmp_path, flags, message):

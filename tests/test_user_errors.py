@@ -57,6 +57,8 @@ def spotting_args(root: Path, out: Path, *extra: str) -> list[str]:
     ("train_spotting.py", "spotting/tiny_mini_phase_b.yaml", "optim.lr=-1", "'optim.lr' = -1.0 is out of range"),
     ("train_spotting.py", "spotting/tiny_mini_phase_b.yaml", "eval.nms=sfot", "'eval.nms' expects one of 'soft'"),
     ("train_spotting.py", "spotting/tiny_mini_phase_b.yaml", "run.output_dir=", "'run.output_dir' is empty"),
+    ("train_spotting.py", "spotting/tiny_mini_phase_b.yaml", "model.name=vivit_tinyy",
+     "'model.name' = 'vivit_tinyy': unknown model 'vivit_tinyy'; did you mean 'vivit_tiny'? (registered: ["),
 ])
 def test_bad_config_values_are_refused_at_load(tmp_path, script, config, override, fragment):
     out = tmp_path / "run"
@@ -315,7 +317,7 @@ def test_events_after_the_end_of_their_video_are_counted(mini_soccernet, tmp_pat
 
 @pytest.mark.slow
 def test_a_nan_confidence_is_scored_as_the_official_evaluator_does_with_a_warning(tmp_path):
-    from evaluation.random_sets import write_random_set
+    from tests.random_sets import write_random_set
 
     labels, predictions, games = write_random_set(tmp_path, 2, seed=1, half_seconds=300, events_per_half=20,
                                                   predictions_per_class_per_half=3)

@@ -1,8 +1,10 @@
-"""Checkpoints: complete, self-describing, atomic, loaded strictly; saving and resuming a training run.
+"""Checkpoints: complete, self-describing, atomic, loaded strictly; what a resumed training run restores.
 
 A training checkpoint holds: the unwrapped model state, optimizer, grad scaler, global step, epoch, the RNG states of
 every rank, the best validation metric so far, the resolved config as a plain dict (so inference can rebuild the
-model from the file alone) and `extra` (the stage; stage 3 adds its last validated epoch). It is written atomically
+model from the file alone) and `extra` (the stage and the last validated epoch). Where a run stands is a `Progress`
+(step, best validation): what `training_checkpoint` writes and `progress_of` reads back; utils/loop.py saves and
+resumes runs with them. It is written atomically
 (`utils/files.py`): a kill during the write leaves the previous checkpoint intact, a failed write (a full disk)
 removes its temporary file and names the path. `checkpoint_last.pth` keeps its predecessor as
 `checkpoint_previous.pth`, which a resume falls back to (and says so) when the last one cannot be read. Loading uses
@@ -11,14 +13,13 @@ removes its temporary file and names the path. `checkpoint_last.pth` keeps its p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from utils import dist
-from utils.config import config_to_dict
 from utils.dist import all_gather_objects, unwrap
 from utils.errors import InvalidInputError, MissingFileError
 from utils.files import atomic_path
@@ -37,28 +38,47 @@ class CheckpointError(InvalidInputError):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# The checkpoint dict, on disk
+# Where a run stands, and the checkpoint dict
 # ----------------------------------------------------------------------------------------------------------------------
-def checkpoint_dict(model_state: dict, config: dict, stage: str | None, step: int = 0, epoch: int = 0,
-                    best_metric: float | None = None, optimizer: dict | None = None, scaler: dict | None = None,
-                    rng_states: list | None = None, extra: dict | None = None) -> dict[str, Any]:
-    """The one layout of every checkpoint of this project (training, imported, or written by a test)."""
-    return {"format_version": FORMAT_VERSION, "model": model_state, "optimizer": optimizer, "scaler": scaler,
-            "step": int(step), "epoch": int(epoch), "best_metric": best_metric, "rng_states": rng_states or [],
-            "config": config, "extra": {"stage": stage, **(extra or {})}}
+@dataclasses.dataclass
+class Best:
+    """The best validation so far (stage 3) and the last epoch validated; it travels in every checkpoint, so that a
+    resumed run neither forgets the best nor skips an epoch's validation."""
+
+    metric: float | None = None
+    validated_epoch: int = 0
+
+    def improved_by(self, value: float) -> bool:
+        return self.metric is None or value > self.metric
 
 
-def training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, scaler: Any | None, step: int,
-                   epoch: int, config: dict, stage: str | None = None, best_metric: float | None = None,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+@dataclasses.dataclass
+class Progress:
+    """Where a training run stands: optimizer steps done (the index of the next step) and the best validation."""
+
+    step: int = 0
+    best: Best = dataclasses.field(default_factory=Best)
+
+
+def checkpoint_dict(model_state: dict, config: dict, stage: str | None, extra: dict | None = None) -> dict[str, Any]:
+    """The one layout of every checkpoint of this project (training, imported, or written by a test); a training
+    checkpoint fills in the rest (`training_checkpoint`)."""
+    return {"format_version": FORMAT_VERSION, "model": model_state, "optimizer": None, "scaler": None, "step": 0,
+            "epoch": 0, "best_metric": None, "rng_states": [], "config": config, "extra": {"stage": stage, **(extra or {})}}
+
+
+def training_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, scaler: Any | None,
+                        config: dict, stage: str | None, progress: Progress, epoch: int = 0) -> dict[str, Any]:
     """Everything needed to resume. A collective: every rank must call it (it gathers each rank's RNG state).
 
-    step: the number of optimizer steps done (the next step to run); epoch: the epoch that step belongs to.
-    """
-    return checkpoint_dict(unwrap(model).state_dict(), config, stage, step, epoch, best_metric,
-                           optimizer.state_dict() if optimizer is not None else None,
-                           scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
-                           all_gather_objects(get_rng_state()), extra)  # rng_states: index = rank
+    epoch: the epoch progress.step belongs to (informative: a resume needs the step only)."""
+    state = checkpoint_dict(unwrap(model).state_dict(), config, stage,
+                            {"validated_epoch": progress.best.validated_epoch})
+    state.update(step=int(progress.step), epoch=int(epoch), best_metric=progress.best.metric,
+                 optimizer=optimizer.state_dict() if optimizer is not None else None,
+                 scaler=scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+                 rng_states=all_gather_objects(get_rng_state()))  # index = rank
+    return state
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], keep_previous: bool = False) -> None:
@@ -119,7 +139,7 @@ def stage_of(state: dict[str, Any]) -> str | None:
 
 def restore_training_state(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                            scaler: Any | None, rank: int, world_size: int) -> None:
-    """Load model (strictly), optimizer, scaler and this rank's RNG state from a `training_state` dict."""
+    """Load model (strictly), optimizer, scaler and this rank's RNG state from a `training_checkpoint` dict."""
     unwrap(model).load_state_dict(state["model"], strict=True)
     if optimizer is not None and state.get("optimizer") is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -133,72 +153,41 @@ def restore_training_state(state: dict[str, Any], model: torch.nn.Module, optimi
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# A training run's checkpoints
+# Resuming a training run
 # ----------------------------------------------------------------------------------------------------------------------
-def resume_candidates(output_dir: str | os.PathLike) -> list[Path]:
-    """The checkpoints a resumed run may start from, newest first: checkpoint_last.pth, checkpoint_previous.pth."""
-    return [path for path in (Path(output_dir) / LAST_CHECKPOINT, Path(output_dir) / PREVIOUS_CHECKPOINT)
-            if path.is_file()]
-
-
-def save_training(ctx, name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, epoch: int,
-                  config: Any, stage: str, best_metric: float | None = None, extra: dict | None = None) -> None:
-    """A complete checkpoint under ctx.output_dir/name (collective: every rank calls it; rank 0 writes). The last
-    checkpoint keeps its predecessor (checkpoint_previous.pth) to fall back on."""
-    state = training_state(model, optimizer, ctx.scaler, step, epoch, config_to_dict(config), stage, best_metric,
-                           extra)
-    if ctx.info.is_main:
-        save_checkpoint(ctx.output_dir / name, state, keep_previous=name == LAST_CHECKPOINT)
-    dist.barrier()
-
-
-def end_epoch_checkpoints(ctx, config: Any, model: torch.nn.Module, optimizer, step: int, done: int, stage: str,
-                          best_metric: float | None = None, extra: dict | None = None) -> None:
-    """checkpoint_last.pth every run.save_every_epochs and at the end; checkpoint_epochN.pth at snapshot epochs."""
-    if done % config.run.save_every_epochs == 0 or done == config.run.epochs:
-        save_training(ctx, LAST_CHECKPOINT, model, optimizer, step, done, config, stage, best_metric, extra)
-    if done in config.run.snapshot_epochs:
-        save_training(ctx, f"checkpoint_epoch{done}.pth", model, optimizer, step, done, config, stage, best_metric,
-                      extra)
-
-
-def resume(ctx, resume_run: bool, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-           stage: str) -> tuple[int, float | None, dict]:
-    """Restore ctx.output_dir/checkpoint_last.pth if it exists (and resume_run): returns (step, best metric, extra).
+def latest_checkpoint(output_dir: Path, stage: str, map_location: torch.device) -> tuple[Path, dict] | None:
+    """(path, state) of output_dir's newest readable checkpoint, or None when it holds none.
 
     A checkpoint_last.pth that cannot be read (a disk that filled up, a copy cut short) gives way to the
     checkpoint_previous.pth kept beside it, with a warning saying so; when neither can be read, the error names both.
     """
-    candidates = resume_candidates(ctx.output_dir) if resume_run else []
-    if not resume_run and (ctx.output_dir / LAST_CHECKPOINT).exists():
-        get_logger().warning(f"run.resume=false: ignoring {ctx.output_dir / LAST_CHECKPOINT}")
+    candidates = [path for path in (output_dir / LAST_CHECKPOINT, output_dir / PREVIOUS_CHECKPOINT) if path.is_file()]
     if not candidates:
-        return 0, None, {}
+        return None
     problems = []
     for path in candidates:
         try:
-            state = load_checkpoint(path, map_location=ctx.device)
+            state = load_checkpoint(path, map_location=map_location)
             break
         except CheckpointError as error:
             problems.append(str(error))
     else:
-        raise CheckpointError("cannot resume: " + "; ".join(problems) + f". Move them out of {ctx.output_dir} to "
+        raise CheckpointError("cannot resume: " + "; ".join(problems) + f". Move them out of {output_dir} to "
                               f"start afresh, or set run.resume=false")
     if problems:
         get_logger().warning(f"{problems[0]}: resuming from {path} (step {state['step']}) instead")
     if stage_of(state) != stage:
         raise CheckpointError(f"{path} is a {stage_of(state)!r} checkpoint; this is a {stage!r} run: choose another "
                               f"run.output_dir")
-    restore_training_state(state, model, optimizer, ctx.scaler, ctx.info.rank, ctx.info.world_size)
-    ctx.metrics.truncate_after(state["step"])
-    get_logger().info(f"resumed from {path} at step {state['step']} (epoch {state['epoch']})")
-    return int(state["step"]), state.get("best_metric"), state.get("extra", {})
+    return path, state
 
 
-def best_so_far(output_dir: Path, best: float | None) -> float | None:
-    """The larger of `best` (from the resumed checkpoint) and the metric checkpoint_best.pth stores."""
-    path = output_dir / BEST_CHECKPOINT
-    if not path.is_file():
-        return best
-    kept = read_checkpoint_field(path, "best_metric")
-    return kept if best is None or (kept is not None and kept > best) else best
+def progress_of(state: dict, output_dir: Path) -> Progress:
+    """The Progress a checkpoint restores. The best metric is the larger of the one it stores and the one
+    checkpoint_best.pth stores (a checkpoint_last.pth written before the best was kept knows an older best)."""
+    best = state.get("best_metric")
+    best_path = output_dir / BEST_CHECKPOINT
+    if best_path.is_file():
+        kept = read_checkpoint_field(best_path, "best_metric")
+        best = kept if best is None or (kept is not None and kept > best) else best
+    return Progress(int(state["step"]), Best(best, int(state.get("extra", {}).get("validated_epoch", 0))))

@@ -66,6 +66,8 @@ class Range:
     high_open: bool = False
 
     def holds(self, value: float) -> bool:
+        if value != value:  # NaN compares false with everything: it would pass every bound, it fits none
+            return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
@@ -81,8 +83,8 @@ class Range:
 
 def bounded(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
             high_open: bool = False, check: Any = None, expected: str = "") -> Any:
-    """A field whose value (every item of a list or tuple) must lie in the range; `check(value) -> bool` adds a
-    condition on the whole value, described by `expected`."""
+    """A field whose value (every item of a list or tuple) must lie in the range; `check(value)` adds a condition on
+    the whole value: False (described by `expected`), or a string saying what is wrong (None or True: fine)."""
     metadata = {"range": Range(low, high, low_open, high_open)}
     if check is not None:
         metadata.update(check=check, expected=expected)
@@ -116,8 +118,10 @@ def _check_values(schema: type, config: Any, sources: dict[str, str], prefix: st
         if bounds is not None and not all(item is None or bounds.holds(item) for item in items):
             raise ConfigError(f"{where}: '{dotted}' = {value!r} is out of range: expected {bounds.describe()}")
         check = field.metadata.get("check")
-        if check is not None and value is not None and not check(value):
-            raise ConfigError(f"{where}: '{dotted}' = {value!r}: expected {field.metadata['expected']}")
+        verdict = True if check is None or value is None else check(value)
+        if verdict is False or isinstance(verdict, str):  # a check says False, or what is wrong in its own words
+            problem = verdict if isinstance(verdict, str) else f"expected {field.metadata['expected']}"
+            raise ConfigError(f"{where}: '{dotted}' = {value!r}: {problem}")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -197,14 +201,13 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 def load_yaml_chain(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
     """Read a YAML file and its `base:` ancestors. Returns flat values and, per key, the file that set it."""
     path = Path(path).resolve()
-    chain: list[Path] = []
+    chain: dict[Path, dict] = {}  # each file of the chain, read once, the named file first
     while True:
         if path in chain:
-            cycle = " -> ".join(str(p) for p in chain + [path])
+            cycle = " -> ".join(str(p) for p in [*chain, path])
             raise ConfigError(f"config files inherit in a cycle: {cycle}")
-        chain.append(path)
-        data = _read_yaml(path)
-        parent = data.get(BASE_KEY)
+        data = chain[path] = _read_yaml(path)
+        parent = data.pop(BASE_KEY, None)
         if parent is None:
             break
         if not isinstance(parent, str):
@@ -213,9 +216,7 @@ def load_yaml_chain(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for file in reversed(chain):  # root ancestor first, the named file last
-        data = _read_yaml(file)
-        data.pop(BASE_KEY, None)
+    for file, data in reversed(chain.items()):  # root ancestor first, the named file last
         for key, value in flatten(data).items():
             values[key] = value
             sources[key] = str(file)
@@ -298,25 +299,17 @@ def _coerce(value: Any, kind: Any) -> Any:
         inner = args[0] if args else Any
         items = [_coerce(item, inner) for item in value]
         return tuple(items) if origin is tuple else items
-    if kind is bool:  # YAML already parsed true/false; "yes" strings or 0/1 are refused on purpose
-        if isinstance(value, bool):
-            return value
+    # YAML already parsed true/false: "yes" strings or 0/1 are refused on purpose, as a bool is refused for a number
+    accepted = {float: (int, float), int: (int,)}.get(kind, (kind,))
+    if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
         raise TypeError
-    if kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise TypeError
-    if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise TypeError
-    if kind is str:
-        if isinstance(value, str):
-            return value
-        raise TypeError
-    if isinstance(value, kind):
-        return value
-    raise TypeError
+    return float(value) if kind is float else value
+
+
+def did_you_mean(word: str, choices: list[str], cutoff: float = 0.6) -> str:
+    """"; did you mean 'x'?" with the closest of `choices`, or "" when none is close."""
+    close = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _closest(key: str, valid: list[str]) -> str:
@@ -350,26 +343,37 @@ def _build(schema: type, values: dict[str, Any], prefix: str = "", base: Any = N
     return dataclasses.replace(base, **changes)
 
 
+def known_values(schema: type, values: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:
+    """`values` without empty sections; an unknown key (with the closest valid one) or a section given a value is an
+    error naming where it came from."""
+    valid = sorted(schema_fields(schema))
+    sections = {v.rsplit(".", 1)[0] for v in valid if "." in v}
+    known = {}
+    for key, value in values.items():
+        source = sources.get(key, COMMAND_LINE)
+        if key in valid:
+            known[key] = value
+        elif key in sections and value not in (None, {}):
+            raise ConfigError(f"{source}: '{key}' is a section, give its keys (e.g. '{key}.<name>: value')")
+        elif key not in sections:  # an empty section ('optim:' with all keys commented out) is skipped
+            raise ConfigError(f"{source}: unknown key '{key}'{_closest(key, valid)}")
+    return known
+
+
 def build_config(schema: type, values: dict[str, Any], sources: dict[str, str]) -> Any:
     """Validate flat `values` against `schema` and build the typed config. `sources` names where each value came from."""
     leaves = schema_fields(schema)
     valid = sorted(leaves)
     checked: dict[str, Any] = {}
-    for key, value in values.items():
+    for key, value in known_values(schema, values, sources).items():
         source = sources.get(key, COMMAND_LINE)
-        if key not in leaves:
-            sections = {v.rsplit(".", 1)[0] for v in valid if "." in v}
-            if key in sections and value in (None, {}):  # an empty section ('optim:' with all keys commented out)
-                continue
-            if key in sections:
-                raise ConfigError(f"{source}: '{key}' is a section, give its keys (e.g. '{key}.<name>: value')")
-            raise ConfigError(f"{source}: unknown key '{key}'{_closest(key, valid)}")
         try:
             checked[key] = _coerce(value, leaves[key])
         except TypeError:
+            choices = typing.get_args(leaves[key]) if typing.get_origin(leaves[key]) is Literal else []
             raise ConfigError(
                 f"{source}: '{key}' expects {_type_name(leaves[key])}, got {value!r} ({type(value).__name__})"
-            ) from None
+                + did_you_mean(value, choices, cutoff=0.5)) from None
     config = _build(schema, checked)
     missing = [key for key in valid if _get(config, key) is REQUIRED]
     if missing:
@@ -413,8 +417,3 @@ def config_to_dict(config: Any) -> dict:
 def config_to_yaml(config: Any) -> str:
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
 
-
-def config_from_dict(schema: type, tree: dict) -> Any:
-    """Rebuild a typed config from `config_to_dict` output (e.g. the copy stored in a checkpoint)."""
-    flat = flatten(tree)
-    return build_config(schema, flat, {key: "the stored config" for key in flat})

@@ -1,7 +1,7 @@
 """Epoch and loader accounting, in one place: the run's plan, the sampler that follows it, the loader over it.
 
-`plan_run` computes once what the config implies (per-rank batch, steps per epoch and in total, the scaled LR) as a
-frozen `RunPlan`, and prints it. `RunSampler` hands this rank exactly `plan.samples_per_rank` samples per epoch (a
+`plan_run` computes once what the config implies (per-rank batch, steps per epoch and in total, the LR scale) as a
+frozen `RunPlan`, and prints it; the schedules (utils/schedules.py) read their scale from it. `RunSampler` hands this rank exactly `plan.samples_per_rank` samples per epoch (a
 short epoch is padded, a long one cut: stage 3 draws a variable number of windows, and `run.max_steps_per_epoch`
 caps an epoch), for every epoch of the run, from any step on: one loader iterator then spans the whole run, so the
 workers prefetch the next epoch while one ends, validates and checkpoints. Each sample carries a seed that depends
@@ -22,7 +22,6 @@ import torch
 
 from utils.config import ConfigError
 from utils.logs import get_logger
-from utils.schedules import scaled_lr
 from utils.seed import worker_init_fn
 
 
@@ -38,8 +37,13 @@ class RunPlan:
     samples_per_epoch: int  # clips (stage 1) or windows (stages 2, 3) of one epoch, over all ranks
     steps_per_epoch: int
     epochs: int
-    base_lr: float
-    scaled_lr: float
+    base_lr: float  # optim.lr, the LR of a global batch of 256
+    lr_scale: float  # the paper's linear scaling rule: global batch / 256, applied to every LR of the schedule
+
+    @property
+    def scaled_lr(self) -> float:
+        """The peak LR the schedule reaches."""
+        return self.base_lr * self.lr_scale
 
     @property
     def total_steps(self) -> int:
@@ -60,7 +64,7 @@ class RunPlan:
         return step // self.steps_per_epoch
 
     def describe(self, **context: Any) -> str:
-        values = {**context, **dataclasses.asdict(self), "total_steps": self.total_steps}
+        values = {**context, **dataclasses.asdict(self), "scaled_lr": self.scaled_lr, "total_steps": self.total_steps}
         values["global_batch_size"] = (f"{self.global_batch_size} (= {self.batch_size_per_rank} per rank x "
                                        f"{self.world_size} ranks x {self.accumulate_steps} accumulation steps)")
         width = max(len(key) for key in values)
@@ -84,7 +88,7 @@ def plan_run(run, base_lr: float, world_size: int, samples_per_epoch: int, **con
     if run.max_steps_per_epoch:
         steps = min(steps, run.max_steps_per_epoch)
     plan = RunPlan(world_size, run.global_batch_size, run.accumulate_steps, run.global_batch_size // shares,
-                   samples_per_epoch, steps, run.epochs, base_lr, scaled_lr(base_lr, run.global_batch_size))
+                   samples_per_epoch, steps, run.epochs, base_lr, run.global_batch_size / 256)
     get_logger().info(plan.describe(**context))
     return plan
 

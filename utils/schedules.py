@@ -11,11 +11,6 @@ import numpy as np
 from utils.config import ConfigError
 
 
-def scaled_lr(base_lr: float, global_batch_size: int) -> float:
-    """The paper's linear scaling rule: base x global_batch / 256 (also applied to eta_min and warmup_start_lr)."""
-    return base_lr * global_batch_size / 256
-
-
 def warmup_cosine(base: float, final: float, total_steps: int, warmup_steps: int = 0,
                   warmup_start: float = 0.0) -> np.ndarray:
     """Linear warmup from `warmup_start` to `base`, then a cosine from `base` to `final`; shape (total_steps,).
@@ -34,21 +29,21 @@ def warmup_cosine(base: float, final: float, total_steps: int, warmup_steps: int
     return np.concatenate([warmup, cosine]).astype(np.float64)
 
 
-def build_schedules(optim, global_batch_size: int, steps_per_epoch: int, total_steps: int,
-                    momentum: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
-    """Every per-step schedule of a run, each of shape (total_steps,):
-    - lr: linear warmup over optim.warmup_epochs from warmup_start_lr, then a cosine to min_lr, every value scaled by
-      global_batch / 256;
+def build_schedules(optim, plan, momentum: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+    """Every per-step schedule of a run (`plan`: utils/plan.py), each of shape (plan.total_steps,):
+    - lr: linear warmup over optim.warmup_epochs from warmup_start_lr, then a cosine to min_lr, every value times
+      plan.lr_scale (global batch / 256, the paper's rule);
     - wd: optim.weight_decay, constant, or a cosine to optim.weight_decay_end when one is given (0.0 included);
     - momentum (stage 1's teacher): a cosine from momentum[0] to momentum[1] over the whole run."""
-    warmup = int(round(optim.warmup_epochs * steps_per_epoch))
+    total_steps = plan.total_steps
+    warmup = int(round(optim.warmup_epochs * plan.steps_per_epoch))
     if warmup > total_steps:  # a user's override (fewer epochs, a step cap), not a bug: named before anything runs
         raise ConfigError(f"optim.warmup_epochs={optim.warmup_epochs:g} ({warmup} steps) is longer than the run "
-                          f"({total_steps} steps: run.epochs x {steps_per_epoch} steps per epoch); lower "
+                          f"({total_steps} steps: run.epochs x {plan.steps_per_epoch} steps per epoch); lower "
                           f"optim.warmup_epochs or raise run.epochs")
     schedules = {
-        "lr": warmup_cosine(scaled_lr(optim.lr, global_batch_size), scaled_lr(optim.min_lr, global_batch_size),
-                            total_steps, warmup, scaled_lr(optim.warmup_start_lr, global_batch_size)),
+        "lr": warmup_cosine(plan.scaled_lr, optim.min_lr * plan.lr_scale, total_steps, warmup,
+                            optim.warmup_start_lr * plan.lr_scale),
         "wd": warmup_cosine(optim.weight_decay, optim.weight_decay if optim.weight_decay_end is None
                             else optim.weight_decay_end, total_steps),
     }

@@ -1,9 +1,9 @@
 """The page `evaluate.py spot` writes per video (index.html: video, timeline, actions) and the index of a run's pages.
 
-The page is one HTML file with its data inlined (evaluation/spot_page.html is the template): it needs no network and
-no server, and opens from the file system. It plays the video through a relative path from the page's folder to the
-input file, or a copy beside the page: a byte copy with --copy-video, or, for a file browsers cannot play (an AVI,
-MPEG-4 Part 2, ...), an H.264 mp4 re-encoded with the same frames at the same times (evaluation/clips.py).
+The page is one HTML file with its data inlined (spot/page.html is the template): it needs no network and no server,
+and opens from the file system. It plays the video through a relative path from the page's folder to the input file,
+or a copy beside the page: a byte copy with --copy-video, or, for a file browsers cannot play (an AVI, MPEG-4 Part 2,
+...), an H.264 mp4 re-encoded with the same frames at the same times (spot/clips.py).
 """
 
 from __future__ import annotations
@@ -12,37 +12,19 @@ import html
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import av
 import numpy as np
 
-from evaluation.clips import playable_copy
-from evaluation.timeline import pooled
+from data.video import probe_video
+from spot.clips import playable_copy
+from spot.timeline import pooled
 from utils.files import atomic_path, write_text
 
-TEMPLATE = Path(__file__).with_name("spot_page.html")
+TEMPLATE = Path(__file__).with_name("page.html")
 PAGE = "index.html"
-LANE_COLUMNS = 1100  # score columns per lane: one per unit of the page's timeline (spot_page.html: WIDTH)
-# what Chromium, Firefox and Safari all play, by container (FFmpeg's demuxer names) and codec
-PLAYABLE_CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}
-PLAYABLE_CODECS = {"h264", "vp8", "vp9", "av1"}
-
-
-@dataclass(frozen=True)
-class HalfVideo:
-    """Where a half is: in which file, from which second of it (0, or the start of half 2 in a whole match)."""
-    half: int
-    video: Path
-    offset: float
-
-
-def browser_playable(path: Path) -> bool:
-    with av.open(str(path)) as container:
-        return (container.format.name in PLAYABLE_CONTAINERS
-                and container.streams.video[0].codec_context.name in PLAYABLE_CODECS)
+LANE_COLUMNS = 1100  # score columns per lane: one per unit of the page's timeline (page.html: WIDTH)
 
 
 def page_videos(folder: Path, videos: list[Path], copy: bool) -> tuple[dict[Path, str], list[str]]:
@@ -50,7 +32,7 @@ def page_videos(folder: Path, videos: list[Path], copy: bool) -> tuple[dict[Path
     sources, made = {}, []
     for number, video in enumerate(dict.fromkeys(videos), start=1):
         stem = "video" if len(set(videos)) == 1 else f"video_{number}"
-        if browser_playable(video):
+        if probe_video(video).browser_playable:
             if copy:
                 with atomic_path(folder / f"{stem}{video.suffix.lower()}") as tmp:
                     shutil.copyfile(video, tmp)
@@ -66,29 +48,30 @@ def page_videos(folder: Path, videos: list[Path], copy: bool) -> tuple[dict[Path
     return {video: quote(Path(source).as_posix()) for video, source in sources.items()}, made
 
 
-def write_page(folder: Path, title: str, halves: list[HalfVideo], scores: dict[int, np.ndarray], fps: float,
-               classes: list[str], predictions: list[dict], min_confidence: float, sources: dict[Path, str],
-               clips: list[dict], summary: str) -> Path:
-    """folder/index.html. predictions: every prediction of results_spotting.json (the slider filters them);
-    clips: what write_highlights wrote (its file is linked from the action's row)."""
+def write_page(folder: Path, spotted, min_confidence: float, sources: dict[Path, str], clips: list[dict],
+               summary: str) -> Path:
+    """folder/index.html of a spotted video (spot/views.py: SpottedVideo): every prediction of results_spotting.json
+    (the slider filters them from min_confidence on); clips: what write_highlights wrote (its file is linked from the
+    action's row)."""
     clip_of = {(c["half"], round(c["seconds"], 3), c["label"]): quote(c["file"]) for c in clips}
+    scores = spotted.scores
     highest = max(float(np.max(half_scores)) for half_scores in scores.values())
     data = {
-        "classes": classes,
+        "classes": spotted.classes,
         "min_confidence": min_confidence,
         "lane_scale": 1.0 if highest >= 0.5 else max(highest, 1e-6),  # a weak model's peaks stay visible
         "summary": summary,
         "reel": "highlights.mp4" if clips else None,
         "halves": [{"half": h.half, "video": sources[h.video], "offset": h.offset,
-                    "duration": len(scores[h.half]) / fps,
-                    "lanes": np.round(pooled(scores[h.half], LANE_COLUMNS), 3).T.tolist()} for h in halves],
+                    "duration": len(scores[h.half]) / spotted.fps,
+                    "lanes": np.round(pooled(scores[h.half], LANE_COLUMNS), 3).T.tolist()} for h in spotted.halves],
         "predictions": [{"half": int(p["half"]), "position": int(p["position"]), "label": p["label"],
                          "confidence": float(p["confidence"]),
                          "clip": clip_of.get((int(p["half"]), round(int(p["position"]) / 1000, 3), p["label"]))}
-                        for p in predictions],
+                        for p in spotted.predictions],
     }
     inlined = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")  # never closes the <script> early
-    page = TEMPLATE.read_text().replace("__TITLE__", html.escape(title)).replace("__DATA__", inlined)
+    page = TEMPLATE.read_text().replace("__TITLE__", html.escape(spotted.name)).replace("__DATA__", inlined)
     return write_text(folder / PAGE, page)
 
 

@@ -1,5 +1,5 @@
 """The model-input frames of a whole video for `evaluate.py spot`, decoded in order by one process or, in parallel,
-by several.
+by several (evaluation/streaming.py spots them).
 
 Decoding is what a spot run waits on (a 45-minute half: 22 of its 24 s on an H200 machine, docs/PERFORMANCE.md), and
 one decoder uses about one core. With a `DecodePool` the video is cut into chunks of CHUNK_SECONDS; each worker
@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import av
 import torch
 
-from data.video import SOCCERNET_HEIGHT, VideoInfo, iter_frames, resized_rgb
+from data.video import SOCCERNET_HEIGHT, VideoInfo, iter_frames, probe_video, resized_rgb
+from utils.errors import UserError
 from utils.rates import FPS
 
 CHUNK_SECONDS = 60  # per task: long enough that a seek (about a GOP decoded for nothing) costs little
@@ -52,12 +52,11 @@ def _ready() -> bool:
 
 
 def worth_a_pool(path: Path) -> bool:
-    """Whether the video is long enough for parallel decoding (its container's duration; a file that cannot be
-    opened says so when it is spotted)."""
+    """Whether the video is long enough for parallel decoding (a file that cannot be read says so when it is
+    spotted)."""
     try:
-        with av.open(str(path)) as container:
-            return (container.duration or 0) / av.time_base >= MIN_CHUNKS * CHUNK_SECONDS
-    except (av.error.FFmpegError, OSError):
+        return probe_video(path).duration >= MIN_CHUNKS * CHUNK_SECONDS
+    except UserError:
         return False
 
 
@@ -83,7 +82,7 @@ class DecodePool:
         self.executor.shutdown(cancel_futures=True)
 
 
-def spot_frames(path: Path, info: VideoInfo, total: int, size: int, pool: DecodePool | None = None,
+def model_frames(path: Path, info: VideoInfo, total: int, size: int, pool: DecodePool | None = None,
                 threaded: bool = True) -> Iterator[torch.Tensor]:
     """(3, size, size) uint8 frames 0 .. total - 1 of the video at FPS, in order: decoded by the pool's processes, or
     without one (or for a video of fewer than MIN_CHUNKS chunks) by one front-to-back read, where `threaded` lets

@@ -1,0 +1,47 @@
+"""A spotting model ready for inference: from a checkpoint of this project or a released COMEDIAN file (converted in
+memory, models/eztorch.py), or untrained from a config; and the conversion of a released file into a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from configs.inference import inference_config
+from configs.schema import SpottingConfig
+from models.loading import load_spotting_weights, read_spotting_weights
+from models.registry import build_video
+from models.spotting import SpottingModel
+from utils.checkpoint import checkpoint_dict, save_checkpoint
+from utils.config import config_to_dict
+from utils.errors import InvalidInputError
+
+
+def build_inference_model(checkpoint: Path | None, config: str | None, overrides: list[str],
+                          weights: tuple | None = None) -> tuple[SpottingConfig, dict[str, str], SpottingModel]:
+    """(config, where each value came from, SpottingModel on CPU in eval mode) from a checkpoint or, without one, an
+    untrained model from --config (configs/inference.py: the layers of the config). weights: what
+    read_spotting_weights already returned for `checkpoint`."""
+    state = stored = preset = None
+    if checkpoint is not None:
+        state, preset, stored, what = weights or read_spotting_weights(checkpoint)
+    cfg, sources = inference_config(checkpoint, stored, preset, config, overrides)
+    torch.manual_seed(cfg.run.seed)
+    model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
+    if state is not None:
+        load_spotting_weights(model, state, what)
+    return cfg, sources, model.eval()
+
+
+def import_released(path: Path, out: Path) -> tuple[str, str]:
+    """A released eztorch COMEDIAN file -> a stage-3 checkpoint of this project at `out`, loadable by every command
+    (every key and shape checked; the stored config is the paper's, run.output_dir beside `out`). Returns the
+    conversion's report and the preset."""
+    weights = read_spotting_weights(path)  # converted in memory when it is a released file
+    _, preset, stored, report = weights
+    if stored is not None:
+        raise InvalidInputError(f"{path}: no trunk.transformer.* keys: not a released COMEDIAN (eztorch) file")
+    cfg, _, model = build_inference_model(path, None, [f"run.output_dir={out.parent}"], weights)
+    save_checkpoint(out, checkpoint_dict(model.state_dict(), config_to_dict(cfg), "spotting",
+                                         {"imported_from": str(path)}))
+    return report, preset

@@ -1,0 +1,76 @@
+"""Planning a spot run before anything is read or written: which files form one game, where its halves lie, the
+output folder of each, and the options checked."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from utils.errors import InvalidInputError
+from utils.rates import FPS, frame_at
+
+
+@dataclasses.dataclass(frozen=True)
+class HalfVideo:
+    """Where a half is: in which file, from which second of it (0, or the start of half 2 in a whole match)."""
+
+    half: int
+    video: Path
+    offset: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One game to spot: its output name and its files, each with the half it holds (a whole match is split at
+    second_half_start seconds, when given)."""
+
+    name: str
+    files: list[tuple[Path, int]]
+    second_half_start: float | None = None
+
+    def halves(self) -> list[HalfVideo]:
+        """Where each half of the game lies: a file per half, or one file split at second_half_start (on the frame
+        grid: half 2 starts at the first frame of that second)."""
+        if self.second_half_start is None:
+            return [HalfVideo(half, path, 0.0) for path, half in self.files]
+        (path, _), = self.files
+        return [HalfVideo(1, path, 0.0), HalfVideo(2, path, frame_at(self.second_half_start) / FPS)]
+
+
+def unique_names(paths: list[Path]) -> list[str]:
+    """One output folder name per input: its stem, with as many parent folders in front as it takes for no two
+    inputs to share a name (SoccerNet's halves are all called 1_224p.mkv: they become `<game>/1_224p`)."""
+    resolved = [path.resolve() for path in paths]
+    if len(set(resolved)) != len(resolved):
+        twice = sorted({str(path) for path in resolved if resolved.count(path) > 1})
+        raise InvalidInputError(f"the same video is given twice: {', '.join(twice)}")
+    depth = 0
+    while True:
+        names = ["/".join([*path.parent.parts[len(path.parent.parts) - depth:], path.stem]) for path in resolved]
+        if len(set(names)) == len(names) or depth >= max(len(path.parts) for path in resolved):
+            return names
+        depth += 1
+
+
+def plan_jobs(videos: list[Path], match_halves: bool, second_half_start: float | None) -> list[Job]:
+    """A job per game: every file alone as half 1 (split into halves at second_half_start when given), or
+    consecutive pairs as halves 1 and 2. Names are unique over the inputs (`unique_names`)."""
+    if match_halves and second_half_start is not None:
+        raise InvalidInputError("--match-halves (one file per half) and --second-half-start (one file per match) "
+                                "exclude each other")
+    if not match_halves:
+        return [Job(name, [(video, 1)], second_half_start) for name, video in zip(unique_names(videos), videos)]
+    if len(videos) % 2:
+        raise InvalidInputError(f"--match-halves takes files two by two (half 1, half 2); got {len(videos)} files")
+    firsts = videos[::2]
+    return [Job(name, [(first, 1), (second, 2)]) for name, first, second in zip(unique_names(firsts), firsts,
+                                                                                 videos[1::2])]
+
+
+def check_not_overwritten(out: Path, jobs: list[Job], overwrite: bool) -> None:
+    """Refuse, before anything is written, to overwrite the results of an earlier run (unless --overwrite)."""
+    taken = [out / job.name for job in jobs if (out / job.name).exists()]
+    if taken and not overwrite:
+        listed = "\n  ".join(str(folder) for folder in taken)
+        raise InvalidInputError(f"{len(taken)} output folder(s) already hold results:\n  {listed}\nchoose another "
+                                f"--out, or give --overwrite to replace them")
