@@ -2,8 +2,8 @@
 
     python evaluate.py --config CFG --checkpoint CKPT --split test      # inference + scoring, prints tight/loose
     python evaluate.py predict --checkpoint CKPT [--config CFG] [--split test] [--out DIR] [--zip Z] [key=value ...]
-    python evaluate.py score --labels DIR --predictions DIR_OR_ZIP [--split NAME | --games FILE]
-                             [--metric tight|loose|at1..at5|all] [--json OUT]
+    python evaluate.py score --labels DIR --predictions DIR_OR_ZIP [--dataset soccernet_v2|soccernet_ball_2025|...]
+                             [--split NAME | --games FILE] [--metric tight|loose|at1..at5|all] [--json OUT]
     python evaluate.py postprocess --raw RAW_DIR --out PRED_DIR [--nms soft --window 20 --threshold 0.001] [--zip Z]
     python evaluate.py ensemble --raw RUN1_RAW RUN2_RAW [...] --out-raw RAW_DIR --out PRED_DIR [--zip Z]
     python evaluate.py spot VIDEO [VIDEO ...] --checkpoint CKPT [--out DIR] [--second-half-start S | --match-halves]
@@ -11,9 +11,9 @@
     python evaluate.py table --run NAME=scores.json [...]         # Markdown table next to the paper's numbers
     python evaluate.py convergence --run NAME=RUN_DIR[,RUN_DIR] [...] --out FILE.svg   # validation a-mAP per epoch
 
-Scoring needs no model and no GPU: it returns exactly what the official `SoccerNet.Evaluation.ActionSpotting.evaluate`
-returns (tests/test_metric.py), much faster. This file is the command line only: each command hands its checked
-options to the packages.
+Scoring needs no model and no GPU: it returns exactly what each dataset's official metric returns (SoccerNet's
+`ActionSpotting.evaluate`, the Team-BAS metric: tests/test_metric.py, tests/test_metric_ball.py), much faster. This
+file is the command line only: each command hands its checked options to the packages.
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from pathlib import Path
 from configs.inference import check_data_paths, ensemble_config, nms_config, spot_config
 from data.datasets import half_lengths
 from data.decode_pool import DecodePool, worth_a_pool
-from data.games import split_games
-from data.labels import CLASSES
+from data.catalog import BUILT_IN, load_dataset
 from data.sources import build_source
 from evaluation.inference import Inference, predict_games
 from evaluation.metric import METRICS
-from evaluation.postprocess import ensemble_raw_scores, postprocess_raw, write_spotted
+from evaluation.postprocess import ensemble_raw_scores, postprocess_raw, read_raw_meta, write_spotted
 from evaluation.predictions import write_challenge_zip
 from evaluation.scoring import format_table, read_scores, runs_table, score, select_games, write_results
 from evaluation.streaming import spot_file
@@ -68,39 +67,41 @@ def postprocess_and_zip(raw: Path, out: Path, eval_cfg, zip_path: Path | None) -
 # The commands
 # ----------------------------------------------------------------------------------------------------------------------
 def command_score(args: argparse.Namespace) -> None:
-    games = select_games(args.labels, args.split, args.games)
-    metrics = {"all": METRICS, None: ("tight", "loose")}.get(args.metric, (args.metric,))
-    results = score(args.labels, args.predictions, games, metrics, on_unknown=args.unknown_labels,
+    dataset = load_dataset(args.dataset, "--dataset")
+    games = select_games(dataset, args.labels, args.split, args.games)
+    metrics = {"all": METRICS, None: dataset.metrics}.get(args.metric, (args.metric,))
+    results = score(dataset, args.labels, args.predictions, games, metrics, on_unknown=args.unknown_labels,
                     workers=args.workers)
-    print(f"{len(games)} games, average-mAP in %")
-    print(format_table(results))
+    print(f"{len(games)} games of {dataset.name}, average-mAP in %")
+    print(format_table(results, dataset))
     if args.json:
-        write_results(results, args.json)
+        write_results(results, args.json, dataset)
         print(f"wrote {args.json}")
 
 
 def command_postprocess(args: argparse.Namespace) -> None:
-    postprocess_and_zip(args.raw, args.out, nms_config(vars(args), len(CLASSES)), args.zip)
+    postprocess_and_zip(args.raw, args.out, nms_config(vars(args), len(read_raw_meta(args.raw)[1].columns)), args.zip)
 
 
 def command_ensemble(args: argparse.Namespace) -> None:
     spec = ensemble_config(args.config, vars(args))
-    eval_cfg = nms_config(vars(args), len(CLASSES))  # before anything is written
+    columns = len(read_raw_meta(spec.raw[0])[1].columns)
+    eval_cfg = nms_config(vars(args), columns)  # before anything is written
     games = ensemble_raw_scores([Path(path) for path in spec.raw], spec.out_raw)
     print(f"averaged {len(spec.raw)} runs over {len(games)} games into {spec.out_raw}")
     postprocess_and_zip(Path(spec.out_raw), Path(spec.out), eval_cfg, args.zip)
 
 
 def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
-    cfg, sources, model = build_inference_model(args.checkpoint, args.config, args.overrides)
+    cfg, sources, dataset, model = build_inference_model(args.checkpoint, args.config, args.overrides)
     check_data_paths(cfg, sources)
     info = dist.init_distributed(cfg.run.device)
     split = args.split or cfg.data.test_split
-    games = split_games(split, cfg.data.root)
-    source = build_source(cfg.data)
-    half_lengths(source, games)  # every half readable, or every bad one named, before the first window
+    games = dataset.games(split, cfg.data.root)
+    source = build_source(cfg.data, dataset)
+    half_lengths(source, games, dataset.halves)  # every half readable, or every bad one named, before the first window
     out = args.out or Path(args.checkpoint or cfg.run.output_dir).parent / f"inference_{Path(split).stem}"
-    inference = Inference(model.to(info.device), cfg.model, cfg.eval, info.device,
+    inference = Inference(model.to(info.device), cfg.model, cfg.eval, dataset, info.device,
                           inference_dtype(cfg.run.precision, info.device))
     predictions = predict_games(inference, source, games, out)
     if info.is_main:
@@ -108,10 +109,10 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
         if args.zip:
             print(f"wrote {write_challenge_zip(predictions, args.zip, games)}")
         if with_score:
-            results = score(cfg.data.root, predictions, games, ("tight", "loose"))
+            results = score(dataset, cfg.data.root, predictions, games, tuple(cfg.eval.metrics) or dataset.metrics)
             print(f"{split}: {len(games)} games, average-mAP in %")
-            print(format_table(results))
-            write_results(results, out / "scores.json")
+            print(format_table(results, dataset))
+            write_results(results, out / "scores.json", dataset)
             print(f"wrote {out / 'scores.json'}")
     dist.cleanup()
 
@@ -127,9 +128,13 @@ def command_spot(args: argparse.Namespace) -> None:
         # the decoding processes start now, to be ready once the checkpoint has loaded (only for long videos)
         pool = stack.enter_context(DecodePool(view.decode_workers)) \
             if view.decode_workers > 1 and any(worth_a_pool(video) for video in args.videos) else None
-        cfg, _, model = build_inference_model(args.checkpoint, args.config, overrides)
+        cfg, _, dataset, model = build_inference_model(args.checkpoint, args.config, overrides)
+        if len(dataset.halves) == 1 and (args.match_halves or args.second_half_start is not None):
+            raise InvalidInputError(f"{dataset.name} games are one video on one timeline: --match-halves and "
+                                    f"--second-half-start do not apply")
         device = dist.init_distributed(args.device).device
-        inference = Inference(model.to(device), cfg.model, cfg.eval, device, inference_dtype(cfg.run.precision, device))
+        inference = Inference(model.to(device), cfg.model, cfg.eval, dataset, device,
+                              inference_dtype(cfg.run.precision, device))
         failed = []
         for job in jobs:
             try:
@@ -140,8 +145,8 @@ def command_spot(args: argparse.Namespace) -> None:
                 print(f"error: {error}", file=sys.stderr)
                 failed.append(job.name)
                 continue
-            predictions, results = write_spotted(args.out, job.name, scores, cfg.eval)
-            spotted = SpottedVideo(job.name, job.halves(), scores, predictions, FPS, list(CLASSES))
+            predictions, results = write_spotted(args.out, job.name, scores, cfg.eval, dataset)
+            spotted = SpottedVideo(job.name, job.halves(), scores, predictions, FPS, list(dataset.columns))
             written, notes = write_views(args.out / job.name, spotted, view, cfg.eval.nms)
             for line in notes:
                 print(f"{job.name}: {line}")
@@ -191,13 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("score", help="average-mAP of a predictions tree or zip against a labels tree")
-    p.add_argument("--labels", type=Path, required=True, help="root holding league/season/game/Labels-v2.json")
+    p = commands.add_parser("score", help="average-mAP of a predictions tree or zip against a dataset's labels")
+    p.add_argument("--dataset", default="soccernet_v2",
+                   help=f"one of {', '.join(BUILT_IN)} (default soccernet_v2), or a manifest file (.json)")
+    p.add_argument("--labels", type=Path, required=True,
+                   help="root holding league/season/game/<labels file>, or a manifest dataset's split manifest")
     p.add_argument("--predictions", type=Path, required=True, help="folder or zip of .../results_spotting.json")
     selection = p.add_mutually_exclusive_group()
     selection.add_argument("--split", help="official split: train, valid, test or challenge")
     selection.add_argument("--games", help="text file with one league/season/game path per line")
-    p.add_argument("--metric", choices=(*METRICS, "all"), help="default: tight and loose; 'all' adds at1..at5")
+    p.add_argument("--metric", choices=(*METRICS, "all"), help="default: the dataset's (soccernet_v2: tight and "
+                                                               "loose; Ball Action Spotting: at1); 'all': every one")
     p.add_argument("--json", type=Path, help="write every value computed to this JSON file")
     p.add_argument("--unknown-labels", choices=("error", "warn"), default="error",
                    help="'warn' drops and counts labels outside the classes, as the official evaluator does silently")

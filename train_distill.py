@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from configs.schema import DistillConfig
 from data.augment import photometric
+from data.catalog import load_dataset
 from data.datasets import WindowDataset, half_lengths
 from data.features import FeatureBank
-from data.games import split_games
 from data.samplers import epoch_windows, jittered_windows
 from data.sources import build_source
 from models.distill import DistillModel
@@ -76,9 +76,10 @@ def main(cfg: DistillConfig) -> None:
     ctx = setup_run(cfg)
 
     # ---------------------------------------------------------------- data
-    source = build_source(cfg.data)
-    games = split_games(cfg.data.train_split, cfg.data.root)
-    halves = half_lengths(source, games)
+    dataset = load_dataset(cfg.data.dataset)
+    source = build_source(cfg.data, dataset)
+    games = dataset.games(cfg.data.train_split, cfg.data.root)
+    halves = half_lengths(source, games, dataset.halves)
     bank = FeatureBank(cfg.data.root, cfg.data.bank.name, cfg.data.bank.fps)
     bank.check(halves, cfg.loss.dim)  # every bank there, as wide as the projector's output, as long as its video
     window_frames = cfg.model.window_seconds * FPS
@@ -86,8 +87,8 @@ def main(cfg: DistillConfig) -> None:
         jittered_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
                     tokens_per_step=cfg.run.global_batch_size * cfg.model.window_seconds)
-    dataset = WindowDataset(source, window_frames, cfg.model.img_size, bank=bank)
-    loader = build_loader(dataset, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
+    window_data = WindowDataset(source, window_frames, cfg.model.img_size, bank=bank)
+    loader = build_loader(window_data, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
                           ctx.device, ctx.loader_seed)
 
     # ---------------------------------------------------------------- model
@@ -105,7 +106,7 @@ def main(cfg: DistillConfig) -> None:
     schedules = build_schedules(cfg.optim, plan)
 
     # ---------------------------------------------------------------- resume, then the epochs
-    run = TrainingRun(ctx, cfg, STAGE, plan, model, optimizer, schedules)
+    run = TrainingRun(ctx, cfg, {"stage": STAGE}, plan, model, optimizer, schedules)
     progress = run.resume()
     batches = batches_from(loader, progress.step)
     for epoch in range(plan.epoch_of(progress.step), plan.epochs):

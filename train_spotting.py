@@ -8,9 +8,11 @@
     torchrun --nproc_per_node=2 train_spotting.py --config configs/spotting/vivit_tiny_phase_b.yaml data.root=$R
 
 Each epoch draws 25 windows of 64 s per half (the first and the last always, the rest uniform and non-overlapping),
-mixes windows with mixup (lambda ~ Beta(0.1, 0.1) per sample) and trains the mean BCE of the 17 per-second logits.
-Validation runs the full inference and post-processing on the valid split and scores it with the official metric;
-tight average-mAP selects checkpoint_best.pth, kept beside checkpoint_last.pth.
+mixes windows with mixup (lambda ~ Beta(0.1, 0.1) per sample) and trains the mean BCE of the per-second logits, one
+per column of the dataset (`data.dataset`, data/catalog.py: SoccerNet-v2's 17 classes, a class and a team each for
+Team-BAS). Validation runs the full inference and post-processing on the valid split and scores it with the
+dataset's official metric; its first metric (SoccerNet-v2: tight average-mAP; with teams, the team score) selects
+checkpoint_best.pth, kept beside checkpoint_last.pth.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ import torch
 
 from configs.schema import SpottingConfig
 from data.augment import photometric
+from data.catalog import Dataset, checked_labels, load_dataset
 from data.datasets import WindowDataset, half_lengths
-from data.games import split_games
-from data.labels import LABELS_FILE, parse_labels
 from data.samplers import epoch_windows, uniform_windows
 from data.sources import FrameSource, build_source
 from evaluation.inference import Inference, predict_games
@@ -52,9 +53,10 @@ STAGE = "spotting"
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Validation:
-    """The split that validation scores: its games and where their frames come from."""
+    """The split that validation scores: its games, their dataset and where their frames come from."""
 
     source: FrameSource
+    dataset: Dataset
     games: list[str]
 
 
@@ -64,46 +66,45 @@ def validation_due(cfg: SpottingConfig, done: int) -> bool:
 
 def validate_and_keep_best(run: TrainingRun, validation: Validation, progress: Progress) -> None:
     """Validate the epoch just done: inference and post-processing on the valid split, scored with the official
-    metric; a better tight a-mAP replaces checkpoint_best.pth. progress.best travels in every checkpoint."""
-    ctx, cfg, done = run.ctx, run.cfg, run.plan.epoch_of(progress.step)
-    inference = Inference(run.module, cfg.model, cfg.eval, ctx.device, ctx.amp_dtype)
+    metric of the dataset; a better score of the first metric (eval.metrics, else the dataset's: tight for
+    SoccerNet-v2, at1 for Ball Action Spotting; with teams, the team score) replaces checkpoint_best.pth.
+    progress.best travels in every checkpoint."""
+    ctx, cfg, done, dataset = run.ctx, run.cfg, run.plan.epoch_of(progress.step), validation.dataset
+    metrics = tuple(cfg.eval.metrics) or dataset.metrics
+    inference = Inference(run.module, cfg.model, cfg.eval, dataset, ctx.device, ctx.amp_dtype)
     predictions = predict_games(inference, validation.source, validation.games,
                                 ctx.output_dir / "validation" / f"epoch{done}")
-    results = dist.broadcast_object(score(cfg.data.root, predictions, validation.games, ("tight", "loose"), workers=0)
+    results = dist.broadcast_object(score(dataset, cfg.data.root, predictions, validation.games, metrics, workers=0)
                                     if ctx.info.is_main else None)
-    tight, loose = results["tight"]["a_mAP"], results["loose"]["a_mAP"]
-    ctx.metrics.write({"step": progress.step, "epoch": done, "valid_tight_a_mAP": tight, "valid_loose_a_mAP": loose,
-                       "valid_tight_a_mAP_per_class": results["tight"]["a_mAP_per_class"]})
-    get_logger().info(f"epoch {done}: valid tight a-mAP {100 * tight:.2f}, loose {100 * loose:.2f}")
+    record = {"step": progress.step, "epoch": done}
+    for metric in metrics:
+        record[f"valid_{metric}_a_mAP"] = results[metric]["a_mAP"]
+        if dataset.teams:
+            record[f"valid_{metric}_team_a_mAP"] = results[metric]["team_a_mAP"]
+    record[f"valid_{metrics[0]}_a_mAP_per_class"] = results[metrics[0]]["a_mAP_per_class"]
+    ctx.metrics.write(record)
+    selected = f"valid_{metrics[0]}_{'team_' if dataset.teams else ''}a_mAP"
+    value = record[selected] if record[selected] is not None else float("-inf")
+    get_logger().info(f"epoch {done}: valid " + ", ".join(f"{key[6:-6].replace('_', ' ')} a-mAP {100 * v:.2f}"
+                                                            for key, v in record.items() if key.endswith("_a_mAP")))
     progress.best.validated_epoch = done
-    if progress.best.improved_by(tight):
-        progress.best.metric = tight
+    if progress.best.improved_by(value):
+        progress.best.metric = value
         run.save(BEST_CHECKPOINT, progress)
-        get_logger().info(f"new best tight a-mAP {100 * tight:.2f}: {ctx.output_dir / BEST_CHECKPOINT}")
+        get_logger().info(f"new best {selected[6:-6].replace('_', ' ')} a-mAP {100 * value:.2f}: "
+                          f"{ctx.output_dir / BEST_CHECKPOINT}")
 
 
 def finish_interrupted_validation(run: TrainingRun, validation: Validation, progress: Progress) -> None:
     """A run killed after an epoch's last checkpoint, before that epoch's validation completed, validates it now
     (the record a killed validation may have logged goes: it is run again)."""
     done = run.plan.epoch_of(progress.step)
-    run.ctx.metrics.remove(lambda r: "valid_tight_a_mAP" in r and r["epoch"] > progress.best.validated_epoch)
+    run.ctx.metrics.remove(lambda r: any(key.startswith("valid_") for key in r)
+                           and r["epoch"] > progress.best.validated_epoch)
     at_epoch_end = progress.step == done * run.plan.steps_per_epoch
     if at_epoch_end and done and validation_due(run.cfg, done) and progress.best.validated_epoch < done:
         validate_and_keep_best(run, validation, progress)
         run.save(LAST_CHECKPOINT, progress)
-
-
-def warn_events_past_the_end(labels: dict, halves: dict[tuple[str, int], int], split: str) -> None:
-    """Annotations after the end of their half's video are never targets: count them, name the halves."""
-    late = {}
-    for (game, half), num_frames in halves.items():
-        count = sum(1 for a in labels[game] if a.half == half and a.position_ms / 1000 * FPS >= num_frames)
-        if count:
-            late[f"{game} half {half}"] = count
-    if late:
-        listed = ", ".join(f"{where} ({count})" for where, count in list(late.items())[:5])
-        get_logger().warning(f"{sum(late.values())} {split} annotations lie after the end of their half's video and "
-                             f"are never targets: {listed}{' ...' if len(late) > 5 else ''}")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -
 
     def loss_of(batch: dict) -> torch.Tensor:
         frames = batch["frames"].to(ctx.device, non_blocking=True)  # (B, F, 3, S, S) uint8
-        targets = batch["targets"].to(ctx.device, non_blocking=True)  # (B, T, 17)
+        targets = batch["targets"].to(ctx.device, non_blocking=True)  # (B, T, C), C the dataset's columns
         video = photometric(frames, cfg.augment.view)  # (B, F, 3, S, S)
         permutation = lam = None
         if beta is not None:  # mixup: x = lam x + (1 - lam) x[perm], one lam per sample, within the micro-batch
@@ -127,7 +128,7 @@ def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -
             permutation = torch.randperm(video.shape[0], device=ctx.device)
             video = lam.view(-1, 1, 1, 1, 1) * video + (1 - lam.view(-1, 1, 1, 1, 1)) * video[permutation]
         with autocast(ctx.device, ctx.amp_dtype):
-            logits = run.model(video.transpose(1, 2))  # (B, T, 17)
+            logits = run.model(video.transpose(1, 2))  # (B, T, C)
         return mixup_bce(logits, targets, permutation, lam)
 
     epoch_run = run.epoch(epoch, progress)
@@ -143,27 +144,26 @@ def main(cfg: SpottingConfig) -> None:
     ctx = setup_run(cfg)
 
     # ---------------------------------------------------------------- data
-    source = build_source(cfg.data)
-    games = split_games(cfg.data.train_split, cfg.data.root)
-    validation = Validation(source, split_games(cfg.data.valid_split, cfg.data.root))
-    halves = half_lengths(source, games)
-    valid_halves = half_lengths(source, validation.games)  # every validation half readable before the first epoch
-    labels = {game: parse_labels(f"{cfg.data.root}/{game}/{LABELS_FILE}").annotations for game in games}
-    valid_labels = {game: parse_labels(f"{cfg.data.root}/{game}/{LABELS_FILE}").annotations
-                    for game in validation.games}
-    warn_events_past_the_end(labels, halves, "training")
-    warn_events_past_the_end(valid_labels, valid_halves, "validation")
+    dataset = load_dataset(cfg.data.dataset)
+    source = build_source(cfg.data, dataset)
+    games = dataset.games(cfg.data.train_split, cfg.data.root)
+    validation = Validation(source, dataset, dataset.games(cfg.data.valid_split, cfg.data.root))
+    halves = half_lengths(source, games, dataset.halves)
+    valid_halves = half_lengths(source, validation.games, dataset.halves)  # every validation half readable now
+    labels = checked_labels(dataset, cfg.data.root, halves, FPS, "training")  # {game: annotations, label = column}
+    checked_labels(dataset, cfg.data.root, valid_halves, FPS, "validation")
     window_frames = cfg.model.window_seconds * FPS
     windows = functools.partial(epoch_windows, halves, functools.partial(
         uniform_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
                     valid_games=len(validation.games))
-    dataset = WindowDataset(source, window_frames, cfg.model.img_size, labels=labels, radius=cfg.data.label_radius)
-    loader = build_loader(dataset, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
+    window_data = WindowDataset(source, window_frames, cfg.model.img_size, labels, len(dataset.columns),
+                                radius=cfg.data.label_radius)
+    loader = build_loader(window_data, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
                           ctx.device, ctx.loader_seed)
 
     # ---------------------------------------------------------------- model
-    spotting = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
+    spotting = SpottingModel(build_video(cfg.model), len(dataset.columns), cfg.model.head_bias_prior)
     init_spotting_model(spotting, cfg.model.init_checkpoint, cfg.model.name)
     if cfg.model.freeze_trunk:
         spotting.trunk.requires_grad_(False)
@@ -174,7 +174,7 @@ def main(cfg: SpottingConfig) -> None:
     schedules = build_schedules(cfg.optim, plan)
 
     # ---------------------------------------------------------------- resume, then the epochs
-    run = TrainingRun(ctx, cfg, STAGE, plan, model, optimizer, schedules)
+    run = TrainingRun(ctx, cfg, {"stage": STAGE, "dataset": dataset.describe()}, plan, model, optimizer, schedules)
     progress = run.resume()
     batches = batches_from(loader, progress.step)
     finish_interrupted_validation(run, validation, progress)

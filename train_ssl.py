@@ -13,8 +13,8 @@ import torch
 
 from configs.schema import SSLConfig
 from data.augment import photometric
+from data.catalog import load_dataset
 from data.datasets import ClipPairDataset, half_lengths
-from data.games import split_games
 from data.samplers import stage1_clips
 from data.sources import build_source
 from models.losses import sce_loss
@@ -70,12 +70,13 @@ def main(cfg: SSLConfig) -> None:
     ctx = setup_run(cfg)
 
     # ---------------------------------------------------------------- data
-    source = build_source(cfg.data)
-    games = split_games(cfg.data.train_split, cfg.data.root)
-    clips = stage1_clips(half_lengths(source, games))
+    dataset = load_dataset(cfg.data.dataset)
+    source = build_source(cfg.data, dataset)
+    games = dataset.games(cfg.data.train_split, cfg.data.root)
+    clips = stage1_clips(half_lengths(source, games, dataset.halves))
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(clips), train_games=len(games))
-    dataset = ClipPairDataset(source, cfg.augment.crop_size, cfg.augment.crop_scale, cfg.augment.crop_ratio)
-    loader = build_loader(dataset, RunSampler(lambda epoch: clips, plan, ctx.info.rank, cfg.run.seed),
+    pairs = ClipPairDataset(source, cfg.augment.crop_size, cfg.augment.crop_scale, cfg.augment.crop_ratio)
+    loader = build_loader(pairs, RunSampler(lambda epoch: clips, plan, ctx.info.rank, cfg.run.seed),
                           cfg.run.num_workers, ctx.device, ctx.loader_seed)
 
     # ---------------------------------------------------------------- model
@@ -88,7 +89,7 @@ def main(cfg: SSLConfig) -> None:
     schedules = build_schedules(cfg.optim, plan, momentum=(cfg.loss.momentum_start, cfg.loss.momentum_end))
 
     # ---------------------------------------------------------------- resume, then the epochs
-    run = TrainingRun(ctx, cfg, STAGE, plan, model, optimizer, schedules)
+    run = TrainingRun(ctx, cfg, {"stage": STAGE}, plan, model, optimizer, schedules)
     progress = run.resume()
     batches = batches_from(loader, progress.step)
     for epoch in range(plan.epoch_of(progress.step), plan.epochs):

@@ -33,12 +33,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.datasets import ClipPairDataset, WindowDataset  # noqa: E402
-from data.prepare import prepare  # noqa: E402
+from data.catalog import BUILT_IN  # noqa: E402
+from data.prepare import Preparation, prepare  # noqa: E402
 from data.samplers import Segment  # noqa: E402
 from data.sources import JpegFolderSource, StoreSource, VideoSource  # noqa: E402
 from data.synthetic import generate  # noqa: E402
 from data.video import iter_frames, probe_video  # noqa: E402
 from utils.rates import FPS, FRAMES_PER_TOKEN  # noqa: E402
+
+V2 = BUILT_IN["soccernet_v2"]
 
 WINDOW_FRAMES = 64 * FPS  # a 64-second window
 CLIP_FRAMES = FRAMES_PER_TOKEN  # a 1-second clip
@@ -104,10 +107,10 @@ def main() -> None:
         tmp = Path(tmp)
         root = tmp / "videos"
         game = generate(root, 1, args.minutes * 60, seed=0)[0]
-        prepare(root, tmp / "store224", [game], size=(224, 224))
-        prepare(root, tmp / "store_native", [game], size=None)
-        prepare(root, tmp / "jpeg_native", [game], size=None, kind="jpeg")
-        sources = {"original 25 fps video": VideoSource(root),
+        prepare(V2, root, tmp / "store224", [game], Preparation(size=(224, 224)))
+        prepare(V2, root, tmp / "store_native", [game], Preparation(size=None))
+        prepare(V2, root, tmp / "jpeg_native", [game], Preparation("jpeg", size=None))
+        sources = {"original 25 fps video": VideoSource(V2, root),
                    "store 224x224 (H.264)": StoreSource(tmp / "store224"),
                    "store native (H.264)": StoreSource(tmp / "store_native"),
                    "JPEG native (-q:v 1)": JpegFolderSource(tmp / "jpeg_native")}

@@ -30,9 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.augment import resize_frames  # noqa: E402
-from data.prepare import prepare  # noqa: E402
+from data.catalog import BUILT_IN  # noqa: E402
+from data.prepare import Preparation, prepare  # noqa: E402
 from data.sources import JpegFolderSource, StoreSource, VideoSource  # noqa: E402
 from data.synthetic import generate  # noqa: E402
+
+V2 = BUILT_IN["soccernet_v2"]
 
 SIZE = 224
 
@@ -70,9 +73,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         games = generate(tmp / "videos", args.games, args.seconds, seed=1)
-        prepare(tmp / "videos", tmp / "store", games, size=(SIZE, SIZE))
-        prepare(tmp / "videos", tmp / "jpeg", games, size=None, kind="jpeg")
-        video, store, jpeg = VideoSource(tmp / "videos"), StoreSource(tmp / "store"), JpegFolderSource(tmp / "jpeg")
+        prepare(V2, tmp / "videos", tmp / "store", games, Preparation(size=(SIZE, SIZE)))
+        prepare(V2, tmp / "videos", tmp / "jpeg", games, Preparation("jpeg", size=None))
+        video, store, jpeg = VideoSource(V2, tmp / "videos"), StoreSource(tmp / "store"), JpegFolderSource(tmp / "jpeg")
         for game in games:
             for half in (1, 2):
                 count = video.num_frames(game, half)

@@ -37,7 +37,7 @@ from data.synthetic import SOURCE_FPS, render_half, sample_events  # noqa: E402
 from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb, write_video  # noqa: E402
 from configs.schema import SpotConfig, SpottingConfig, VideoModelConfig  # noqa: E402
 from data.decode_pool import DecodePool  # noqa: E402
-from data.labels import CLASSES  # noqa: E402
+from data.catalog import BUILT_IN  # noqa: E402
 from evaluation.inference import Inference, predict_half  # noqa: E402
 from evaluation.postprocess import write_spotted  # noqa: E402
 from evaluation.streaming import HalfSpotter, spot_file  # noqa: E402
@@ -47,6 +47,8 @@ from spot.views import SpottedVideo, write_views  # noqa: E402
 from models.spotting import SpottingModel  # noqa: E402
 from utils.config import load_config  # noqa: E402
 from utils.rates import FPS  # noqa: E402
+
+V2 = BUILT_IN["soccernet_v2"]
 
 PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs/spotting/vivit_tiny_phase_b.yaml"
 
@@ -88,7 +90,7 @@ def main() -> None:
     amp_dtype = torch.bfloat16 if gpu else None
     video = make_half(args.workdir, args.minutes)
     model_cfg = VideoModelConfig(name=name, **shapes)
-    model = SpottingModel(build_video(model_cfg)).to(device).eval()
+    model = SpottingModel(build_video(model_cfg), len(V2.columns)).to(device).eval()
     # the paper's eval section (stride 32 s, trim 12 s of 64 s windows), scaled to the window of a smaller model
     eval_cfg = dataclasses.replace(load_config(SpottingConfig, PAPER_CONFIG).eval, batch_size=args.batch,
                                    window_stride_seconds=shapes["window_seconds"] // 2,
@@ -111,7 +113,7 @@ def main() -> None:
             frames.append(image)
         return frames
 
-    inference = Inference(model, model_cfg, eval_cfg, device, amp_dtype)
+    inference = Inference(model, model_cfg, eval_cfg, V2, device, amp_dtype)
 
     def run_model(frames):
         spotter = HalfSpotter(inference)
@@ -123,8 +125,8 @@ def main() -> None:
     halves = Job("split", [(video, 1)]).halves()  # the page links the video; no clips: what every spot run writes
 
     def write_outputs(name, scores):  # what evaluate.py spot writes: raw scores, results, list, timeline, page
-        predictions, _ = write_spotted(out, name, scores, eval_cfg)
-        write_views(out / name, SpottedVideo(name, halves, scores, predictions, FPS, list(CLASSES)), SpotConfig(),
+        predictions, _ = write_spotted(out, name, scores, eval_cfg, V2)
+        write_views(out / name, SpottedVideo(name, halves, scores, predictions, FPS, list(V2.columns)), SpotConfig(),
                     eval_cfg.nms)
 
     frames, decode_s = timed(decode)
@@ -138,7 +140,7 @@ def main() -> None:
         pool.ready()
         parallel_scores, parallel_s = timed(lambda: spot_file(inference, video, pool=pool))
     assert np.array_equal(parallel_scores[1], stream_scores[1]), "parallel decoding changed the scores"
-    source = VideoSource(video.parents[3])
+    source = VideoSource(V2, video.parents[3])
     reference_scores, reference_s = timed(lambda: predict_half(inference, source, GAME, 1))
     assert np.allclose(stream_scores[1], scores[1], atol=2e-2), "streaming and split runs disagree"
 

@@ -68,7 +68,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def build(name: str, shapes: dict, device: torch.device, compiled: bool):
-    model = SpottingModel(build_video(VideoModelConfig(name=name, **shapes))).to(device).train()
+    model = SpottingModel(build_video(VideoModelConfig(name=name, **shapes)), 17).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     return model, (torch.compile(model) if compiled else model), optimizer
 

@@ -74,12 +74,17 @@ class OptimConfig:
 class FramesConfig:
     """Where the SoccerNet data is and how frames are read (stage 1 reads only this)."""
 
-    root: str = required()  # SoccerNet root: league/season/game/ with videos, Labels-v2.json, feature banks
+    # a built-in dataset (soccernet_v2, soccernet_ball_2023, soccernet_ball_2024, soccernet_ball_2025) or a manifest
+    # file (.json) of one's own: data/catalog.py, docs/DATASETS.md
+    dataset: str = bounded("soccernet_v2", check=lambda name: bool(name.strip()), expected="a dataset name or a "
+                                                                                            "manifest file")
+    root: str = required()  # the dataset's root: league/season/game/ with videos, labels files, feature banks
     source: Literal["video", "store", "frames"] = "video"  # original videos, the frame store, or JPEG folders
     store: str | None = None  # frame store written by python -m data.prepare (data.source=store)
     frames_root: str | None = None  # %08d.jpg folders per half (data.source=frames)
     resolution: Literal["224p", "720p"] = "224p"  # which videos data.source=video decodes
-    train_split: str = required()  # official split name or a games file (one league/season/game per line)
+    # official split name, a games file (one league/season/game per line) or, for a manifest dataset, a manifest
+    train_split: str = required()
 
 
 @dataclasses.dataclass
@@ -217,6 +222,9 @@ class EvalConfig:
     """Validation during stage 3, and every inference (`evaluate.py predict/test/spot`)."""
 
     every_epochs: int = bounded(REQUIRED, low=0)  # validate every N epochs and after the last (0: after the last)
+    # scored at validation, the first selecting checkpoint_best.pth; empty: the dataset's own (soccernet_v2: tight and
+    # loose; the Ball Action Spotting datasets: at1)
+    metrics: list[Literal["tight", "loose", "at1", "at2", "at3", "at4", "at5"]] = bounded([])
     window_stride_seconds: int = bounded(REQUIRED, low=1)
     trim_seconds: int = bounded(REQUIRED, low=0)  # dropped at both ends of each window, except near the half's edges
     # the last trim_seconds of every half: "official" scores them 0, as the official code does (a quirk its paper

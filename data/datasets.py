@@ -21,17 +21,18 @@ from utils.plan import Sample
 from utils.rates import FPS, FRAMES_PER_TOKEN
 
 
-def half_lengths(source: FrameSource, games: list[str]) -> dict[tuple[str, int], int]:
-    """Frames at FPS of every half of `games`. Every half that cannot be read is listed in one error."""
+def half_lengths(source: FrameSource, games: list[str], halves: tuple[int, ...]) -> dict[tuple[str, int], int]:
+    """Frames of every half of `games` (halves: the dataset's). Every half that cannot be read is listed in one
+    error."""
     lengths, problems = {}, []
     for game in games:
-        for half in (1, 2):
+        for half in halves:
             try:
                 lengths[(game, half)] = source.num_frames(game, half)
             except (UserError, OSError) as error:  # missing, unreadable, corrupt or truncated
                 problems.append(f"{game} half {half}: {error}")
     if problems:
-        raise MissingFileError(f"{len(problems)} of {2 * len(games)} halves cannot be read:\n  "
+        raise MissingFileError(f"{len(problems)} of {len(halves) * len(games)} halves cannot be read:\n  "
                                 + "\n  ".join(problems))
     return lengths
 
@@ -55,15 +56,16 @@ class ClipPairDataset(torch.utils.data.Dataset):
 class WindowDataset(torch.utils.data.Dataset):
     """window_frames frames from segment.first, resized; optional targets and bank rows.
 
-    labels: per game, its annotations (stage 3); bank: an object with rows(game, half, first_second, count)
-    returning (count, D) float32 (stage 2), one row per second: the token of second s (frames FPS s onwards) is
-    aligned with bank row s.
+    labels: per game, its annotations with their scored column as label (stage 3, data/catalog.py: Dataset.scored),
+    over num_classes columns; bank: an object with rows(game, half, first_second, count) returning (count, D) float32
+    (stage 2), one row per second: the token of second s (frames FPS s onwards) is aligned with bank row s.
     """
 
     def __init__(self, source: FrameSource, window_frames: int, size: int = 224,
-                 labels: dict[str, list[Annotation]] | None = None, bank=None, radius: float = 0.5):
+                 labels: dict[str, list[Annotation]] | None = None, num_classes: int = 0, bank=None,
+                 radius: float = 0.5):
         self.source, self.window_frames, self.size = source, window_frames, size
-        self.labels, self.bank, self.radius = labels, bank, radius
+        self.labels, self.num_classes, self.bank, self.radius = labels, num_classes, bank, radius
 
     def __getitem__(self, sample: Sample | Segment) -> dict[str, torch.Tensor]:
         segment = sample.item if isinstance(sample, Sample) else sample  # windows draw nothing at random here
@@ -74,8 +76,8 @@ class WindowDataset(torch.utils.data.Dataset):
         item = {"frames": resize_frames(frames, self.size)}  # (F, 3, S, S) uint8
         if self.labels is not None:
             targets = frame_targets(self.labels[segment.game], segment.half, segment.first, self.window_frames,
-                                    radius=self.radius)
-            item["targets"] = torch.from_numpy(pool_tokens(targets))  # (T, 17)
+                                    self.num_classes, radius=self.radius)
+            item["targets"] = torch.from_numpy(pool_tokens(targets))  # (T, C)
         if self.bank is not None:
             item["bank"] = torch.from_numpy(np.asarray(
                 self.bank.rows(segment.game, segment.half, segment.first // FPS, self.window_frames // FPS)))

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.games import split_games
+from data.catalog import Dataset, load_dataset
 from data.video import probe_video
 from utils.errors import InvalidInputError, MissingFileError, run_entry_point
 from utils.files import save_array, save_arrays
@@ -73,12 +73,13 @@ def length_problem(path: Path, rows: int, video: Path, fps: float) -> str | None
     return None
 
 
-def check_banks(root: Path, games: list[str], name: str, fps: float) -> dict[tuple[str, int], np.ndarray]:
+def check_banks(dataset: Dataset, root: Path, games: list[str], name: str,
+                fps: float) -> dict[tuple[str, int], np.ndarray]:
     """Open every half's bank and check them all before any pass: each is there, has the width most of them have, and
     covers its video. Every bad file is named in one error. Returns the memory-mapped banks."""
     banks, problems = {}, []
     for game in games:
-        for half in (1, 2):
+        for half in dataset.halves:
             path = bank_path(root, game, half, name)
             try:
                 banks[(game, half)] = open_bank(path)
@@ -91,11 +92,11 @@ def check_banks(root: Path, games: list[str], name: str, fps: float) -> dict[tup
         if bank.shape[1] != majority:
             problems.append(f"{path}: {bank.shape[1]}-d rows, but {widths.count(majority)} of {len(widths)} banks are "
                             f"{majority}-d")
-        elif (problem := length_problem(path, bank.shape[0], root / game / f"{half}_224p.mkv", fps)) is not None:
+        elif (problem := length_problem(path, bank.shape[0], dataset.video_path(root, game, half), fps)) is not None:
             problems.append(problem)
     if problems:
-        raise InvalidInputError(f"{len(problems)} of {2 * len(games)} feature banks cannot be used:\n  "
-                                + "\n  ".join(problems))
+        total = len(dataset.halves) * len(games)
+        raise InvalidInputError(f"{len(problems)} of {total} feature banks cannot be used:\n  " + "\n  ".join(problems))
     return banks
 
 
@@ -109,16 +110,17 @@ def non_finite_rows(bank: np.ndarray, chunk: int = 4096) -> np.ndarray:
 def iterate_banks(banks: dict[tuple[str, int], np.ndarray], games: list[str], desc: str):
     """Yield (game, half, bank) for every half of `games`, with a progress bar."""
     for game in tqdm(games, desc=desc):
-        for half in (1, 2):
-            yield game, half, banks[(game, half)]
+        for (other, half), bank in banks.items():
+            if other == game:
+                yield game, half, bank
 
 
-def fit_pca(root: Path, games: list[str], reduction: Reduction, device: str = "cpu",
+def fit_pca(dataset: Dataset, root: Path, games: list[str], reduction: Reduction, device: str = "cpu",
             banks: dict[tuple[str, int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Standardise each dimension, then PCA to reduction.dim, in two streaming passes over the banks of `games`
     (checked by `check_banks` unless given)."""
     name, dim = reduction.name, reduction.dim
-    banks = check_banks(root, games, name, reduction.fps) if banks is None else banks
+    banks = check_banks(dataset, root, games, name, reduction.fps) if banks is None else banks
     total, sums, squares, non_finite = 0, None, None, []
     for game, half, bank in iterate_banks(banks, games, "bank statistics"):
         if len(bad := non_finite_rows(bank)):  # one NaN row would make every statistic, hence every bank, NaN
@@ -157,12 +159,13 @@ def reduce_bank(bank: np.ndarray, pca: dict[str, np.ndarray]) -> np.ndarray:
     return (standardised @ pca["components"].T).astype(np.float32)
 
 
-def reduce_banks(root: str | os.PathLike, fit_games: list[str], apply_games: list[str], reduction: Reduction,
-                 device: str = "cpu") -> Path:
+def reduce_banks(dataset: Dataset, root: str | os.PathLike, fit_games: list[str], apply_games: list[str],
+                 reduction: Reduction, device: str = "cpu") -> Path:
     """Fit the reduction on fit_games, write the reduced bank of every half of apply_games and the statistics."""
     root, name, out_name = Path(root), reduction.name, reduction.out_name
-    banks = check_banks(root, list(dict.fromkeys(fit_games + apply_games)), name, reduction.fps)  # all, before a pass
-    pca = fit_pca(root, fit_games, reduction, device, banks=banks)
+    games = list(dict.fromkeys(fit_games + apply_games))
+    banks = check_banks(dataset, root, games, name, reduction.fps)  # all of them, before any pass
+    pca = fit_pca(dataset, root, fit_games, reduction, device, banks=banks)
     stats_path = root / f"{Path(out_name).stem}_pca.npz"
     save_arrays(stats_path, **pca, fps=np.array(reduction.fps), source_name=np.array(name))
     for game, half, bank in iterate_banks(banks, apply_games, "writing reduced banks"):
@@ -227,6 +230,7 @@ class FeatureBank:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--dataset", default="soccernet_v2", help="a built-in dataset or a manifest file (.json)")
     parser.add_argument("--fit-split", default="train", help="split (or games file) the PCA is fitted on")
     parser.add_argument("--apply-split", nargs="+", default=["train", "valid", "test"],
                         help="splits (or games files) whose banks are reduced and written")
@@ -236,9 +240,11 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=1.0, help="bank rows per second (Baidu: 1)")
     parser.add_argument("--device", default="cpu", help="where the covariance is accumulated (cuda is much faster)")
     args = parser.parse_args()
-    fit = split_games(args.fit_split, args.root)
-    apply = list(dict.fromkeys(game for split in args.apply_split for game in split_games(split, args.root)))
-    stats = reduce_banks(args.root, fit, apply, Reduction(args.name, args.out_name, args.dim, args.fps), args.device)
+    dataset = load_dataset(args.dataset, "--dataset")
+    fit = dataset.games(args.fit_split, args.root)
+    apply = list(dict.fromkeys(game for split in args.apply_split for game in dataset.games(split, args.root)))
+    stats = reduce_banks(dataset, args.root, fit, apply, Reduction(args.name, args.out_name, args.dim, args.fps),
+                         args.device)
     print(f"PCA fitted on {len(fit)} games, {len(apply)} games reduced to {args.dim}-d; statistics: {stats}")
 
 

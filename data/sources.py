@@ -1,12 +1,16 @@
 """Where frames come from: one interface, three layouts, chosen by the config switch `data.source`.
 
-- `video`: the original SoccerNet videos `<root>/<game>/{1,2}_<resolution>.mkv`, decoded at FPS (utils/rates.py),
-  frame k being the source frame FFmpeg's fps filter picks for it (`data/video.py`);
-- `store`: the frame store written by `python -m data.prepare`: `<store>/<game>/{1,2}.mkv`, the same FPS frames as
+- `video`: the dataset's own videos (data/catalog.py: `<root>/<game>/{1,2}_<resolution>.mkv` for SoccerNet-v2,
+  `<root>/<game>/<resolution>.mp4` for Ball Action Spotting, a manifest's files), decoded at the run's frame rate
+  (FPS, utils/rates.py), frame k being the source frame FFmpeg's fps filter picks for it (`data/video.py`);
+- `store`: the frame store written by `python -m data.prepare`: `<store>/<game>/<half>.mkv`, the same frames as
   H.264 with a keyframe every 8 frames, resized once (224x224 for stages 2 and 3) the official way, plus
-  `{1,2}.json` (frame count, fps, sizes, source);
-- `frames`: JPEG folders at FPS, `<frames_root>/<game>/<half>/%08d.jpg` numbered from 1: the layout the official
-  code extracts with `ffmpeg -vf fps=2 -q:v 1`, or what `python -m data.prepare --format jpeg` writes with PyAV.
+  `<half>.json` (frame count, frame rate, sizes, source);
+- `frames`: JPEG folders, `<frames_root>/<game>/<half>/%08d.jpg` numbered from 1: the layout the official code
+  extracts with `ffmpeg -vf fps=2 -q:v 1`, or what `python -m data.prepare --format jpeg` writes with PyAV.
+
+A store or a JPEG folder holds the frame rate it was prepared at (its JSON); reading it at another rate is an error
+naming both. Frame rates are exact fractions (12.5 is 25/2, 29.97 is 30000/1001).
 
 Every source returns (T, H, W, 3) uint8 RGB at the size it holds: the videos and official JPEG folders at their
 native 398x224, the store (and JPEG folders written at a size) at that size. Resizing is the datasets' job, with
@@ -22,11 +26,13 @@ import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from fractions import Fraction
 from typing import Protocol
 
 import torch
 import torchvision
 
+from data.catalog import Dataset
 from data.video import VideoError, probe_video, read_frames
 from utils.rates import FPS
 from utils.errors import InvalidInputError, MissingFileError
@@ -38,7 +44,7 @@ warnings.filterwarnings("ignore", message="The image decoding and encoding capab
 
 
 class FrameSource(Protocol):
-    fps: float
+    fps: Fraction
 
     def num_frames(self, game: str, half: int) -> int: ...
 
@@ -47,14 +53,10 @@ class FrameSource(Protocol):
     def pixel_aspect(self, game: str, half: int) -> float: ...
 
 
-class VideoSource:
-    """Original videos, decoded at `fps` (default FPS)."""
+class _Videos:
+    """Frames of one video file per half, decoded at `fps`; `path(game, half)` says which file."""
 
-    def __init__(self, root: str | os.PathLike, resolution: str = "224p", fps: float = FPS):
-        self.root, self.resolution, self.fps = Path(root), resolution, fps
-
-    def path(self, game: str, half: int) -> Path:
-        return self.root / game / f"{half}_{self.resolution}.mkv"
+    fps: Fraction
 
     @lru_cache(maxsize=4096)
     def _info(self, game: str, half: int):
@@ -69,30 +71,38 @@ class VideoSource:
             raise VideoError(f"{self.path(game, half)}: no frame at index {first} (past the end of the half)")
         return frames
 
+
+class VideoSource(_Videos):
+    """The dataset's videos, decoded at `fps`."""
+
+    def __init__(self, dataset: Dataset, root: str | os.PathLike, resolution: str = "224p", fps: Fraction = FPS):
+        self.dataset, self.root, self.resolution, self.fps = dataset, Path(root), resolution, Fraction(fps)
+
+    def path(self, game: str, half: int) -> Path:
+        return self.dataset.video_path(self.root, game, half, self.resolution)
+
+    @lru_cache(maxsize=4096)
+    def _info(self, game: str, half: int):
+        info = probe_video(self.path(game, half))
+        self.dataset.check_rate(game, info.rate)
+        return info
+
     def pixel_aspect(self, game: str, half: int) -> float:
         return 1.0
 
 
-class StoreSource(VideoSource):
-    """The frame store of `data.prepare`, at FPS: videos read as VideoSource reads them, with their JSON beside."""
+class StoreSource(_Videos):
+    """The frame store of `data.prepare`, read at the rate it was prepared at, which must be `fps`."""
 
-    def __init__(self, root: str | os.PathLike):
-        super().__init__(root, fps=FPS)
+    def __init__(self, root: str | os.PathLike, fps: Fraction = FPS):
+        self.root, self.fps = Path(root), Fraction(fps)
 
     def path(self, game: str, half: int) -> Path:
         return self.root / game / f"{half}.mkv"
 
     @lru_cache(maxsize=4096)
     def _meta(self, game: str, half: int) -> dict:
-        meta_path = self.root / game / f"{half}.json"
-        if not meta_path.is_file():
-            raise MissingFileError(f"frame store entry missing: {meta_path} (run python -m data.prepare for this "
-                                   f"game, or set data.source=video)")
-        try:
-            return json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InvalidInputError(f"{meta_path}: not valid JSON ({error}); delete it and run python -m "
-                                    f"data.prepare again for this game") from None
+        return stored_meta(self.root / game / f"{half}.json", self.fps, "frame store entry")
 
     def num_frames(self, game: str, half: int) -> int:
         """The frames the entry's JSON records, checked against the frames its video really holds (a store copied
@@ -108,14 +118,29 @@ class StoreSource(VideoSource):
         return _pixel_aspect(self._meta(game, half))
 
 
+def stored_meta(path: Path, fps: Fraction, what: str) -> dict:
+    """The JSON `data.prepare` writes beside a store entry or a JPEG folder, checked: readable, and at `fps`."""
+    if not path.is_file():
+        raise MissingFileError(f"{what} missing: {path} (run python -m data.prepare for this game, or set "
+                               f"data.source=video)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInputError(f"{path}: not valid JSON ({error}); delete it and run python -m data.prepare again "
+                                f"for this game") from None
+    if Fraction(str(meta.get("fps", FPS))) != fps:
+        raise InvalidInputError(f"{path}: prepared at {meta.get('fps')} fps, but this run reads {fps} fps; prepare "
+                                f"the data again with --fps {fps}")
+    return meta
+
+
 class JpegFolderSource:
-    """Frames already extracted as `%08d.jpg` at FPS, one folder per half. A folder written by `data.prepare
-    --format jpeg` has a `<half>.json` beside it (sizes of the source); official extractions are native-size."""
+    """Frames already extracted as `%08d.jpg`, one folder per half. A folder written by `data.prepare --format jpeg`
+    has a `<half>.json` beside it (its frame rate, the sizes of the source); official extractions (no JSON) are
+    native-size, at the rate they were extracted at."""
 
-    fps = FPS
-
-    def __init__(self, root: str | os.PathLike, start_number: int = 1):
-        self.root, self.start_number = Path(root), start_number
+    def __init__(self, root: str | os.PathLike, fps: Fraction = FPS, start_number: int = 1):
+        self.root, self.fps, self.start_number = Path(root), Fraction(fps), start_number
 
     def folder(self, game: str, half: int) -> Path:
         return self.root / game / str(half)
@@ -125,6 +150,9 @@ class JpegFolderSource:
         folder = self.folder(game, half)
         if not folder.is_dir():
             raise MissingFileError(f"frame folder not found: {folder}")
+        meta_path = self.root / game / f"{half}.json"
+        if meta_path.is_file():  # written by data.prepare: it must be at this run's rate
+            stored_meta(meta_path, self.fps, "JPEG folder")
         names = sorted(name for name in os.listdir(folder) if name.endswith(".jpg"))
         expected = [f"{index:08d}.jpg" for index in range(self.start_number, self.start_number + len(names))]
         if names != expected:
@@ -151,7 +179,7 @@ class JpegFolderSource:
     @lru_cache(maxsize=4096)
     def pixel_aspect(self, game: str, half: int) -> float:
         meta_path = self.root / game / f"{half}.json"
-        return _pixel_aspect(json.loads(meta_path.read_text())) if meta_path.is_file() else 1.0  # official: native
+        return _pixel_aspect(stored_meta(meta_path, self.fps, "JPEG folder")) if meta_path.is_file() else 1.0
 
 
 def _pixel_aspect(meta: dict) -> float:
@@ -159,10 +187,10 @@ def _pixel_aspect(meta: dict) -> float:
     return (meta["source_width"] / meta["width"]) / (meta["source_height"] / meta["height"])
 
 
-def build_source(data) -> FrameSource:
-    """The frame source a config's data section names (data.source = video | store | frames)."""
+def build_source(data, dataset: Dataset) -> FrameSource:
+    """The frame source a config's data section names (data.source = video | store | frames), at FPS."""
     if data.source == "video":
-        return VideoSource(data.root, data.resolution)
+        return VideoSource(dataset, data.root, data.resolution)
     if data.source == "store":
         if not data.store:
             raise InvalidInputError("data.source=store needs data.store (the folder written by python -m data.prepare)")

@@ -1,6 +1,7 @@
 """A generated mini-SoccerNet: the official layout and schemas, with events that can be learnt from pixels.
 
     python -m data.synthetic --out DIR --games 6 --seconds 120 --seed 0
+    python -m data.synthetic --out DIR --dataset soccernet_ball_2025     # or soccernet_ball_2023 / 2024, manifest
 
 Writes, for each game `league/season/game/` (real-looking folder names):
 - `1_224p.mkv`, `2_224p.mkv`: 398x224, 25 fps H.264 (PyAV), a textured pitch under a moving camera. Every event draws
@@ -28,7 +29,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data.labels import CLASSES, LABELS_FILE, game_time
+from data.catalog import BUILT_IN, V2_CLASSES as CLASSES
+from data.labels import game_time
 from data.video import write_video
 from utils.errors import run_entry_point
 
@@ -37,6 +39,7 @@ BANK_NAME = "baidu_soccer_embeddings.npy"
 TRACE_SECONDS = 0.5  # a glyph is drawn within this distance of its event (the label radius, docs/METHOD.md section 4)
 GAME_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2}) - (\d{2}-\d{2}) (.+) (\d+) - (\d+) (.+)$")
 GLYPH = 96  # glyph size in pixels (54 px wide once the frame is squashed to 224x224, 15 px at 64x64)
+LABELS_FILE = BUILT_IN["soccernet_v2"].labels_file
 MIN_GAP_SECONDS = 3.0  # events of a half are at least this far apart
 
 LEAGUES = ("england_epl", "europe_uefa-champions-league", "france_ligue-1", "germany_bundesliga", "italy_serie-a",
@@ -165,29 +168,32 @@ def sample_camera(rng: np.random.Generator, seconds: float) -> Camera:
     return Camera(cuts, rng.uniform(0, 1, (len(cuts), 4)))
 
 
-def render_half(rng: np.random.Generator, seconds: float, events: list[tuple[int, int, bool]],
-                looks: list | None = None):
-    """Yield the 25 fps RGB frames of one half. `looks`, when given, receives for every whole second s the 4x4 grid
-    of mean colours of the frame at s + 0.5 s (48 values in [-0.5, 0.5]): what the feature bank encodes."""
+def render_half(rng: np.random.Generator, seconds: float, events: list[tuple], looks: list | None = None,
+                fps: int = SOURCE_FPS, trace: float = TRACE_SECONDS):
+    """Yield the RGB frames of one half at `fps`. An event (position_ms, class, visible[, team]) draws its class's
+    glyph within `trace` seconds of it, in the class's colour, inverted for team 1 (a generated "right" team).
+    `looks`, when given, receives for every whole second s the 4x4 grid of mean colours of the frame at s + 0.5 s
+    (48 values in [-0.5, 0.5]): what the feature bank encodes."""
     texture = _pitch_texture(rng)
     camera = sample_camera(rng, seconds)
-    num_frames = int(round(seconds * SOURCE_FPS))
+    num_frames = int(round(seconds * fps))
     event_times = np.array([e[0] / 1000 for e in events])
     travel_x, travel_y = texture.shape[1] - WIDTH, texture.shape[0] - HEIGHT
     for index in range(num_frames):
-        time = index / SOURCE_FPS
+        time = index / fps
         fraction_x, fraction_y = camera.position(time)
         x, y = int(travel_x * fraction_x), int(travel_y * fraction_y)
         frame = texture[y:y + HEIGHT, x:x + WIDTH].copy()
         if len(event_times):
-            for event_index in np.flatnonzero(np.abs(event_times - time) <= TRACE_SECONDS):
-                _, class_index, visible = events[event_index]
+            for event_index in np.flatnonzero(np.abs(event_times - time) <= trace):
+                _, class_index, visible, *team = events[event_index]
                 top, left = glyph_origin(class_index)
                 region = frame[top:top + GLYPH, left:left + GLYPH]
                 strength = 1.0 if visible else 0.5
-                mixed = (1 - strength) * region[GLYPHS[class_index]] + strength * PALETTE[class_index]
+                colour = 255 - PALETTE[class_index] if team and team[0] == 1 else PALETTE[class_index]
+                mixed = (1 - strength) * region[GLYPHS[class_index]] + strength * colour
                 region[GLYPHS[class_index]] = mixed.astype(np.uint8)
-        if looks is not None and index % SOURCE_FPS == SOURCE_FPS // 2:
+        if looks is not None and index % fps == fps // 2:
             grid = frame[:HEIGHT // 4 * 4, :WIDTH // 4 * 4].reshape(4, HEIGHT // 4, 4, WIDTH // 4, 3).mean(axis=(1, 3))
             looks.append(grid.reshape(-1) / 255.0 - 0.5)
         yield frame
@@ -286,18 +292,29 @@ def generate(out: str | Path, games: int, seconds: float, seed: int = 0, rate_pe
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from data import synthetic_datasets
+
+    parser = argparse.ArgumentParser(description=__doc__ + synthetic_datasets.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="root folder to write")
+    parser.add_argument("--dataset", default="soccernet_v2", choices=("soccernet_v2", *synthetic_datasets.GENERATORS),
+                        help="which layout to generate (default: the mini-SoccerNet)")
     parser.add_argument("--games", type=int, default=6)
-    parser.add_argument("--seconds", type=float, default=120.0, help="duration of each half")
+    parser.add_argument("--seconds", type=float, default=120.0, help="duration of each half (each video)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--events-per-minute", type=float, default=8.0)
+    parser.add_argument("--events-per-minute", type=float, default=None,
+                        help="default: 8 for soccernet_v2, 40 for Ball Action Spotting, 10 for the manifest")
     parser.add_argument("--bank-dim", type=int, default=512, help="feature bank width (Baidu's is 8576)")
     parser.add_argument("--workers", type=int, default=1, help="games generated in parallel processes")
     args = parser.parse_args()
-    games = generate(args.out, args.games, args.seconds, args.seed, args.events_per_minute, args.bank_dim,
-                     workers=args.workers)
-    print(f"wrote {len(games)} games under {args.out} (splits: train.txt, valid.txt, test.txt)")
+    if args.dataset == "soccernet_v2":
+        games = generate(args.out, args.games, args.seconds, args.seed, args.events_per_minute or 8.0, args.bank_dim,
+                         workers=args.workers)
+        print(f"wrote {len(games)} games under {args.out} (splits: train.txt, valid.txt, test.txt)")
+        return
+    generator = synthetic_datasets.GENERATORS[args.dataset]
+    games, splits = generator(args.out, args.games, args.seconds, args.seed, args.events_per_minute)
+    print(f"wrote {len(games)} games of {args.dataset} under {args.out} (splits: {', '.join(splits)})")
 
 
 if __name__ == "__main__":

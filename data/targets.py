@@ -13,13 +13,14 @@ import math
 
 import numpy as np
 
-from data.labels import NUM_CLASSES, Annotation
+from data.labels import Annotation
 from utils.rates import FPS, FRAMES_PER_TOKEN
 
 
-def frame_targets(annotations: list[Annotation], half: int, first_frame: int, num_frames: int, fps: float = FPS,
-                  radius: float = 0.5, num_classes: int = NUM_CLASSES) -> np.ndarray:
-    """(num_frames, num_classes) float32 multi-hot targets of frames first_frame .. first_frame + num_frames - 1."""
+def frame_targets(annotations: list[Annotation], half: int, first_frame: int, num_frames: int, num_classes: int,
+                  fps: float = FPS, radius: float = 0.5) -> np.ndarray:
+    """(num_frames, num_classes) float32 multi-hot targets of frames first_frame .. first_frame + num_frames - 1;
+    annotation.label is the column (data/catalog.py: Dataset.scored)."""
     targets = np.zeros((num_frames, num_classes), np.float32)
     for annotation in annotations:
         if annotation.half != half:

@@ -290,7 +290,7 @@ def read_frames(path: str | os.PathLike, fps: float = FPS, first: int = 0, count
         images.append(last_image)
     if not images:
         return torch.zeros((0, info.height, info.width, 3), dtype=torch.uint8), np.zeros(0)
-    return torch.from_numpy(np.stack(images)), np.array(indices) / fps
+    return torch.from_numpy(np.stack(images)), np.array(indices) / float(fps)
 
 
 @dataclasses.dataclass(frozen=True)

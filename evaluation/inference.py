@@ -2,12 +2,12 @@
 `evaluate.py predict/test` and `evaluate.py spot` (docs/METHOD.md, "Inference and post-processing").
 
 Per half: 64-second windows every 32 s, the last one aligned to the end; the model in eval mode gives sigmoid scores
-(64, 17) per window. With the rates of utils/rates.py (FPS = 2, FRAMES_PER_TOKEN = 2), token j of a window starting
-at second s stands for frames {2(s + j), 2(s + j) + 1}, at time s + j + 0.25 s (the mean of its two frames' times),
-and is placed on the FPS grid at slot 2 (s + j) (integer seconds: the official `torch.round((t + 0.25) / 0.5)` rounds
-half to even). Inside a window the tokens of the first and last
+(64, C) per window (C: the dataset's columns, 17 for SoccerNet-v2). With the rates of utils/rates.py (FPS = 2,
+FRAMES_PER_TOKEN = 2), token j of a window starting at second s stands for frames {2(s + j), 2(s + j) + 1}, at time
+s + j + 0.25 s (the mean of its two frames' times), and is placed on the FPS grid at slot 2 (s + j) (integer seconds:
+the official `torch.round((t + 0.25) / 0.5)` rounds half to even). Inside a window the tokens of the first and last
 12 s are dropped, except near the half's edges (`kept_tokens`); overlapping windows are merged by max. The result is
-one (frames, 17) raw-score array per half, saved for NMS sweeps and ensembles.
+one (frames, C) raw-score array per half, saved for NMS sweeps and ensembles.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from data.augment import resize_frames, to_model_input
+from data.catalog import Dataset
 from data.sources import FrameSource
 from evaluation.postprocess import game_predictions, write_raw_meta, write_raw_scores
 from evaluation.predictions import write_game_predictions
@@ -105,6 +106,7 @@ class Inference:
     model: nn.Module
     model_cfg: Any
     eval_cfg: Any
+    dataset: Dataset  # its halves, and the columns the model's scores stand for
     device: torch.device = torch.device("cpu")
     amp_dtype: torch.dtype | None = None
 
@@ -115,7 +117,7 @@ class Inference:
 
 @torch.no_grad()
 def predict_half(inference: Inference, source: FrameSource, game: str, half: int) -> np.ndarray:
-    """(frames at FPS, 17) max-merged sigmoid scores of one half."""
+    """(frames at FPS, C) max-merged sigmoid scores of one half."""
     num_frames = source.num_frames(game, half)
     window, eval_cfg, size = inference.model_cfg.window_seconds, inference.eval_cfg, inference.model_cfg.img_size
     starts = window_starts(int(num_frames // FPS), window, eval_cfg.window_stride_seconds)
@@ -139,18 +141,19 @@ def predict_games(inference: Inference, source: FrameSource, games: list[str], o
     rank, world = dist.get_rank(), dist.get_world_size()
     local = {}
     for game in progress(games[rank::world], desc="inference (games)", enabled=rank == 0):
-        local[game] = {half: predict_half(inference, source, game, half) for half in (1, 2)}
+        local[game] = {half: predict_half(inference, source, game, half) for half in inference.dataset.halves}
     gathered = {}
     for part in dist.all_gather_objects(local):
         gathered.update(part)
     out_dir = Path(out_dir)
     if dist.is_main_process():
         raw_dir = out_dir / "raw"
-        write_raw_meta(raw_dir, FPS)
+        write_raw_meta(raw_dir, FPS, inference.dataset)
         for game in games:
             for half, scores in gathered[game].items():
                 write_raw_scores(raw_dir, game, half, scores)
-            write_game_predictions(out_dir / "predictions", game, game_predictions(gathered[game], inference.eval_cfg))
+            write_game_predictions(out_dir / "predictions", game,
+                                   game_predictions(gathered[game], inference.eval_cfg, inference.dataset))
     dist.barrier()
     model.train(was_training)
     return out_dir / "predictions"

@@ -1,7 +1,8 @@
-"""SoccerNet-v2 average-mAP, vectorised, equal to `SoccerNet.Evaluation.ActionSpotting.evaluate` on every input.
+"""SoccerNet's average-mAP, vectorised, equal to `SoccerNet.Evaluation.ActionSpotting.evaluate` on every input, on
+the grid of any dataset (a `Grid`: 2 rows per second for SoccerNet-v2, 25 for Ball Action Spotting).
 
 The official algorithm (`SoccerNet/Evaluation/ActionSpotting.py` of the SoccerNet package 0.2.0), reproduced step by
-step:
+step (the figures are SoccerNet-v2's):
 
 1. Times map to 0.5 s bins with `int(2 * (position_ms / 1000))`, clamped to a 120-minute buffer (14,400 bins).
    Labels of one (half, class, bin) collapse to the last one in file order (its visibility wins); so do predictions.
@@ -12,7 +13,8 @@ step:
    confidence unused prediction with |p - g| <= delta / 2; ties go to the earliest prediction (a strict `>` scan).
 4. Per class, pooled over games: precision and recall at 200 thresholds `linspace(0, 1, 200)` with `score >= t`,
    0/0 = 0; visible keeps predictions with closest > 0.5, unshown those with closest < -0.5.
-5. 11-point interpolated AP; mean over the 17 classes; trapezoid over deltas; the unshown a-mAP times 17/13.
+5. 11-point interpolated AP; mean over the 17 classes; trapezoid over deltas; the unshown a-mAP times 17/13 (the
+   package's constant, applied whatever the dataset, in its multi-delta branch only).
 
 Speed: step 3's greedy scan is sequential only within a chain of GTs whose tolerance windows overlap; all chains of
 all (game, half, class) sequences advance in lockstep, one link at a time, each step a handful of array operations;
@@ -25,17 +27,14 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import multiprocessing
+from fractions import Fraction
 
 import numpy as np
 
-from data.labels import NUM_CLASSES
-
-FRAMERATE = 2  # the evaluator's grid: 2 bins per second
-VECTOR_SIZE = 120 * 60 * FRAMERATE  # the evaluator's per-half buffer (120 minutes)
-_KEY = 1 << 15  # > VECTOR_SIZE + the widest window: (sequence, bin) pairs flatten to sequence * _KEY + bin
+KEY_STRIDE = 1 << 32  # > any row and window: (sequence, row) pairs flatten to sequence * KEY_STRIDE + row
 THRESHOLDS = np.linspace(0, 1, 200)
 
-METRIC_DELTAS: dict[str, np.ndarray] = {
+METRIC_DELTAS: dict[str, np.ndarray] = {  # tolerances in seconds
     "tight": np.arange(5) * 1 + 1,
     "loose": np.arange(12) * 5 + 5,
     **{f"at{k}": np.array([k]) for k in range(1, 6)},
@@ -44,10 +43,25 @@ METRICS = tuple(METRIC_DELTAS)
 SUBSETS = ("all", "visible", "unshown")
 
 
-def position_to_bin(position_ms: np.ndarray) -> np.ndarray:
-    """The evaluator's `min(int(2 * (position / 1000)), 14399)`, with the same floating-point operations."""
-    bins = (FRAMERATE * (position_ms.astype(np.float64) / 1000)).astype(np.int64)
-    return np.minimum(bins, VECTOR_SIZE - 1)
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The metric's time grid: `fps` rows per second, positions past `rows` count in its last row (the official
+    120-minute buffer per half; None: no cap), and the factor of a multi-tolerance unshown a-mAP."""
+
+    fps: Fraction = Fraction(2)
+    rows: int | None = 120 * 60 * 2
+    unshown_factor: Fraction = Fraction(17, 13)
+
+    @classmethod
+    def of(cls, dataset) -> Grid:
+        """The grid of a dataset description (data/catalog.py)."""
+        rows = None if dataset.cap_minutes is None else int(dataset.cap_minutes * 60 * dataset.label_fps)
+        return cls(dataset.label_fps, rows, dataset.unshown_factor)
+
+    def rows_of(self, position_ms: np.ndarray) -> np.ndarray:
+        """The evaluator's `min(int(fps * (position / 1000)), rows - 1)`, with the same floating-point operations."""
+        rows = (float(self.fps) * (position_ms.astype(np.float64) / 1000)).astype(np.int64)
+        return rows if self.rows is None else np.minimum(rows, self.rows - 1)
 
 
 def _last_wins(keys: np.ndarray) -> np.ndarray:
@@ -65,28 +79,29 @@ def _last_wins(keys: np.ndarray) -> np.ndarray:
 class SpottingSet:
     """Every GT and prediction of an evaluation, flattened over (game, half, class) sequences and sorted by key."""
 
-    gt_key: np.ndarray  # (G,) sequence * _KEY + bin
+    gt_key: np.ndarray  # (G,) sequence * KEY_STRIDE + bin
     gt_value: np.ndarray  # (G,) +1 visible, -1 not shown
     pred_key: np.ndarray  # (P,)
     pred_score: np.ndarray  # (P,) float64, >= 0
     pred_closest: np.ndarray  # (P,) +1 / -1
     pred_priority: np.ndarray  # (P,) int rank: higher score first, then the earlier prediction
-    num_classes: int
+    num_classes: int  # columns: classes, or classes x teams
+    grid: Grid
 
     @property
     def gt_class(self) -> np.ndarray:
-        return (self.gt_key // _KEY) % self.num_classes
+        return (self.gt_key // KEY_STRIDE) % self.num_classes
 
     @property
     def pred_class(self) -> np.ndarray:
-        return (self.pred_key // _KEY) % self.num_classes
+        return (self.pred_key // KEY_STRIDE) % self.num_classes
 
 
 @dataclasses.dataclass
 class GameKeys:
     """One game's GTs and predictions after the evaluator's binning, de-duplication and 'closest' map.
 
-    Keys are local to the game: (half - 1) * num_classes + class, times _KEY, plus the bin. Built per game so that
+    Keys are local to the game: (half - 1) * num_classes + class, times KEY_STRIDE, plus the bin. Built per game so that
     this work can run in the processes that read the files.
     """
 
@@ -97,19 +112,19 @@ class GameKeys:
     pred_closest: np.ndarray
 
 
-def game_keys(gt: tuple, predictions: tuple, num_classes: int = NUM_CLASSES) -> GameKeys:
-    """gt: (half, position_ms, label, visible) arrays; predictions: (half, position_ms, label, confidence) arrays,
-    both in file order (the last of a (half, class, bin) wins)."""
+def game_keys(gt: tuple, predictions: tuple, num_classes: int, grid: Grid) -> GameKeys:
+    """gt: (half, position_ms, column, visible) arrays; predictions: (half, position_ms, column, confidence) arrays,
+    both in file order (the last of a (half, column, row) wins)."""
     g_half, g_pos, g_label, g_visible = gt
     p_half, p_pos, p_label, p_conf = predictions
-    gt_key = ((np.asarray(g_half, np.int64) - 1) * num_classes + np.asarray(g_label, np.int64)) * _KEY \
-        + position_to_bin(np.asarray(g_pos, np.int64))
+    gt_key = ((np.asarray(g_half, np.int64) - 1) * num_classes + np.asarray(g_label, np.int64)) * KEY_STRIDE \
+        + grid.rows_of(np.asarray(g_pos, np.int64))
     gt_value = np.where(np.asarray(g_visible, bool), 1.0, -1.0)
     keep = _last_wins(gt_key)
     gt_key, gt_value = gt_key[keep], gt_value[keep]
 
-    pred_key = ((np.asarray(p_half, np.int64) - 1) * num_classes + np.asarray(p_label, np.int64)) * _KEY \
-        + position_to_bin(np.asarray(p_pos, np.int64))
+    pred_key = ((np.asarray(p_half, np.int64) - 1) * num_classes + np.asarray(p_label, np.int64)) * KEY_STRIDE \
+        + grid.rows_of(np.asarray(p_pos, np.int64))
     pred_score = np.asarray(p_conf, np.float64)
     keep = _last_wins(pred_key)
     pred_key, pred_score = pred_key[keep], pred_score[keep]
@@ -118,9 +133,9 @@ def game_keys(gt: tuple, predictions: tuple, num_classes: int = NUM_CLASSES) -> 
     return GameKeys(gt_key, gt_value, pred_key, pred_score, _closest(gt_key, gt_value, pred_key))
 
 
-def build_spotting_set(games: list[GameKeys], num_classes: int = NUM_CLASSES) -> SpottingSet:
+def build_spotting_set(games: list[GameKeys], num_classes: int, grid: Grid) -> SpottingSet:
     """Concatenate games (game g's sequences start at g * 2 * num_classes, so keys stay sorted) and rank scores."""
-    offsets = [index * 2 * num_classes * _KEY for index in range(len(games))]
+    offsets = [index * 2 * num_classes * KEY_STRIDE for index in range(len(games))]
     gt_key = np.concatenate([g.gt_key + o for g, o in zip(games, offsets)] + [np.zeros(0, np.int64)])
     pred_key = np.concatenate([g.pred_key + o for g, o in zip(games, offsets)] + [np.zeros(0, np.int64)])
     gt_value = np.concatenate([g.gt_value for g in games] + [np.zeros(0)])
@@ -131,7 +146,7 @@ def build_spotting_set(games: list[GameKeys], num_classes: int = NUM_CLASSES) ->
     num_preds = len(pred_key)
     priority = np.empty(num_preds, np.int64)
     priority[(num_preds - 1) - np.argsort(pred_score[::-1], kind="stable")] = np.arange(num_preds)
-    return SpottingSet(gt_key, gt_value, pred_key, pred_score, pred_closest, priority, num_classes)
+    return SpottingSet(gt_key, gt_value, pred_key, pred_score, pred_closest, priority, num_classes, grid)
 
 
 def _closest(gt_key: np.ndarray, gt_value: np.ndarray, pred_key: np.ndarray) -> np.ndarray:
@@ -139,15 +154,15 @@ def _closest(gt_key: np.ndarray, gt_value: np.ndarray, pred_key: np.ndarray) -> 
     closest = np.full(len(pred_key), -1.0)
     if len(gt_key) == 0 or len(pred_key) == 0:
         return closest
-    gt_seq, pred_seq = gt_key // _KEY, pred_key // _KEY
+    gt_seq, pred_seq = gt_key // KEY_STRIDE, pred_key // KEY_STRIDE
     seq_start = np.searchsorted(gt_seq, pred_seq, side="left")
     has_gt = seq_start < np.searchsorted(gt_seq, pred_seq, side="right")
     # boundary between consecutive GTs a < b of one sequence: bins >= (a + b) // 2 belong to b
     same_seq = gt_seq[1:] == gt_seq[:-1]
-    gt_bin = gt_key % _KEY
-    boundary_key = (gt_seq[1:] * _KEY + (gt_bin[:-1] + gt_bin[1:]) // 2)[same_seq]
+    gt_bin = gt_key % KEY_STRIDE
+    boundary_key = (gt_seq[1:] * KEY_STRIDE + (gt_bin[:-1] + gt_bin[1:]) // 2)[same_seq]
     passed = (np.searchsorted(boundary_key, pred_key, side="right")
-              - np.searchsorted(boundary_key, pred_seq * _KEY, side="left"))
+              - np.searchsorted(boundary_key, pred_seq * KEY_STRIDE, side="left"))
     closest[has_gt] = gt_value[(seq_start + passed)[has_gt]]
     return closest
 
@@ -167,7 +182,7 @@ def match_predictions(data: SpottingSet, delta_frames: float) -> np.ndarray:
     priority = data.pred_priority
     # GTs whose candidate ranges intersect form a chain that must be scanned in time order; different chains (and
     # different sequences) share no prediction, so all chains advance together, one link per step.
-    gt_seq = data.gt_key // _KEY
+    gt_seq = data.gt_key // KEY_STRIDE
     linked = np.zeros(len(gt_seq), bool)
     linked[1:] = (gt_seq[1:] == gt_seq[:-1]) & (low[1:] < high[:-1])
     chain_start = np.maximum.accumulate(np.where(linked, 0, np.arange(len(gt_seq))))
@@ -257,7 +272,7 @@ _FORKED_CURVES: dict | None = None
 
 def _delta_scores(data: SpottingSet, curves: dict[str, _Curves], delta: int) -> dict[str, tuple[float, np.ndarray]]:
     """mAP and per-class AP of every subset at one tolerance (seconds)."""
-    true_positive = match_predictions(data, delta * FRAMERATE)
+    true_positive = match_predictions(data, float(delta * data.grid.fps))
     return {subset: _mean_ap(*_precision_recall(curves[subset], true_positive)) for subset in SUBSETS}
 
 
@@ -297,7 +312,7 @@ def average_map(data: SpottingSet, metrics: tuple[str, ...] = ("tight", "loose")
             overall = _trapezoid([computed[d][subset][0] for d in metric_deltas])
             per_class = _trapezoid([computed[d][subset][1] for d in metric_deltas])
             if subset == "unshown" and len(metric_deltas) > 1:  # the official 17/13 fix, only in its multi-delta branch
-                overall = overall * 17 / 13
+                overall = overall * data.grid.unshown_factor.numerator / data.grid.unshown_factor.denominator
             entry[f"a_mAP{suffix}"] = float(overall)
             entry[f"a_mAP_per_class{suffix}"] = [float(v) for v in per_class]
         results[metric] = entry

@@ -2,9 +2,10 @@
 ensembles.
 
 Raw scores (the format inference writes, so that ensembles and NMS sweeps need no model):
-    <raw_dir>/raw_scores.json                                  {"format": RAW_FORMAT, "fps": FPS, "classes": [...]}
-    <raw_dir>/<league>/<season>/<game>/scores_half{1,2}.npy    float32 (T, 17); row k is time k / fps seconds,
-                                                                sigmoid scores in [0, 1], max-merged over windows
+    <raw_dir>/raw_scores.json     {"format": RAW_FORMAT, "fps": FPS, "classes": [the columns], "dataset": {...}}
+    <raw_dir>/<game>/scores_half{1,2}.npy    float32 (T, C), one column per class (or class and team, data/catalog.py);
+                                             row k is time k / fps seconds, sigmoid scores in [0, 1], max-merged over
+                                             windows; a game of one video has half 1 only
 NMS follows the official code (eztorch `evaluation/nms.py`; docs/METHOD.md section 5):
 - hard: keep a slot when its score is >= every score within +-int(window / 2) slots and >= threshold (ties all kept);
 - soft (the paper's: window 20, threshold 0.001, min_weight 0): repeatedly take the highest remaining score at its
@@ -24,8 +25,8 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
-from data.labels import CLASSES
-from evaluation.predictions import keep_best_per_bin, prediction_records, write_game_predictions
+from data.catalog import BUILT_IN, Dataset, described_dataset
+from evaluation.predictions import keep_best_per_row, prediction_records, write_game_predictions
 from utils.errors import InvalidInputError, MissingFileError
 from utils.files import save_array, write_json
 from utils.rates import FPS
@@ -115,9 +116,11 @@ def scores_to_predictions(scores: np.ndarray, fps: float, nms: str, window: int 
     return slots / fps, classes, confidence
 
 
-def game_predictions(half_scores: dict[int, np.ndarray], eval_cfg: Any, fps: float = FPS) -> list[dict]:
-    """Official-schema prediction list of one game after the NMS of an `eval` config section (configs/schema.py:
-    EvalConfig: nms, nms_window, nms_threshold, nms_min_weight), at most one per (half, class, 0.5 s bin): its best."""
+def game_predictions(half_scores: dict[int, np.ndarray], eval_cfg: Any, dataset: Dataset,
+                     fps: float = FPS) -> list[dict]:
+    """Official-schema prediction list of one game of `dataset` after the NMS of an `eval` config section
+    (configs/schema.py: EvalConfig: nms, nms_window, nms_threshold, nms_min_weight), at most one per (half, column,
+    row of the metric's grid): its best."""
     halves, positions, labels, confidences = [], [], [], []
     for half, scores in sorted(half_scores.items()):
         times, classes, confidence = scores_to_predictions(scores, fps, eval_cfg.nms, eval_cfg.nms_window,
@@ -127,11 +130,11 @@ def game_predictions(half_scores: dict[int, np.ndarray], eval_cfg: Any, fps: flo
         labels.append(classes)
         confidences.append(confidence)
     half, position, label, confidence = (np.concatenate(x) for x in (halves, positions, labels, confidences))
-    kept = keep_best_per_bin(half, position, label, confidence)
+    kept = keep_best_per_row(half, position, label, confidence, dataset.label_fps)
     records = []
     for h in sorted(half_scores):
         rows = kept[half[kept] == h]
-        records += prediction_records(h, position[rows] / 1000.0, label[rows], confidence[rows])
+        records += prediction_records(h, position[rows] / 1000.0, label[rows], confidence[rows], dataset)
     return records
 
 
@@ -142,40 +145,44 @@ def raw_scores_path(raw_dir: str | os.PathLike, game: str, half: int) -> Path:
     return Path(raw_dir) / game / f"scores_half{half}.npy"
 
 
-def write_raw_meta(raw_dir: str | os.PathLike, fps: float) -> None:
-    write_json(Path(raw_dir) / RAW_META, {"format": RAW_FORMAT, "fps": fps, "classes": list(CLASSES)})
+def write_raw_meta(raw_dir: str | os.PathLike, fps: float, dataset: Dataset) -> None:
+    write_json(Path(raw_dir) / RAW_META, {"format": RAW_FORMAT, "fps": fps, "classes": list(dataset.columns),
+                                          "dataset": dataset.describe()})
 
 
 def write_raw_scores(raw_dir: str | os.PathLike, game: str, half: int, scores: np.ndarray) -> Path:
-    """Save one half's (T, 17) scores as float32 .npy (atomically)."""
-    if scores.ndim != 2 or scores.shape[1] != len(CLASSES):
-        raise ValueError(f"raw scores of {game} half {half}: expected shape (T, {len(CLASSES)}), got {scores.shape}")
+    """Save one half's (T, C) scores as float32 .npy (atomically), C the columns of the folder's meta (written
+    first, by `write_raw_meta`)."""
+    columns = len(read_raw_meta(raw_dir)[1].columns)
+    if scores.ndim != 2 or scores.shape[1] != columns:
+        raise ValueError(f"raw scores of {game} half {half}: expected shape (T, {columns}), got {scores.shape}")
     return save_array(raw_scores_path(raw_dir, game, half), scores.astype(np.float32))
 
 
-def read_raw_meta(raw_dir: str | os.PathLike) -> dict:
+def read_raw_meta(raw_dir: str | os.PathLike) -> tuple[float, Dataset]:
+    """(frame rate, dataset) of a raw-scores folder (one written before datasets were described: SoccerNet-v2's)."""
     path = Path(raw_dir) / RAW_META
     if not path.is_file():
         raise MissingFileError(f"{raw_dir} is not a raw-scores folder: {RAW_META} is missing")
     meta = json.loads(path.read_text(encoding="utf-8"))
-    if meta.get("format") != RAW_FORMAT or meta.get("classes") != list(CLASSES):
-        raise InvalidInputError(f"{path}: expected format {RAW_FORMAT!r} with the 17 SoccerNet-v2 classes, got {meta}")
-    return meta
+    dataset = described_dataset(meta["dataset"]) if "dataset" in meta else BUILT_IN["soccernet_v2"]
+    if meta.get("format") != RAW_FORMAT or meta.get("classes") != list(dataset.columns):
+        raise InvalidInputError(f"{path}: expected format {RAW_FORMAT!r} with the columns of {dataset.name}, got "
+                                f"{meta}")
+    return meta["fps"], dataset
 
 
 def raw_games(raw_dir: str | os.PathLike) -> list[str]:
     """Games with raw scores under raw_dir (every folder holding a scores_half1.npy)."""
-    return sorted(str(p.parent.relative_to(raw_dir).as_posix()) for p in Path(raw_dir).glob("*/*/*/scores_half1.npy"))
+    return sorted(str(p.parent.relative_to(raw_dir).as_posix()) for p in Path(raw_dir).rglob("scores_half1.npy"))
 
 
 def read_raw_scores(raw_dir: str | os.PathLike, game: str) -> dict[int, np.ndarray]:
-    scores = {}
-    for half in (1, 2):
-        path = raw_scores_path(raw_dir, game, half)
-        if not path.is_file():
-            raise MissingFileError(f"raw scores missing: {path}")
-        scores[half] = np.load(path)
-    return scores
+    """{half: (T, C) scores} of every half of a game that has raw scores."""
+    paths = sorted(Path(raw_dir, game).glob("scores_half*.npy"))
+    if not paths:
+        raise MissingFileError(f"raw scores missing: {raw_scores_path(raw_dir, game, 1)}")
+    return {int(path.stem.removeprefix("scores_half")): np.load(path) for path in paths}
 
 
 def ensemble_raw_scores(raw_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> list[str]:
@@ -186,18 +193,19 @@ def ensemble_raw_scores(raw_dirs: list[str | os.PathLike], out_dir: str | os.Pat
     if len(raw_dirs) < 2:
         raise InvalidInputError("an ensemble needs at least two raw-score folders")
     metas = [read_raw_meta(d) for d in raw_dirs]
-    if len({m["fps"] for m in metas}) != 1:
-        raise InvalidInputError(f"raw-score folders have different frame rates: {[m['fps'] for m in metas]}")
+    if len({fps for fps, _ in metas}) != 1 or len({dataset.columns for _, dataset in metas}) != 1:
+        raise InvalidInputError(f"raw-score folders have different frame rates or columns: "
+                                f"{[(fps, dataset.name) for fps, dataset in metas]}")
     games = raw_games(raw_dirs[0])
     for other in raw_dirs[1:]:
         if raw_games(other) != games:
             missing = sorted(set(games) ^ set(raw_games(other)))
             raise InvalidInputError(f"{other} and {raw_dirs[0]} hold different games, e.g. {missing[:5]}")
-    write_raw_meta(out_dir, metas[0]["fps"])
+    write_raw_meta(out_dir, *metas[0])
     for game in games:
         runs = [read_raw_scores(d, game) for d in raw_dirs]
-        for half in (1, 2):
-            shapes = {run[half].shape for run in runs}
+        for half in runs[0]:
+            shapes = {run[half].shape if half in run else None for run in runs}
             if len(shapes) != 1:
                 raise InvalidInputError(f"{game} half {half}: runs disagree on the number of slots: {sorted(shapes)}")
             write_raw_scores(out_dir, game, half, np.mean([run[half] for run in runs], axis=0))
@@ -206,21 +214,22 @@ def ensemble_raw_scores(raw_dirs: list[str | os.PathLike], out_dir: str | os.Pat
 
 def postprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, eval_cfg: Any) -> list[str]:
     """Raw scores -> `out_dir/<game>/results_spotting.json` for every game of raw_dir (eval_cfg: the NMS)."""
-    fps = read_raw_meta(raw_dir)["fps"]
+    fps, dataset = read_raw_meta(raw_dir)
     games = raw_games(raw_dir)
     if not games:
-        raise MissingFileError(f"no raw scores (league/season/game/scores_half1.npy) under {raw_dir}")
+        raise MissingFileError(f"no raw scores (<game>/scores_half1.npy) under {raw_dir}")
     for game in games:
-        write_game_predictions(out_dir, game, game_predictions(read_raw_scores(raw_dir, game), eval_cfg, fps))
+        write_game_predictions(out_dir, game, game_predictions(read_raw_scores(raw_dir, game), eval_cfg, dataset, fps))
     return games
 
 
-def write_spotted(out_dir: str | os.PathLike, name: str, scores: dict[int, np.ndarray], eval_cfg) -> tuple[list[dict], Path]:
+def write_spotted(out_dir: str | os.PathLike, name: str, scores: dict[int, np.ndarray], eval_cfg,
+                  dataset: Dataset) -> tuple[list[dict], Path]:
     """A spotted video's scores through eval_cfg's NMS: writes out_dir/name/raw/ (the raw scores) and
     out_dir/name/results_spotting.json; returns the predictions and that file."""
     folder = Path(out_dir) / name
-    write_raw_meta(folder / "raw", FPS)
+    write_raw_meta(folder / "raw", FPS, dataset)
     for half, half_scores in scores.items():
         write_raw_scores(folder / "raw", ".", half, half_scores)
-    predictions = game_predictions(scores, eval_cfg)
+    predictions = game_predictions(scores, eval_cfg, dataset)
     return predictions, write_game_predictions(out_dir, name, predictions)

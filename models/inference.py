@@ -9,7 +9,8 @@ import torch
 
 from configs.inference import inference_config
 from configs.schema import SpottingConfig
-from models.loading import load_spotting_weights, read_spotting_weights
+from data.catalog import Dataset, described_dataset, load_dataset
+from models.loading import SpottingWeights, load_spotting_weights, read_spotting_weights
 from models.registry import build_video
 from models.spotting import SpottingModel
 from utils.checkpoint import checkpoint_dict, save_checkpoint
@@ -18,19 +19,21 @@ from utils.errors import InvalidInputError
 
 
 def build_inference_model(checkpoint: Path | None, config: str | None, overrides: list[str],
-                          weights: tuple | None = None) -> tuple[SpottingConfig, dict[str, str], SpottingModel]:
-    """(config, where each value came from, SpottingModel on CPU in eval mode) from a checkpoint or, without one, an
-    untrained model from --config (configs/inference.py: the layers of the config). weights: what
+                          weights: SpottingWeights | None = None
+                          ) -> tuple[SpottingConfig, dict[str, str], Dataset, SpottingModel]:
+    """(config, where each of its values came from, the model's dataset, SpottingModel on CPU in eval mode) from a
+    checkpoint or, without one, an untrained model from --config (configs/inference.py: the layers). The dataset is
+    the one the checkpoint was trained on (its stored description), else data.dataset's. weights: what
     read_spotting_weights already returned for `checkpoint`."""
-    state = stored = preset = None
-    if checkpoint is not None:
-        state, preset, stored, what = weights or read_spotting_weights(checkpoint)
-    cfg, sources = inference_config(checkpoint, stored, preset, config, overrides)
+    weights = weights or (read_spotting_weights(checkpoint) if checkpoint is not None else None)
+    cfg, sources = inference_config(checkpoint, weights and weights.config, weights and weights.preset, config,
+                                    overrides)
+    dataset = described_dataset(weights.dataset) if weights and weights.dataset else load_dataset(cfg.data.dataset)
     torch.manual_seed(cfg.run.seed)
-    model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
-    if state is not None:
-        load_spotting_weights(model, state, what)
-    return cfg, sources, model.eval()
+    model = SpottingModel(build_video(cfg.model), len(dataset.columns), cfg.model.head_bias_prior)
+    if weights is not None:
+        load_spotting_weights(model, weights.state, weights.source)
+    return cfg, sources, dataset, model.eval()
 
 
 def import_released(path: Path, out: Path) -> tuple[str, str]:
@@ -38,10 +41,9 @@ def import_released(path: Path, out: Path) -> tuple[str, str]:
     (every key and shape checked; the stored config is the paper's, run.output_dir beside `out`). Returns the
     conversion's report and the preset."""
     weights = read_spotting_weights(path)  # converted in memory when it is a released file
-    _, preset, stored, report = weights
-    if stored is not None:
+    if weights.config is not None:
         raise InvalidInputError(f"{path}: no trunk.transformer.* keys: not a released COMEDIAN (eztorch) file")
-    cfg, _, model = build_inference_model(path, None, [f"run.output_dir={out.parent}"], weights)
+    cfg, _, dataset, model = build_inference_model(path, None, [f"run.output_dir={out.parent}"], weights)
     save_checkpoint(out, checkpoint_dict(model.state_dict(), config_to_dict(cfg), "spotting",
-                                         {"imported_from": str(path)}))
-    return report, preset
+                                         {"imported_from": str(path), "dataset": dataset.describe()}))
+    return weights.source, weights.preset

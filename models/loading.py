@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from configs import architectures
 from configs.architectures import SPATIAL, ViTShape
+from models.eztorch import OPTIONAL_KEYS, convert_state, is_eztorch_state
 from models.video import VideoTransformer
 from utils.errors import UserError
 from utils.checkpoint import check_checkpoint, load_checkpoint, read_weights, stage_of
@@ -125,22 +127,33 @@ def init_spotting_model(model: nn.Module, path: str | os.PathLike, video_preset:
     logger.info(f"initialised from the {stage} checkpoint {path}")
 
 
-def read_spotting_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str, dict | None, str]:
-    """(state in SpottingModel names, video preset, stored config dict or None, what the file is) of a stage-3
-    checkpoint of this project or of a released eztorch COMEDIAN file, converted in memory (models/eztorch.py)."""
-    from models.eztorch import convert_state, is_eztorch_state
+@dataclasses.dataclass(frozen=True)
+class SpottingWeights:
+    """A stage-3 model read from a file: its state in SpottingModel names, its video preset, the config it was
+    trained with (None for a released file), the description of its dataset (None: SoccerNet-v2's, a released file
+    or a checkpoint from before datasets were described) and what the file is."""
 
+    state: dict[str, torch.Tensor]
+    preset: str
+    config: dict | None
+    dataset: dict | None
+    source: str
+
+
+def read_spotting_weights(path: str | os.PathLike) -> SpottingWeights:
+    """The stage-3 model of a checkpoint of this project or of a released eztorch COMEDIAN file, converted in memory
+    (models/eztorch.py)."""
     raw = read_weights(path)
     if is_eztorch_state(raw):
         conversion = convert_state(raw)
-        return conversion.state, conversion.preset, None, conversion.report()
-    state, config = _stage_state(check_checkpoint(raw, path), path, "spotting")
-    return state, _trained_model(config), config, f"stage-3 checkpoint {path}"
+        return SpottingWeights(conversion.state, conversion.preset, None, None, conversion.report())
+    checkpoint = check_checkpoint(raw, path)
+    state, config = _stage_state(checkpoint, path, "spotting")
+    return SpottingWeights(state, _trained_model(config), config, checkpoint.get("extra", {}).get("dataset"),
+                           f"stage-3 checkpoint {path}")
 
 
 def load_spotting_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Strict load of a spotting state; only the temporal mask token (a training-time parameter that the released
     checkpoints may lack) may be missing."""
-    from models.eztorch import OPTIONAL_KEYS
-
     load_exact(model, state, OPTIONAL_KEYS - set(state), source)

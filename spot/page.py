@@ -19,7 +19,7 @@ import numpy as np
 
 from data.video import probe_video
 from spot.clips import playable_copy
-from spot.timeline import pooled
+from spot.timeline import lane, pooled
 from utils.files import atomic_path, write_text
 
 TEMPLATE = Path(__file__).with_name("page.html")
@@ -65,9 +65,9 @@ def write_page(folder: Path, spotted, min_confidence: float, sources: dict[Path,
         "halves": [{"half": h.half, "video": sources[h.video], "offset": h.offset,
                     "duration": len(scores[h.half]) / spotted.fps,
                     "lanes": np.round(pooled(scores[h.half], LANE_COLUMNS), 3).T.tolist()} for h in spotted.halves],
-        "predictions": [{"half": int(p["half"]), "position": int(p["position"]), "label": p["label"],
+        "predictions": [{"half": int(p["half"]), "position": int(p["position"]), "label": lane(p),
                          "confidence": float(p["confidence"]),
-                         "clip": clip_of.get((int(p["half"]), round(int(p["position"]) / 1000, 3), p["label"]))}
+                         "clip": clip_of.get((int(p["half"]), round(int(p["position"]) / 1000, 3), lane(p)))}
                         for p in spotted.predictions],
     }
     inlined = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")  # never closes the <script> early

@@ -37,6 +37,12 @@ def _tick_step(seconds: float) -> int:
     return 1800
 
 
+def lane(prediction: dict) -> str:
+    """The lane (a column of the dataset: data/catalog.py) of an official-schema prediction: its label, and with
+    teams "<label>-<team>"."""
+    return f"{prediction['label']}-{prediction['team']}" if "team" in prediction else prediction["label"]
+
+
 def _clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
@@ -87,10 +93,11 @@ def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], 
         for prediction in marked:
             if int(prediction["half"]) != half:
                 continue
-            index = classes.index(prediction["label"])
+            index = classes.index(lane(prediction))
             x = LEFT + int(prediction["position"]) / 1000 / max(seconds, 1e-9) * PLOT_WIDTH
             y = top + 16 + index * LANE + LANE / 2
-            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="#d8453b"><title>{html.escape(prediction["label"])}'
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="#d8453b">'
+                       f'<title>{html.escape(lane(prediction))}'
                        f' at {prediction["gameTime"]}: {prediction["confidence"]:.2f}</title></circle>')
         top += panel_height + PANEL_GAP
     out.append("</svg>")

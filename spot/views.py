@@ -11,7 +11,7 @@ import numpy as np
 from spot.clips import Highlight, select_highlights, write_highlights
 from spot.jobs import HalfVideo
 from spot.page import page_videos, write_page
-from spot.timeline import write_timeline
+from spot.timeline import lane, write_timeline
 from utils.files import write_text
 
 FALLBACK_ROWS = 10  # rows of the human-readable list when no prediction reaches --min-confidence
@@ -43,10 +43,10 @@ def listed_predictions(predictions: list[dict], min_confidence: float) -> tuple[
 
 
 def write_spotting_list(path: Path, rows: list[dict], note: str) -> Path:
-    """A plain-text table, one action per line in time order: half, game time, class, confidence."""
+    """A plain-text table, one action per line in time order: half, game time, class (and team), confidence."""
     lines = [f"# {note}", f"{'half':<5} {'time':>8}  {'class':<26} confidence"]
     for p in rows:
-        lines.append(f"{p['half']:<5} {p['gameTime'].split(' - ')[1]:>8}  {p['label']:<26} {p['confidence']:.3f}")
+        lines.append(f"{p['half']:<5} {p['gameTime'].split(' - ')[1]:>8}  {lane(p):<26} {p['confidence']:.3f}")
     return write_text(path, "\n".join(lines) + "\n")
 
 
@@ -64,7 +64,7 @@ def write_views(folder: Path, spotted: SpottedVideo, view, nms: str) -> tuple[di
     if view.wants_clips:
         where = {h.half: h for h in spotted.halves}
         chosen = select_highlights(predictions, view.clips, view.clips_min_confidence)
-        clips = write_highlights(folder, [Highlight(int(p["half"]), int(p["position"]) / 1000, p["label"],
+        clips = write_highlights(folder, [Highlight(int(p["half"]), int(p["position"]) / 1000, lane(p),
                                                     float(p["confidence"]), where[int(p["half"])].video,
                                                     where[int(p["half"])].offset) for p in chosen],
                                  view.clip_before, view.clip_after)

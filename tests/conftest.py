@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from data.prepare import prepare
+from data.catalog import BUILT_IN
+from data.prepare import Preparation, prepare
 from data.synthetic import generate
 
 ROOT = Path(__file__).resolve().parent.parent
+V2 = BUILT_IN["soccernet_v2"]
 
 
 def optim_config(**changes):
@@ -29,6 +31,7 @@ def spotting_checkpoint(path: Path, *overrides: str, seed: int = 0) -> Path:
     import torch
 
     from configs.schema import SpottingConfig
+    from data.catalog import load_dataset
     from models.registry import build_video
     from models.spotting import SpottingModel
     from utils.checkpoint import checkpoint_dict, save_checkpoint
@@ -36,8 +39,10 @@ def spotting_checkpoint(path: Path, *overrides: str, seed: int = 0) -> Path:
 
     cfg = load_config(SpottingConfig, ROOT / "configs" / "spotting" / "tiny_mini_phase_b.yaml", list(overrides))
     torch.manual_seed(seed)
-    model = SpottingModel(build_video(cfg.model), bias_prior=cfg.model.head_bias_prior)
-    save_checkpoint(path, checkpoint_dict(model.state_dict(), config_to_dict(cfg), "spotting"))
+    dataset = load_dataset(cfg.data.dataset)
+    model = SpottingModel(build_video(cfg.model), len(dataset.columns), cfg.model.head_bias_prior)
+    save_checkpoint(path, checkpoint_dict(model.state_dict(), config_to_dict(cfg), "spotting",
+                                          {"dataset": dataset.describe()}))
     return path
 
 
@@ -53,7 +58,7 @@ def mini_soccernet(tmp_path_factory) -> Path:
     (the tiny models' input size)."""
     root = tmp_path_factory.mktemp("mini_soccernet")
     games = generate(root, games=4, seconds=40, seed=3, bank_dim=64, workers=2)
-    prepare(root, root / "store", games, size=(64, 64), workers=2)
+    prepare(V2, root, root / "store", games, Preparation(size=(64, 64)), workers=2)
     return root
 
 

@@ -50,8 +50,8 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):
 
     model, optimizer = fresh(0)
     first = train(model, optimizer, 0, 3, lrs)
-    save_checkpoint(tmp_path / LAST_CHECKPOINT, training_checkpoint(model, optimizer, None, {"run": {"seed": 0}}, None,
-                                                                    Progress(3, Best(0.5))))
+    save_checkpoint(tmp_path / LAST_CHECKPOINT, training_checkpoint(model, optimizer, None, {"run": {"seed": 0}},
+                                                                    {"stage": None}, Progress(3, Best(0.5))))
     del model, optimizer  # the "kill"
 
     model, optimizer = fresh(123)  # a new process starts from other RNG states and weights
@@ -68,8 +68,8 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):
 def test_checkpoint_is_self_describing_and_loads_with_weights_only(tmp_path):
     model, optimizer = fresh(0)
     path = tmp_path / "ckpt.pth"
-    save_checkpoint(path, training_checkpoint(model, optimizer, None, {"model": {"name": "x"}}, None, Progress(7),
-                                              epoch=2))
+    save_checkpoint(path, training_checkpoint(model, optimizer, None, {"model": {"name": "x"}}, {"stage": None},
+                                              Progress(7), epoch=2))
     raw = torch.load(path, weights_only=True)  # would raise on any pickled object
     assert {"model", "optimizer", "scaler", "step", "epoch", "rng_states", "best_metric", "config"} <= set(raw)
     assert raw["step"] == 7 and raw["epoch"] == 2 and len(raw["rng_states"]) == 1

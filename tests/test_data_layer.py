@@ -6,15 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from data.augment import resize_frames
-from data.games import check_games_exist, discover_games, read_games_file, split_games
-from data.labels import CLASSES, LabelError, parse_labels
-from data.prepare import prepare
 from configs.schema import FramesConfig
+from data.augment import resize_frames
+from data.catalog import BUILT_IN, read_games_file
+from data.labels import Annotation, LabelError
+from data.prepare import prepare
 from data.sources import JpegFolderSource, StoreSource, VideoSource, build_source
 from data.synthetic import BANK_NAME, GLYPH, GLYPHS, PALETTE, generate, glyph_origin
 from data.targets import frame_targets, pool_tokens
-from data.labels import Annotation
+from evaluation.scoring import score
+
+V2 = BUILT_IN["soccernet_v2"]
+CLASSES = V2.classes
+split_games = V2.games
+
+
+def parse_labels(path, on_unknown="error"):
+    """A SoccerNet-v2 labels file read as the dataset reads the labels of a game."""
+    return V2.labels(path.parent.parent, path.parent.name, on_unknown)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -37,11 +46,11 @@ def test_custom_games_file_and_missing_games_listed_together(tmp_path):
     assert read_games_file(games_file) == games
     (tmp_path / "root" / games[0]).mkdir(parents=True)
     (tmp_path / "root" / games[0] / "Labels-v2.json").write_text("{}")
-    assert discover_games(tmp_path / "root", "Labels-v2.json") == [games[0]]
-    missing = ["x/y/z", "p/q/r"]
+    assert V2.discover(tmp_path / "root") == [games[0]]
+    (tmp_path / "preds").mkdir()
     with pytest.raises(FileNotFoundError) as error:
-        check_games_exist(tmp_path / "root", games + ["p/q/r"], "Labels-v2.json")
-    assert all(game in str(error.value) for game in missing) and "2 of 3 games" in str(error.value)
+        score(V2, tmp_path / "root", tmp_path / "preds", games + ["p/q/r"])
+    assert all(game in str(error.value) for game in ["x/y/z", "p/q/r"]) and "2 of 3 games" in str(error.value)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -104,7 +113,7 @@ def annotation(half, ms, label=0):
 def test_frame_targets_mark_frames_within_half_a_second():
     # an action at 10.0 s marks frames 9.5, 10.0, 10.5 (|d| <= 0.5); one at 10.2 s marks 10.0 and 10.5 only
     targets = frame_targets([annotation(1, 10_000, 2), annotation(1, 10_200, 5)], half=1, first_frame=0,
-                            num_frames=40)
+                            num_frames=40, num_classes=17)
     assert np.flatnonzero(targets[:, 2]).tolist() == [19, 20, 21]
     assert np.flatnonzero(targets[:, 5]).tolist() == [20, 21]
     assert targets.sum() == 5
@@ -113,11 +122,11 @@ def test_frame_targets_mark_frames_within_half_a_second():
 def test_frame_targets_at_window_edges_and_half_boundaries():
     labels = [annotation(1, 64_000, 1), annotation(2, 0, 3), annotation(1, 31_700, 4)]
     # window of frames 64..191 (32 s to 96 s): the 31.7 s action reaches frame 64 (32.0 s) only
-    window = frame_targets(labels, half=1, first_frame=64, num_frames=128)
+    window = frame_targets(labels, half=1, first_frame=64, num_frames=128, num_classes=17)
     assert np.flatnonzero(window[:, 4]).tolist() == [0]
     assert np.flatnonzero(window[:, 1]).tolist() == [63, 64, 65]  # 63.5, 64.0, 64.5 s
     assert window[:, 3].sum() == 0  # a second-half label never marks first-half frames
-    second = frame_targets(labels, half=2, first_frame=0, num_frames=4)
+    second = frame_targets(labels, half=2, first_frame=0, num_frames=4, num_classes=17)
     assert np.flatnonzero(second[:, 3]).tolist() == [0, 1]  # 0.0 and 0.5 s; nothing before the half starts
 
 
@@ -142,7 +151,7 @@ def mini(tmp_path_factory):
 @pytest.mark.slow
 def test_generated_layout_and_schemas(mini):
     root, games = mini
-    assert discover_games(root, "Labels-v2.json") == sorted(games)
+    assert V2.discover(root) == sorted(games)
     assert sum(len(read_games_file(root / f"{split}.txt")) for split in ("train", "valid", "test")) == 3
     for game in games:
         league, season, name = game.split("/")
@@ -168,7 +177,7 @@ def test_generation_is_deterministic_for_any_number_of_workers(mini, tmp_path):
 
 def test_decoded_frames_show_each_event_glyph(mini):
     root, games = mini
-    source = VideoSource(root)
+    source = VideoSource(V2, root)
     checked = 0
     for game in games:
         for event in parse_labels(root / game / "Labels-v2.json").annotations:
@@ -205,11 +214,11 @@ def test_feature_bank_rows_carry_their_events(mini):
 def test_store_matches_the_video_and_resumes(mini, tmp_path):
     root, games = mini
     store = tmp_path / "store"
-    assert prepare(root, store, games) == 6
-    assert prepare(root, store, games) == 0  # everything done: nothing redone
+    assert prepare(V2, root, store, games) == 6
+    assert prepare(V2, root, store, games) == 0  # everything done: nothing redone
     (store / games[0] / "2.json").unlink()  # as if killed before finishing that half
-    assert prepare(root, store, games) == 1
-    source, video = StoreSource(store), VideoSource(root)
+    assert prepare(V2, root, store, games) == 1
+    source, video = StoreSource(store), VideoSource(V2, root)
     assert source.num_frames(games[0], 1) == video.num_frames(games[0], 1) == 48
     stored = source.read(games[0], 1, 10, 20)
     decoded = resize_frames(video.read(games[0], 1, 10, 20), 224).permute(0, 2, 3, 1)
@@ -217,13 +226,13 @@ def test_store_matches_the_video_and_resumes(mini, tmp_path):
     assert (stored.float() - decoded.float()).abs().mean() < 4  # near-transparent re-encoding
     assert source.pixel_aspect(games[0], 1) == pytest.approx(398 / 224)
     data = FramesConfig(root=str(root), source="store", store=str(store), train_split="train")
-    assert build_source(data).num_frames(games[0], 2) == 48
+    assert build_source(data, V2).num_frames(games[0], 2) == 48
 
 
 def test_jpeg_folders_are_read_and_checked(mini, tmp_path):
     import torchvision
     root, games = mini
-    video = VideoSource(root)
+    video = VideoSource(V2, root)
     frames = video.read(games[0], 1, 0, 6)
     folder = tmp_path / "frames" / games[0] / "1"
     folder.mkdir(parents=True)
@@ -237,4 +246,4 @@ def test_jpeg_folders_are_read_and_checked(mini, tmp_path):
     with pytest.raises(ValueError, match="without gaps"):
         JpegFolderSource(tmp_path / "frames").num_frames(games[0], 1)
     with pytest.raises(ValueError, match="data.store"):
-        build_source(FramesConfig(root=str(root), source="store", train_split="train"))
+        build_source(FramesConfig(root=str(root), source="store", train_split="train"), V2)

@@ -8,12 +8,15 @@ import torch.nn.functional as F
 from data.datasets import WindowDataset
 from data import features
 from data.features import FeatureBank, Reduction, fit_pca, reduce_bank, reduce_banks
-from data.games import split_games
+from data.catalog import BUILT_IN
 from data.samplers import Segment, jittered_windows
 from data.sources import StoreSource
 from models.losses import sce_token_loss
 from tests.conftest import assert_kill_and_resume_is_exact, assert_two_processes_equal_one, run_script
 from utils.logs import read_metrics
+
+V2 = BUILT_IN["soccernet_v2"]
+split_games = V2.games
 
 
 def token_loss_loop(q, k, tokens, queue, coeff, temp, temp_m):
@@ -85,7 +88,7 @@ def test_streaming_pca_equals_a_direct_fit(tmp_path, monkeypatch):
             np.save(tmp_path / game / f"{half}_bank.npy", bank)
             banks[(game, half)] = bank
     monkeypatch.setattr(features, "CHUNK_ROWS", 17)  # chunks smaller than a half
-    pca = fit_pca(tmp_path, games, Reduction("bank.npy", dim=8))
+    pca = fit_pca(V2, tmp_path, games, Reduction("bank.npy", dim=8))
     everything = np.concatenate(list(banks.values())).astype(np.float64)
     standardised = (everything - everything.mean(0)) / everything.std(0)
     values, vectors = np.linalg.eigh(np.cov(standardised.T, bias=True))
@@ -103,7 +106,7 @@ def test_bank_of_the_wrong_width_is_named(tmp_path):
         for half, width in zip((1, 2), widths):
             np.save(tmp_path / game / f"{half}_bank.npy", np.zeros((30, width), np.float32))
     with pytest.raises(ValueError, match="a/b/d/1_bank.npy: 12-d rows, but 3 of 4 banks are 10-d"):
-        reduce_banks(tmp_path, ["a/b/c", "a/b/d"], ["a/b/c"], Reduction("bank.npy", "out.npy", dim=4))
+        reduce_banks(V2, tmp_path, ["a/b/c", "a/b/d"], ["a/b/c"], Reduction("bank.npy", "out.npy", dim=4))
 
 
 @pytest.mark.slow
@@ -114,7 +117,7 @@ def test_bank_length_must_match_its_video(mini_soccernet, tmp_path):
         (tmp_path / game / f"{half}_224p.mkv").symlink_to(mini_soccernet / game / f"{half}_224p.mkv")
         np.save(tmp_path / game / f"{half}_bank.npy", np.zeros((25, 8), np.float32))  # 25 s for a 40 s video
     with pytest.raises(ValueError, match="1_bank.npy: 25 rows at 1 fps cover 25.0 s but .* lasts 40.0 s"):
-        reduce_banks(tmp_path, [game], [game], Reduction("bank.npy", "out.npy", dim=2))
+        reduce_banks(V2, tmp_path, [game], [game], Reduction("bank.npy", "out.npy", dim=2))
 
 
 @pytest.mark.slow
@@ -134,7 +137,7 @@ def test_window_tokens_are_aligned_with_bank_rows(mini_soccernet):
 @pytest.fixture(scope="module")
 def reduced_bank(mini_soccernet):
     games = [g for split in ("train", "valid", "test") for g in split_games(f"{split}.txt", mini_soccernet)]
-    reduce_banks(mini_soccernet, split_games("train.txt", mini_soccernet), games,
+    reduce_banks(V2, mini_soccernet, split_games("train.txt", mini_soccernet), games,
                  Reduction(out_name="bank_pca32.npy", dim=32))
     return mini_soccernet
 

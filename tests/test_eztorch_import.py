@@ -45,7 +45,7 @@ def test_released_layout_converts_loads_strictly_and_keeps_every_value(preset):
     state = released_state(preset)
     assert infer_preset(state) == preset
     conversion = convert_state(state)
-    model = SpottingModel(build_video(VideoModelConfig(name=preset)))
+    model = SpottingModel(build_video(VideoModelConfig(name=preset)), 17)
     load_spotting_weights(model, conversion.state, "released")  # raises on any missing, unexpected or misshapen key
     loaded = model.state_dict()
     assert set(loaded) == set(conversion.state)
@@ -67,7 +67,7 @@ def test_released_layout_converts_loads_strictly_and_keeps_every_value(preset):
 
 
 def test_released_vivit_runs_at_the_paper_shape():
-    model = SpottingModel(build_video(VideoModelConfig(name="vivit_tiny")))
+    model = SpottingModel(build_video(VideoModelConfig(name="vivit_tiny")), 17)
     load_spotting_weights(model, convert_state(released_state("vivit_tiny", with_mask_token=False)).state, "released")
     with torch.no_grad():
         logits = model.eval()(torch.randn(1, 3, 128, 224, 224))
@@ -77,7 +77,7 @@ def test_released_vivit_runs_at_the_paper_shape():
 def test_mismatches_are_reported_by_name():
     state = released_state("vivit_tiny")
     del state["trunk.transformer.temporal_transformer.blocks.2.norm1.weight"]
-    model = SpottingModel(build_video(VideoModelConfig(name="vivit_tiny")))
+    model = SpottingModel(build_video(VideoModelConfig(name="vivit_tiny")), 17)
     with pytest.raises(CheckpointMismatch, match="trunk.temporal.blocks.2.norm1.weight"):
         load_spotting_weights(model, convert_state(state).state, "released")
     state = released_state("vivit_tiny")
@@ -100,7 +100,7 @@ def test_import_command_writes_a_checkpoint_every_command_loads(tmp_path):
     completed = run_script(["evaluate.py", "import-eztorch", str(tmp_path / "comedian_vivit_tiny_seed42.pth"),
                             "--out", str(tmp_path / "imported.pth")])
     assert "vivit_tiny: 228 tensors converted" in completed.stdout
-    state, preset, config, _ = read_spotting_weights(tmp_path / "imported.pth")
-    assert preset == "vivit_tiny" and config["model"]["window_seconds"] == 64
-    direct, _, _, _ = read_spotting_weights(tmp_path / "comedian_vivit_tiny_seed42.pth")  # or used as it is
-    assert all(torch.equal(state[key], value) for key, value in direct.items())
+    imported = read_spotting_weights(tmp_path / "imported.pth")
+    assert imported.preset == "vivit_tiny" and imported.config["model"]["window_seconds"] == 64
+    direct = read_spotting_weights(tmp_path / "comedian_vivit_tiny_seed42.pth").state  # or used as it is
+    assert all(torch.equal(imported.state[key], value) for key, value in direct.items())

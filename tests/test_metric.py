@@ -8,12 +8,15 @@ import zipfile
 import numpy as np
 import pytest
 
-from data.labels import CLASSES, LabelError, game_time
-from evaluation.metric import METRICS, build_spotting_set, game_keys, match_predictions
+from data.catalog import BUILT_IN
+from data.labels import LabelError, game_time
+from evaluation.metric import METRICS, Grid, build_spotting_set, game_keys, match_predictions
 from evaluation.scoring import score
 from tests.conftest import run_script
 from tests.random_sets import write_random_set
 
+V2 = BUILT_IN["soccernet_v2"]
+CLASSES = V2.classes
 GOAL = CLASSES.index("Goal")
 
 
@@ -40,7 +43,7 @@ GAME = "england_epl/2015-2016/2015-08-16 - 18-00 Manchester City 3 - 0 Chelsea"
 
 def score_one(tmp_path, annotations, predictions, metrics=("tight",)):
     write_game(tmp_path, GAME, annotations, predictions)
-    return score(tmp_path / "labels", tmp_path / "preds", [GAME], metrics, workers=0)
+    return score(V2, tmp_path / "labels", tmp_path / "preds", [GAME], metrics, workers=0)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -73,7 +76,7 @@ def test_tied_predictions_match_the_earliest():
     # one GT at bin 20, two predictions with equal confidence at bins 19 and 21: the earlier one is the TP
     data = build_spotting_set([game_keys((np.array([1]), np.array([10_000]), np.array([GOAL]), np.array([True])),
                                          (np.array([1, 1]), np.array([9_500, 10_500]), np.array([GOAL, GOAL]),
-                                          np.array([0.5, 0.5])))])
+                                          np.array([0.5, 0.5])), 17, Grid())], 17, Grid())
     assert match_predictions(data, delta_frames=2).tolist() == [True, False]
 
 
@@ -82,7 +85,7 @@ def test_last_duplicate_in_a_bin_wins_and_negative_confidence_is_absent(tmp_path
     predictions = [pred("Goal", 10_000, 0.9), pred("Goal", 10_400, 0.1), pred("Goal", 30_000, -1.0)]
     data = build_spotting_set([game_keys((np.array([1]), np.array([10_000]), np.array([GOAL]), np.array([True])),
                                          (np.array([1, 1, 1]), np.array([10_000, 10_400, 30_000]),
-                                          np.array([GOAL] * 3), np.array([0.9, 0.1, -1.0])))])
+                                          np.array([GOAL] * 3), np.array([0.9, 0.1, -1.0])), 17, Grid())], 17, Grid())
     assert data.pred_score.tolist() == [0.1]
     result = score_one(tmp_path, [gt("Goal", 10_000)], predictions)["tight"]
     # a single TP at 0.1: precision 1 for every threshold up to 0.1, recall 1 -> AP 1
@@ -143,7 +146,7 @@ def test_bad_label_names_file_index_and_field(tmp_path, bad, message):
 
 def test_unknown_labels_can_be_dropped_and_counted(tmp_path):
     write_game(tmp_path, GAME, [gt("Goal", 10_000), gt("Pass", 11_000)], [pred("Goal", 10_000, 1.0)])
-    result = score(tmp_path / "labels", tmp_path / "preds", [GAME], ("tight",), on_unknown="warn", workers=0)
+    result = score(V2, tmp_path / "labels", tmp_path / "preds", [GAME], ("tight",), on_unknown="warn", workers=0)
     assert result["tight"]["unknown_labels_dropped"] == 1
     assert result["tight"]["a_mAP_per_class"][GOAL] == 1.0
 
@@ -153,7 +156,7 @@ def test_missing_prediction_files_are_all_listed(tmp_path):
     for game in games[:2]:
         (predictions / game / "results_spotting.json").unlink()
     with pytest.raises(FileNotFoundError) as error:
-        score(labels, predictions, games)
+        score(V2, labels, predictions, games)
     assert all(game in str(error.value) for game in games[:2]) and "2 of 3 games" in str(error.value)
 
 
@@ -179,7 +182,7 @@ def test_zip_predictions_score_like_the_folder(tmp_path):
     with zipfile.ZipFile(archive, "w") as handle:
         for game in games:
             handle.write(predictions / game / "results_spotting.json", f"{game}/results_spotting.json")
-    assert score(labels, archive, games, workers=0) == score(labels, predictions, games, workers=0)
+    assert score(V2, labels, archive, games, workers=0) == score(V2, labels, predictions, games, workers=0)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -205,7 +208,7 @@ def test_every_value_equals_the_official_evaluator(tmp_path, games, half_seconds
     labels, preds, names = write_random_set(tmp_path, games, seed=seed, half_seconds=half_seconds,
                                             events_per_half=events, predictions_per_class_per_half=predictions,
                                             empty_games=1)
-    ours = score(labels, preds, names, METRICS, workers=2 if seed == 11 else 0)  # forked workers too
+    ours = score(V2, labels, preds, names, METRICS, workers=2 if seed == 11 else 0)  # forked workers too
     for metric in METRICS:
         reference = official_scores(labels, preds, metric)
         for key, value in reference.items():

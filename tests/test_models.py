@@ -49,7 +49,7 @@ def test_video_presets_forward_shapes(name):
 def test_video_backward_reaches_every_parameter_including_the_mask_token():
     torch.manual_seed(0)
     # no stochastic depth: a block whose branch is dropped for the whole batch gets no gradient, by design
-    model = SpottingModel(build_video(micro_config(drop_path=0.0, temporal_drop_path=0.0))).train()
+    model = SpottingModel(build_video(micro_config(drop_path=0.0, temporal_drop_path=0.0)), 17).train()
     logits = model(torch.randn(2, 3, 8, SMALL, SMALL))
     assert logits.shape == (2, 4, 17)
     logits.square().mean().backward()
@@ -124,15 +124,16 @@ def test_parameter_counts_match_the_usual_and_the_released_figures():
     assert count_parameters(build_spatial("vit_tiny")) == pytest.approx(5_524_416 + 147_456, rel=0.02)
     assert count_parameters(build_spatial("swin_tiny")) == pytest.approx(27_519_354 + 4_608, rel=0.02)
     # released COMEDIAN spotting models (tests/data/eztorch_checkpoint_keys.json): exactly the same number of parameters
-    assert count_parameters(SpottingModel(build_video(VideoModelConfig("vivit_tiny")))) == 8_357_201
-    assert count_parameters(SpottingModel(build_video(VideoModelConfig("viswin_tiny")))) == 70_115_723
+    assert count_parameters(SpottingModel(build_video(VideoModelConfig("vivit_tiny")), 17)) == 8_357_201
+    assert count_parameters(SpottingModel(build_video(VideoModelConfig("viswin_tiny")), 17)) == 70_115_723
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Stage-to-stage loads
 # ----------------------------------------------------------------------------------------------------------------------
 def save(path, model, stage, name):
-    save_checkpoint(path, training_checkpoint(model, None, None, {"model": {"name": name}}, stage, Progress(1), epoch=1))
+    save_checkpoint(path, training_checkpoint(model, None, None, {"model": {"name": name}}, {"stage": stage},
+                                              Progress(1), epoch=1))
 
 
 class FakeSSL(nn.Module):
@@ -180,7 +181,7 @@ def test_wrong_checkpoints_fail_clearly(tmp_path):
     save(tmp_path / "liar.pth", liar, "ssl", "vit_micro")
     with pytest.raises(CheckpointMismatch, match="keys missing from the checkpoint:\n    spatial.blocks.3"):
         load_stage1_into_video(build_video(micro_config()), tmp_path / "liar.pth", "vivit_micro")
-    spotting = SpottingModel(build_video(micro_config()))
+    spotting = SpottingModel(build_video(micro_config()), 17)
     save(tmp_path / "spot.pth", spotting, "spotting", "vivit_micro")
     with pytest.raises(CheckpointMismatch, match="stage 'spotting', expected a 'ssl'"):
         load_stage1_into_video(spotting.trunk, tmp_path / "spot.pth", "vivit_micro")
@@ -195,14 +196,14 @@ def test_stage2_to_spotting_and_phase_a_to_b(tmp_path):
 
     distill = FakeDistill()
     save(tmp_path / "distill.pth", distill, "distill", "vivit_micro")
-    spotting = SpottingModel(build_video(micro_config()))
+    spotting = SpottingModel(build_video(micro_config()), 17)
     head_before = spotting.head.weight.clone()
     init_spotting_model(spotting, tmp_path / "distill.pth", "vivit_micro")
     for key, value in distill.trunk.state_dict().items():
         assert torch.equal(spotting.trunk.state_dict()[key], value)
     assert torch.equal(spotting.head.weight, head_before)
     save(tmp_path / "phase_a.pth", spotting, "spotting", "vivit_micro")
-    phase_b = SpottingModel(build_video(micro_config()))
+    phase_b = SpottingModel(build_video(micro_config()), 17)
     init_spotting_model(phase_b, tmp_path / "phase_a.pth", "vivit_micro")
     for key, value in spotting.state_dict().items():
         assert torch.equal(phase_b.state_dict()[key], value)
@@ -231,9 +232,9 @@ def test_activation_checkpointing_gives_the_same_gradients():
 
 
 def test_spotting_head_can_start_at_a_prior_probability():
-    model = SpottingModel(build_video(micro_config()), bias_prior=0.01)
+    model = SpottingModel(build_video(micro_config()), 17, bias_prior=0.01)
     torch.testing.assert_close(torch.sigmoid(model.head.bias), torch.full((17,), 0.01))
-    assert torch.equal(SpottingModel(build_video(micro_config())).head.bias, torch.zeros(17))  # official: zero
+    assert torch.equal(SpottingModel(build_video(micro_config()), 17).head.bias, torch.zeros(17))  # official: zero
 
 
 @pytest.mark.parametrize("patch, tube, norm", [(16, 2, False), (4, 2, True)])
@@ -272,5 +273,5 @@ def test_initialisation_follows_the_official_code():
                 if layer.bias is not None:
                     assert layer.bias.abs().max() <= bound and layer.bias.abs().max() > bound / 2
     # the spotting head: N(0, 0.01), zero bias
-    spotting = SpottingModel(build_video(micro_config()))
+    spotting = SpottingModel(build_video(micro_config()), 17)
     assert spotting.head.weight.std().item() == pytest.approx(0.01, rel=0.15) and not spotting.head.bias.any()

@@ -3,16 +3,20 @@
 import json
 import math
 import zipfile
+from fractions import Fraction
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from data.labels import CLASSES
+from data.catalog import BUILT_IN
 from evaluation.postprocess import (ensemble_raw_scores, game_predictions, hard_nms, postprocess_raw, read_raw_scores,
                                     soft_nms, write_raw_meta, write_raw_scores)
-from evaluation.predictions import PredictionsSource, keep_best_per_bin, write_challenge_zip, write_game_predictions
+from evaluation.predictions import PredictionsSource, keep_best_per_row, write_challenge_zip, write_game_predictions
 from tests.conftest import run_script
+
+V2 = BUILT_IN["soccernet_v2"]
+CLASSES = V2.classes
 
 
 def nms_settings(nms: str, window, threshold: float, min_weight: float = 0.0):
@@ -80,12 +84,12 @@ def test_hard_nms_equals_the_official_definition(seed):
         assert ours[:, c].tolist() == hard_nms_loop(scores[:, c], window, 0.3).tolist()
 
 
-def test_keep_best_per_bin():
+def test_keep_best_per_row():
     half = np.array([1, 1, 1, 2])
     position = np.array([10_000, 10_400, 10_600, 10_000])
     label = np.array([3, 3, 3, 3])
     confidence = np.array([0.2, 0.9, 0.5, 0.1])
-    kept = keep_best_per_bin(half, position, label, confidence)
+    kept = keep_best_per_row(half, position, label, confidence, Fraction(2))
     assert sorted(kept.tolist()) == [1, 2, 3]  # 10.0 s and 10.4 s share bin 20: the 0.9 stays
 
 
@@ -94,7 +98,7 @@ def test_game_predictions_follow_the_official_schema():
     scores[20, 2] = 0.9  # Goal at 10.0 s
     scores[21, 2] = 0.8  # decayed by soft NMS, still above threshold
     scores[120, 13] = 0.7  # Corner at 60.0 s
-    records = game_predictions({1: scores, 2: scores}, nms_settings("soft", 20, 0.001))
+    records = game_predictions({1: scores, 2: scores}, nms_settings("soft", 20, 0.001), V2)
     first = records[0]
     assert first == {"gameTime": "1 - 00:10", "label": "Goal", "position": "10000", "half": "1",
                      "confidence": pytest.approx(0.9)}
@@ -114,14 +118,14 @@ def test_challenge_zip_has_no_top_folder_and_reads_back(tmp_path):
     archive = write_challenge_zip(tmp_path / "preds", tmp_path / "out" / "results.zip", games)
     assert sorted(zipfile.ZipFile(archive).namelist()) == sorted(f"{g}/results_spotting.json" for g in games)
     source = PredictionsSource(archive)
-    assert source.load(games[1]).position_ms.tolist() == [1000]
+    assert source.load(games[1], V2).position_ms.tolist() == [1000]
     with pytest.raises(FileNotFoundError, match="Nowhere"):
         write_challenge_zip(tmp_path / "preds", tmp_path / "x.zip", games + ["a/b/Nowhere"])
 
 
 def make_raw(root, game, seed, slots=(120, 100)):
     rng = np.random.default_rng(seed)
-    write_raw_meta(root, 2.0)
+    write_raw_meta(root, 2.0, V2)
     for half, count in zip((1, 2), slots):
         write_raw_scores(root, game, half, rng.random((count, len(CLASSES))).astype(np.float32))
 
@@ -150,9 +154,9 @@ def test_postprocess_command_takes_per_class_windows_and_a_min_weight(tmp_path):
     run_script([*command, str(tmp_path / "preds"), "--window", *map(str, windows), "--min-weight", "0.3",
                 "--threshold", "0.2"])
     written = json.loads((tmp_path / "preds" / game / "results_spotting.json").read_text())["predictions"]
-    expected = game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", windows, 0.2, 0.3))
+    expected = game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", windows, 0.2, 0.3), V2)
     assert written == json.loads(json.dumps(expected))
-    assert expected != game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", 20, 0.2))
+    assert expected != game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", 20, 0.2), V2)
     expect_user_error(run_script([*command, str(tmp_path / "x"), "--window", "4", "6", "8"], check=False),
                       "--window: 3 values; expected one, or one per class")
     expect_user_error(run_script([*command, str(tmp_path / "x"), "--min-weight", "1.5"], check=False),
@@ -185,7 +189,7 @@ def test_ensemble_refuses_runs_that_disagree(tmp_path):
     with pytest.raises(ValueError, match="half 1: runs disagree"):
         ensemble_raw_scores([tmp_path / "run1", tmp_path / "run2"], tmp_path / "mean")
     with pytest.raises(ValueError, match="shape"):
-        write_raw_scores(tmp_path / "run3", game, 1, np.zeros((5, 3)))
+        write_raw_scores(tmp_path / "run1", game, 1, np.zeros((5, 3)))  # run1 holds 17 columns
 
 
 def test_postprocessed_predictions_are_accepted_by_the_official_evaluator(tmp_path):

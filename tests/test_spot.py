@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from data.catalog import BUILT_IN
 from data.synthetic import GLYPHS, PALETTE
 from data.video import write_video
 from evaluation.inference import Inference, merge_window_scores, window_starts
@@ -16,6 +17,7 @@ from evaluation.streaming import HalfSpotter
 from tests.conftest import run_script, spotting_checkpoint
 
 WINDOW, STRIDE, TRIM = 8, 4, 2
+V2 = BUILT_IN["soccernet_v2"]
 
 
 class FrameMeans(torch.nn.Module):
@@ -32,7 +34,7 @@ def test_streaming_equals_windowed_inference(num_frames):
     frames = torch.randint(0, 256, (num_frames, 3, 4, 4), dtype=torch.uint8)
     model = FrameMeans()
     eval_cfg = SimpleNamespace(window_stride_seconds=STRIDE, trim_seconds=TRIM, batch_size=3, half_end="scored")
-    spotter = HalfSpotter(Inference(model, SimpleNamespace(window_seconds=WINDOW, img_size=4), eval_cfg))
+    spotter = HalfSpotter(Inference(model, SimpleNamespace(window_seconds=WINDOW, img_size=4), eval_cfg, V2))
     for frame in frames:
         spotter.push(frame)
         assert len(spotter.buffer) <= 2 * WINDOW + 1 and len(spotter.pending) < 3  # memory stays bounded
@@ -91,7 +93,7 @@ def test_spot_any_videos_keeps_going_past_a_bad_file(tiny_checkpoint, tmp_path):
     assert "broken.mkv" in completed.stderr and "1 of 3 videos could not be spotted" in completed.stderr
     for name, frames in (("my match", 42), ("clip", 11)):
         document = json.loads((out / name / "results_spotting.json").read_text())
-        predictions = parse_predictions(document, name)  # the official schema, as the scorer reads it
+        predictions = parse_predictions(document, name, V2)  # the official schema, as the scorer reads it
         assert document["UrlLocal"] == name and len(predictions.position_ms) > 0
         assert predictions.position_ms.max() <= frames * 500 and set(predictions.half.tolist()) == {1}
         assert np.load(out / name / "raw" / "scores_half1.npy").shape == (frames, 17)

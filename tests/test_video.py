@@ -41,7 +41,7 @@ def test_lossless_video_decodes_frame_exactly(video_25fps):
     np.testing.assert_allclose(times, np.arange(len(frames)) / 25)
 
 
-def fps_filter_frames(path, fps: int = 2) -> list[int]:
+def fps_filter_frames(path, fps: int | Fraction = 2) -> list[int]:
     """Source indices of the frames FFmpeg's own fps filter (`ffmpeg -vf fps=2`, the official extraction) emits."""
     indices = []
     with av.open(str(path)) as container:
@@ -101,6 +101,22 @@ def test_frames_are_those_of_ffmpegs_fps_filter(tmp_path, rate, count):
     for first in range(0, len(official), 3):  # a window read from any place (a seek) gives the same frames
         window, _ = read_frames(path, fps=2.0, first=first, count=5)
         assert source_index(window) == official[first:first + 5]
+
+
+@pytest.mark.parametrize("rate, target", [
+    (25, Fraction(25, 2)), (50, Fraction(25, 2)), (Fraction(30000, 1001), Fraction(25, 2)),  # Ball Action Spotting
+    (Fraction(30000, 1001), Fraction(30000, 1001)), (Fraction(60000, 1001), Fraction(30000, 1001)),  # NTSC
+    (25, Fraction(30000, 1001)), (50, 25)])  # upsampling repeats frames; halving a 50 fps source
+def test_any_rate_takes_the_frames_of_ffmpegs_fps_filter(tmp_path, rate, target):
+    path = tmp_path / "video.mkv"
+    write_video(path, indexed_frames(int(rate * 7) + 3), rate, gop=25, **LOSSLESS)
+    official = fps_filter_frames(path, target)
+    decoded, times = read_frames(path, fps=target)
+    assert source_index(decoded) == official
+    np.testing.assert_allclose(times, np.arange(len(official)) / float(target))
+    assert probe_video(path).num_frames(target) == len(official)
+    for first in range(0, len(official), 7):
+        assert source_index(read_frames(path, fps=target, first=first, count=6)[0]) == official[first:first + 6]
 
 
 def test_at_25_fps_frame_k_is_the_last_source_frame_before_k_over_2_plus_a_quarter(video_25fps):

@@ -68,12 +68,14 @@ def checkpoint_dict(model_state: dict, config: dict, stage: str | None, extra: d
 
 
 def training_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, scaler: Any | None,
-                        config: dict, stage: str | None, progress: Progress, epoch: int = 0) -> dict[str, Any]:
+                        config: dict, carried: dict, progress: Progress, epoch: int = 0) -> dict[str, Any]:
     """Everything needed to resume. A collective: every rank must call it (it gathers each rank's RNG state).
 
+    carried: {"stage": ...} and what else the run's checkpoints carry (stage 3: "dataset", its description);
     epoch: the epoch progress.step belongs to (informative: a resume needs the step only)."""
-    state = checkpoint_dict(unwrap(model).state_dict(), config, stage,
-                            {"validated_epoch": progress.best.validated_epoch})
+    carried = dict(carried)
+    state = checkpoint_dict(unwrap(model).state_dict(), config, carried.pop("stage"),
+                            {**carried, "validated_epoch": progress.best.validated_epoch})
     state.update(step=int(progress.step), epoch=int(epoch), best_metric=progress.best.metric,
                  optimizer=optimizer.state_dict() if optimizer is not None else None,
                  scaler=scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,

@@ -2,7 +2,7 @@
 
 Every stage script reads, after its data, model, optimiser and schedules are set up and checked:
 
-    run = TrainingRun(ctx, cfg, STAGE, plan, model, optimizer, schedules)
+    run = TrainingRun(ctx, cfg, {"stage": STAGE}, plan, model, optimizer, schedules)
     progress = run.resume()                                  # the run folder opens here; Progress(step, best)
     batches = batches_from(loader, progress.step)            # one loader iterator for the whole run
     for epoch in range(plan.epoch_of(progress.step), plan.epochs):
@@ -92,7 +92,8 @@ class TrainingRun:
 
     ctx: RunContext
     cfg: Any  # the stage's typed config
-    stage: str  # stored in every checkpoint: a run folder holds one stage
+    carried: dict  # what every checkpoint of the run carries besides its progress: {"stage": ...} (a run folder holds
+    # one stage), and stage 3's dataset description
     plan: RunPlan
     model: nn.Module  # what runs the steps (DDP, compiled); checkpoints hold the bare module under it
     optimizer: torch.optim.Optimizer
@@ -113,7 +114,7 @@ class TrainingRun:
                 get_logger().warning(f"run.resume=false: ignoring {ctx.output_dir / LAST_CHECKPOINT}")
             found = None
         else:
-            found = latest_checkpoint(ctx.output_dir, self.stage, ctx.device)
+            found = latest_checkpoint(ctx.output_dir, self.carried["stage"], ctx.device)
         progress = Progress()
         if found is not None:
             path, state = found
@@ -127,7 +128,7 @@ class TrainingRun:
     def save(self, name: str, progress: Progress) -> None:
         """A complete checkpoint under the run folder (collective: every rank calls it; rank 0 writes). The last
         checkpoint keeps its predecessor (checkpoint_previous.pth) to fall back on."""
-        state = training_checkpoint(self.model, self.optimizer, self.ctx.scaler, config_to_dict(self.cfg), self.stage,
+        state = training_checkpoint(self.model, self.optimizer, self.ctx.scaler, config_to_dict(self.cfg), self.carried,
                                     progress, self.plan.epoch_of(progress.step))
         if self.ctx.info.is_main:
             save_checkpoint(self.ctx.output_dir / name, state, keep_previous=name == LAST_CHECKPOINT)

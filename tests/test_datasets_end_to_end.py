@@ -1,0 +1,169 @@
+"""A generated Ball Action Spotting 2025 dataset and a generated manifest dataset, each through `data.prepare` (store
+and JPEG, at 2, 12.5, 25 and 29.97 fps), stage 3 of today's model, `evaluate.py test` and `evaluate.py spot`, as a
+user runs them."""
+
+import json
+import re
+import zipfile
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from data.catalog import BUILT_IN, load_dataset
+from data.prepare import Preparation, prepare
+from data.sources import JpegFolderSource, StoreSource, VideoSource
+from data.synthetic_datasets import generate_ball, generate_manifest
+from data.video import probe_video
+from tests.conftest import run_script
+from tests.test_user_errors import expect_user_error
+
+pytestmark = pytest.mark.slow
+BALL_2025 = BUILT_IN["soccernet_ball_2025"]
+
+
+@pytest.fixture(scope="module")
+def ball(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ball")
+    games, _ = generate_ball(root, 4, 40, seed=1, rate_per_minute=None, edition="soccernet_ball_2025")
+    prepare(BALL_2025, root, root / "store", games, Preparation(size=(64, 64)))
+    return root, games
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    root = tmp_path_factory.mktemp("manifest")
+    generate_manifest(root, 5, 40, seed=2, rate_per_minute=None)
+    dataset = load_dataset(str(root / "train.json"))
+    games = [game for split in ("train", "valid", "test") for game in dataset.games(f"{split}.json", root)]
+    prepare(dataset, root, root / "store", games, Preparation(size=(64, 64)))
+    return root, games
+
+
+def stage3(root, out, dataset, *extra):
+    """Two epochs of the tiny stage-3 config from random weights, validated every epoch; returns what it printed."""
+    completed = run_script(["train_spotting.py", "--config", "configs/spotting/tiny_mini_phase_b.yaml",
+                       f"data.dataset={dataset}", f"data.root={root}", "data.source=store",
+                       f"data.store={root / 'store'}", f"run.output_dir={out}", "model.init_checkpoint=",
+                       "run.epochs=2", "eval.every_epochs=1", "run.num_workers=0", "model.window_seconds=8",
+                       "eval.window_stride_seconds=4", "eval.trim_seconds=2", "run.global_batch_size=4", *extra])
+    return completed.stdout + completed.stderr
+
+
+def page_data(folder):
+    page = (folder / "index.html").read_text()
+    return json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S).group(1))
+
+
+@pytest.mark.parametrize("fps, kind", [(Fraction(25, 2), "jpeg"), (Fraction(25, 2), "store"), (Fraction(25), "jpeg")])
+def test_ball_videos_prepare_at_any_rate(ball, tmp_path, fps, kind):
+    root, games = ball
+    prepare(BALL_2025, root, tmp_path, games[:1], Preparation(kind, size=(64, 64) if kind == "store" else None,
+                                                              fps=fps))
+    video = VideoSource(BALL_2025, root, fps=fps)
+    prepared = JpegFolderSource(tmp_path, fps) if kind == "jpeg" else StoreSource(tmp_path, fps)
+    frames = probe_video(BALL_2025.video_path(root, games[0], 1)).num_frames(fps)
+    assert prepared.num_frames(games[0], 1) == video.num_frames(games[0], 1) == frames == 40 * fps
+    if kind == "jpeg":  # native size: the same frames, up to JPEG's loss
+        difference = prepared.read(games[0], 1, 100, 8).float() - video.read(games[0], 1, 100, 8).float()
+        assert difference.abs().mean() < 3
+    with pytest.raises(ValueError, match=f"prepared at {fps} fps, but this run reads 2 fps"):
+        (JpegFolderSource(tmp_path, 2) if kind == "jpeg" else StoreSource(tmp_path, 2)).num_frames(games[0], 1)
+
+
+def test_team_ball_action_spotting_trains_tests_and_spots(ball, tmp_path):
+    root, games = ball
+    log = stage3(root, tmp_path / "run", "soccernet_ball_2025", "data.train_split=train.txt",
+                 "data.valid_split=valid.txt")
+    assert "valid at1 a-mAP" in log and "at1 team a-mAP" in log
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("valid_at1_team_a_mAP" in record for record in records)
+
+    checkpoint = tmp_path / "run" / "checkpoint_best.pth"
+    printed = run_script(["evaluate.py", "test", "--checkpoint", str(checkpoint), "--split", "test.txt",
+                          "data.source=video", "--out", str(tmp_path / "test"), "--zip",
+                          str(tmp_path / "challenge.zip")]).stdout
+    assert "at1 team" in printed and "PLAYER SUCCESSFUL TACKLE" in printed
+    scores = json.loads((tmp_path / "test" / "scores.json").read_text())
+    assert list(scores) == ["at1"] and 0 <= scores["at1"]["team_a_mAP"] <= 1
+    assert list(scores["at1"]["team_a_mAP_per_class"]) == list(BALL_2025.classes)
+    raw = sorted((tmp_path / "test" / "raw").rglob("scores_half*.npy"))
+    assert [path.name for path in raw] == ["scores_half1.npy"] and np.load(raw[0]).shape == (80, 24)
+    test_games = BALL_2025.games("test.txt", root)
+    predictions = json.loads((tmp_path / "test" / "predictions" / test_games[0] / "results_spotting.json")
+                             .read_text())["predictions"]
+    assert predictions and {p["half"] for p in predictions} == {"1"} and {p["team"] for p in predictions} == {
+        "left", "right"}
+    assert sorted(zipfile.ZipFile(tmp_path / "challenge.zip").namelist()) == sorted(
+        f"{game}/results_spotting.json" for game in test_games)
+
+    video = BALL_2025.video_path(root, test_games[0], 1)
+    run_script(["evaluate.py", "spot", str(video), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "spot"),
+                "--clips", "2"])
+    spotted = tmp_path / "spot" / "224p"
+    document = json.loads((spotted / "results_spotting.json").read_text())
+    assert all(p["half"] == "1" and p["team"] in ("left", "right") for p in document["predictions"])
+    data = page_data(spotted)
+    assert data["classes"] == list(BALL_2025.columns) and len(data["halves"]) == 1
+    assert len(data["halves"][0]["lanes"]) == 24 and data["predictions"][0]["label"] in BALL_2025.columns
+    assert all(re.search(r"-(left|right)\.mp4$", clip.name) for clip in (spotted / "clips").iterdir())
+    expect_user_error(run_script(["evaluate.py", "spot", str(video), "--checkpoint", str(checkpoint), "--out",
+                                  str(tmp_path / "spot2"), "--second-half-start", "20"], check=False),
+                      "soccernet_ball_2025 games are one video on one timeline")
+    assert not (tmp_path / "spot2").exists()
+
+
+def test_a_manifest_dataset_trains_tests_and_spots(manifest, tmp_path):
+    root, games = manifest
+    dataset = root / "train.json"
+    log = stage3(root, tmp_path / "run", dataset, "data.train_split=train.json", "data.valid_split=valid.json",
+                 "data.test_split=test.json")
+    assert "valid at1 a-mAP" in log
+    checkpoint = tmp_path / "run" / "checkpoint_best.pth"
+    run_script(["evaluate.py", "test", "--checkpoint", str(checkpoint), "data.source=video", "--out",
+                str(tmp_path / "test")])
+    scores = json.loads((tmp_path / "test" / "scores.json").read_text())
+    assert list(scores["at1"]["a_mAP_per_class"]) == ["serve", "smash", "net shot", "lob"]
+    described = load_dataset(str(dataset))
+    test_games = described.games("test.json", root)
+    rescored = run_script(["evaluate.py", "score", "--dataset", str(dataset), "--labels", str(root / "test.json"),
+                           "--predictions", str(tmp_path / "test" / "predictions"), "--json",
+                           str(tmp_path / "rescored.json")]).stdout
+    assert f"{len(test_games)} games of {dataset}" in rescored
+    assert json.loads((tmp_path / "rescored.json").read_text()) == scores
+
+    # 29.97 fps frames of a 30 fps manifest video: prepared, and read back at that rate only
+    prepare(described, root, tmp_path / "jpeg", test_games, Preparation(
+        "jpeg", size=None, fps=Fraction(30000, 1001)))
+    length = probe_video(root / "videos" / f"{test_games[0]}.mp4").num_frames(Fraction(30000, 1001))
+    assert JpegFolderSource(tmp_path / "jpeg", Fraction(30000, 1001)).num_frames(test_games[0], 1) == length
+
+    video = root / "videos" / f"{test_games[0]}.mp4"
+    run_script(["evaluate.py", "spot", str(video), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "spot")])
+    data = page_data(tmp_path / "spot" / test_games[0])
+    assert data["classes"] == ["serve", "smash", "net shot", "lob"]
+
+
+def test_a_manifest_contradicting_its_videos_stops_before_training(manifest, tmp_path):
+    root, _ = manifest
+    document = json.loads((root / "train.json").read_text())
+    document["data"][0]["events"][0]["position_ms"] = 600_000  # 10 minutes into a video of less than one
+    document["data"][1]["inputs"][0]["fps"] = 25
+    bad = tmp_path / "train.json"
+    bad.write_text(json.dumps(document).replace('"videos/', f'"{root}/videos/'))
+    for name in ("valid.json", "test.json"):
+        (tmp_path / name).write_text((root / name).read_text().replace('"videos/', f'"{root}/videos/'))
+    completed = run_script(["train_spotting.py", "--config", "configs/spotting/tiny_mini_phase_b.yaml",
+                            f"data.dataset={bad}", f"data.root={tmp_path}", "data.train_split=train.json",
+                            "data.valid_split=valid.json", "data.source=video", f"run.output_dir={tmp_path / 'run'}",
+                            "model.init_checkpoint="], check=False)
+    expect_user_error(completed, f"{bad}: video 1 ({document['data'][1]['id']}): 'fps' 25 differs from the video's 30")
+    document["data"][1]["inputs"][0]["fps"] = 30
+    bad.write_text(json.dumps(document).replace('"videos/', f'"{root}/videos/'))
+    completed = run_script(["train_spotting.py", "--config", "configs/spotting/tiny_mini_phase_b.yaml",
+                            f"data.dataset={bad}", f"data.root={tmp_path}", "data.train_split=train.json",
+                            "data.valid_split=valid.json", "data.source=video", f"run.output_dir={tmp_path / 'run'}",
+                            "model.init_checkpoint="], check=False)
+    expect_user_error(completed, f"{bad}: {document['data'][0]['id']} annotation 0 at 600000 ms (the video lasts",
+                      "(fix the manifests)")
+    assert not (tmp_path / "run").exists()
