@@ -37,15 +37,19 @@ from evaluation.predictions import write_challenge_zip
 from evaluation.scoring import format_table, read_scores, runs_table, score, select_games, write_results
 from evaluation.streaming import spot_file
 from models.inference import build_inference_model, import_released
-from spot.jobs import check_not_overwritten, plan_jobs
+from spot.jobs import pending_jobs, plan_jobs
 from spot.page import write_run_index
 from spot.views import SpottedVideo, write_views
 from utils import dist
 from utils.config import did_you_mean
 from utils.convergence import validation_curve, write_convergence
 from utils.errors import InvalidInputError, UserError, run_entry_point
+from utils.files import check_not_overwriting
 from utils.rates import FPS
-from utils.run import inference_dtype
+from utils.run import check_writable, inference_dtype
+
+
+PREDICTIONS_GLOB = "**/results_spotting.json"
 
 
 def named(item: str, flag: str, expected: str) -> tuple[str, str]:
@@ -80,13 +84,17 @@ def command_score(args: argparse.Namespace) -> None:
 
 
 def command_postprocess(args: argparse.Namespace) -> None:
-    postprocess_and_zip(args.raw, args.out, nms_config(vars(args), len(read_raw_meta(args.raw)[1].columns)), args.zip)
+    eval_cfg = nms_config(vars(args), len(read_raw_meta(args.raw)[1].columns))
+    check_not_overwriting(args.out, PREDICTIONS_GLOB, "predictions", args.overwrite)
+    postprocess_and_zip(args.raw, args.out, eval_cfg, args.zip)
 
 
 def command_ensemble(args: argparse.Namespace) -> None:
     spec = ensemble_config(args.config, vars(args))
     columns = len(read_raw_meta(spec.raw[0])[1].columns)
     eval_cfg = nms_config(vars(args), columns)  # before anything is written
+    check_not_overwriting(spec.out_raw, "**/scores_half*.npy", "raw scores", args.overwrite)
+    check_not_overwriting(spec.out, PREDICTIONS_GLOB, "predictions", args.overwrite)
     games = ensemble_raw_scores([Path(path) for path in spec.raw], spec.out_raw)
     print(f"averaged {len(spec.raw)} runs over {len(games)} games into {spec.out_raw}")
     postprocess_and_zip(Path(spec.out_raw), Path(spec.out), eval_cfg, args.zip)
@@ -101,6 +109,7 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
     source = build_source(cfg.data, dataset)
     half_lengths(source, games, dataset.halves)  # every half readable, or every bad one named, before the first window
     out = args.out or Path(args.checkpoint or cfg.run.output_dir).parent / f"inference_{Path(split).stem}"
+    check_writable(out)  # before the inference, not after it
     inference = Inference(model.to(info.device), cfg.model, cfg.eval, dataset, info.device,
                           inference_dtype(cfg.run.precision, info.device))
     predictions = predict_games(inference, source, games, out)
@@ -121,8 +130,11 @@ def command_spot(args: argparse.Namespace) -> None:
     """Any video file(s) -> results_spotting.json and raw scores (evaluation/), the list, timeline, page and, if
     asked, clips (spot/); then the run's index.html linking every page in --out."""
     view = spot_config(vars(args))
-    jobs = plan_jobs(args.videos, args.match_halves, args.second_half_start)
-    check_not_overwritten(args.out, jobs, args.overwrite)
+    jobs, finished = pending_jobs(args.out, plan_jobs(args.videos, args.match_halves, args.second_half_start),
+                                  args.overwrite)
+    for job in finished:
+        print(f"{job.name}: already spotted in {args.out / job.name} (give --overwrite to spot it again)")
+    check_writable(args.out)
     overrides = [f"eval.half_end={args.half_end}"] + ([f"eval.batch_size={args.batch_size}"] if args.batch_size else [])
     with contextlib.ExitStack() as stack:
         # the decoding processes start now, to be ready once the checkpoint has loaded (only for long videos)
@@ -151,7 +163,7 @@ def command_spot(args: argparse.Namespace) -> None:
             for line in notes:
                 print(f"{job.name}: {line}")
             print(f"{job.name}: " + ", ".join(str(path) for path in [results, *written.values()]))
-    if len(failed) < len(jobs):
+    if len(failed) < len(jobs) or finished:
         print(f"open {write_run_index(args.out)} in a browser: a page per video, with its timeline and actions")
     if failed:  # exit status 1: the other videos were spotted (a user error that stops everything exits with 2)
         sys.exit(f"error: {len(failed)} of {len(jobs)} videos could not be spotted: {', '.join(failed)}")
@@ -187,6 +199,7 @@ def add_nms_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, help="minimum kept confidence")
     parser.add_argument("--min-weight", type=float, help="soft NMS: the weight a neighbour at distance 0 keeps (0)")
     parser.add_argument("--zip", type=Path, help="also write a challenge zip (league/season/game/results_spotting.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the predictions an earlier run wrote there")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -242,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-after", type=float, help="seconds of each clip after its action (default 5)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--batch-size", type=int, help="windows per forward pass (default: eval.batch_size)")
-    p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    p.add_argument("--overwrite", action="store_true", help="spot again the videos an earlier run in --out finished")
     p.add_argument("--decode-workers", type=int,
                    help="processes decoding ahead of the model, a minute each (default: the cores, at most 8)")
     p.add_argument("--half-end", choices=("scored", "official"), default="scored",

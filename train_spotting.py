@@ -24,7 +24,7 @@ import torch
 
 from configs.schema import SpottingConfig
 from data.augment import photometric
-from data.catalog import Dataset, checked_labels, load_dataset
+from data.catalog import Dataset, check_disjoint, checked_labels, load_dataset
 from data.datasets import WindowDataset, half_lengths
 from data.samplers import epoch_windows, uniform_windows
 from data.sources import FrameSource, build_source
@@ -148,6 +148,7 @@ def main(cfg: SpottingConfig) -> None:
     source = build_source(cfg.data, dataset)
     games = dataset.games(cfg.data.train_split, cfg.data.root)
     validation = Validation(source, dataset, dataset.games(cfg.data.valid_split, cfg.data.root))
+    check_disjoint(games, validation.games, cfg.data.train_split, cfg.data.valid_split)
     halves = half_lengths(source, games, dataset.halves)
     valid_halves = half_lengths(source, validation.games, dataset.halves)  # every validation half readable now
     labels = checked_labels(dataset, cfg.data.root, halves, FPS, "training")  # {game: annotations, label = column}

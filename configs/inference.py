@@ -84,12 +84,13 @@ def check_data_paths(cfg: SpottingConfig, sources: dict[str, str]) -> None:
                                f"folder{hint}: give data.{key}=/path/to/it")
 
 
-def flag_config(schema: type, flags: dict[str, object], base: dict | None = None):
+def flag_config(schema: type, flags: dict[str, object], base: dict | None = None, names: dict[str, str] | None = None):
     """A config of `schema` from command-line flags ({key: value}, None where a flag was not given; keys the schema
-    does not have are someone else's), over `base` values: checked as any config, each error naming its flag."""
+    does not have are someone else's), over `base` values: checked as any config, each error naming its flag (`names`:
+    {key: flag} where the flag is not the key's own name)."""
     keys = schema_fields(schema)
     given = {key: value for key, value in flags.items() if value is not None and key in keys}
-    sources = {key: f"{COMMAND_LINE} (--{key.replace('_', '-')})" for key in given}
+    sources = {key: f"{COMMAND_LINE} ({(names or {}).get(key, '--' + key.replace('_', '-'))})" for key in given}
     return build_config(schema, {**(base or {}), **given}, sources)
 
 
@@ -103,7 +104,8 @@ def nms_config(flags: dict[str, object], num_classes: int) -> EvalConfig:
         raise ConfigError(f"{COMMAND_LINE}: --window: {len(windows)} values; expected one, or one per class "
                           f"({num_classes})")
     paper = flatten(config_to_dict(load_config(SpottingConfig, PAPER_CONFIGS["vivit"]).eval))
-    return flag_config(EvalConfig, nms, paper)
+    return flag_config(EvalConfig, nms, paper, {"nms_threshold": "--threshold", "nms_min_weight": "--min-weight",
+                                                "nms_window": "--window"})
 
 
 def ensemble_config(path: str | None, flags: dict[str, object]) -> EnsembleConfig:

@@ -50,6 +50,9 @@ class RunConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the rank's GPU when there is one
     compile: bool = False  # torch.compile the model (GPU runs; the first steps pay the compilation)
     max_steps_per_epoch: int = bounded(0, low=0)  # cap the steps of every epoch (0: the whole epoch); smoke tests
+    # keys whose change a resume may take (recorded in the run's history.jsonl); any other change of a key that
+    # shapes the run stops a resume with the keys listed (utils/run_folder.py)
+    allow_changes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -233,7 +236,7 @@ class EvalConfig:
     nms: Literal["soft", "hard", "none"] = required()
     # in slots of 1 / FPS seconds (20 = +-5 s at 2 fps); a list gives one window per class, in label order
     nms_window: int | list[int] = bounded(REQUIRED, low=1)
-    nms_threshold: float = bounded(REQUIRED, low=0.0)
+    nms_threshold: float = bounded(REQUIRED, **FRACTION)  # [0, 1): scores are probabilities, 1 would keep nothing
     nms_min_weight: float = bounded(0.0, **PROBABILITY)  # soft NMS: the weight at distance 0 (0: the official decay)
     batch_size: int = bounded(4, low=1)  # windows per inference forward pass
 

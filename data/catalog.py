@@ -222,6 +222,17 @@ def load_dataset(name: str, key: str = "data.dataset") -> Dataset:
                             (f" (did you mean {close[0]!r}?)" if close else "") + " or a manifest file (.json)")
 
 
+def check_disjoint(train: list[str], valid: list[str], train_split: str, valid_split: str) -> None:
+    """A game in both the training and the validation split makes validation measure memorisation: an error naming
+    the games."""
+    shared = sorted(set(train) & set(valid))
+    if shared:
+        raise InvalidInputError(
+            f"{len(shared)} games are in both data.train_split={train_split!r} and data.valid_split={valid_split!r}: "
+            + ", ".join(shared[:5]) + (" ..." if len(shared) > 5 else "") + "; remove them from one of the splits "
+            "(to train on every labelled game, validate on a split kept apart)")
+
+
 def safe_game_id(game: str, where: str) -> str:
     """A game id is a folder name of the outputs (the frame store, the predictions tree): a relative path that
     stays below them."""

@@ -13,6 +13,7 @@ frames (tests/test_spot.py checks the frames, benchmarks/bench_inference.py the 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -45,6 +46,7 @@ def _chunk(path: str, info: VideoInfo, first: int, count: int, size: int) -> tor
 
 def _worker_start() -> None:
     torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: no traceback per worker
 
 
 def _ready() -> bool:

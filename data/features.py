@@ -194,8 +194,8 @@ class FeatureBank:
         return self._bank(game, half).shape[1]
 
     def check(self, halves: dict[tuple[str, int], int], dim: int, video_fps: float = FPS) -> None:
-        """Before training: every half's bank exists, is `dim` wide and covers its video (halves: frames at
-        video_fps per half); every bad file is named in one error."""
+        """Before training: every half's bank exists, is `dim` wide, covers its video (halves: frames at video_fps
+        per half) and holds finite values only; every bad file is named in one error."""
         problems = []
         for (game, half), num_frames in sorted(halves.items()):
             path = bank_path(self.root, game, half, self.name)
@@ -211,6 +211,9 @@ class FeatureBank:
             elif last_second - covered > LENGTH_TOLERANCE_S:
                 problems.append(f"{path}: {bank.shape[0]} rows at {self.fps:g} fps cover {bank.shape[0] / self.fps:.1f}"
                                 f" s, but its video lasts {num_frames / video_fps:.1f} s")
+            elif len(bad := np.flatnonzero(~np.isfinite(bank).all(axis=1))):  # one read of every bank, at start-up
+                problems.append(f"{path}: {len(bad)} rows hold NaN or infinite values (rows {bad[:5].tolist()}"
+                                f"{' ...' if len(bad) > 5 else ''}): the distillation loss would be NaN")
         if problems:
             raise InvalidInputError(f"{len(problems)} of {len(halves)} feature banks cannot be used:\n  "
                                     + "\n  ".join(problems))

@@ -44,7 +44,7 @@ from tqdm import tqdm
 from data.catalog import Dataset, SoccerNetDataset, load_dataset
 from data.video import Encoding, VideoError, VideoInfo, VideoWriter, iter_frames, probe_video, resized_rgb
 from utils.errors import MissingFileError, UserError, run_entry_point
-from utils.files import atomic_path, write_json
+from utils.files import atomic_path, remove_stale_temporaries, write_json
 from utils.rates import FPS  # the official extraction's rate
 
 STORE_FORMAT = "comedian-frame-store-v1"
@@ -179,6 +179,9 @@ def prepare(dataset: Dataset, root: str | Path, out: str | Path, games: list[str
     for (game, _), path in videos.items():
         if dataset.declared_rate(game) is not None:
             dataset.check_rate(game, probe_video(path).rate)
+    stale = [path for game in games for path in remove_stale_temporaries(out / game)]
+    if stale:  # a killed run's partial halves (its live writes are left alone)
+        print(f"removed {len(stale)} temporary files of an interrupted run, e.g. {stale[0]}")
     jobs = [(str(path), str(out / game), half, preparation) for (game, half), path in videos.items()
             if not (out / game / f"{half}.json").is_file()]
     kind = preparation.kind

@@ -105,11 +105,12 @@ class StoreSource(_Videos):
         return stored_meta(self.root / game / f"{half}.json", self.fps, "frame store entry")
 
     def num_frames(self, game: str, half: int) -> int:
-        """The frames the entry's JSON records, checked against the frames its video really holds (a store copied
-        in part, or a disk that filled up, keeps a JSON that promises more)."""
+        """The frames the entry's JSON records, which must be the frames its video really holds (a store copied in
+        part, or a disk that filled up, keeps a JSON that promises more; a JSON that records fewer would shorten the
+        half without a word)."""
         promised = int(self._meta(game, half)["num_frames"])
         held = super().num_frames(game, half)
-        if held < promised:
+        if held != promised:
             raise VideoError(f"{self.path(game, half)}: holds {held} frames but its JSON records {promised}; delete "
                              f"both and run python -m data.prepare again for this game")
         return promised
@@ -141,6 +142,7 @@ class JpegFolderSource:
 
     def __init__(self, root: str | os.PathLike, fps: Fraction = FPS, start_number: int = 1):
         self.root, self.fps, self.start_number = Path(root), Fraction(fps), start_number
+        self._sizes: dict[tuple[str, int], torch.Size] = {}  # (game, half) -> (3, H, W) of its frames, once checked
 
     def folder(self, game: str, half: int) -> Path:
         return self.root / game / str(half)
@@ -159,19 +161,33 @@ class JpegFolderSource:
             missing = sorted(set(expected) - set(names))[:5]
             raise InvalidInputError(f"{folder}: frames must be numbered {expected[0] if expected else '00000001.jpg'} "
                              f"onwards without gaps; e.g. missing {missing}")
+        if names:  # the first and the last frame decode, at one size: checked before training, not at a late window
+            first, last = (self._decode(folder / name) for name in (names[0], names[-1]))
+            if first.shape != last.shape:
+                raise VideoError(f"{folder / names[-1]}: {last.shape[2]}x{last.shape[1]} pixels, but "
+                                 f"{names[0]} has {first.shape[2]}x{first.shape[1]}: a folder holds frames of one size")
+            self._sizes[(game, half)] = first.shape
         return len(names)
+
+    @staticmethod
+    def _decode(path: Path) -> torch.Tensor:
+        """(3, H, W) uint8 RGB of one JPEG file; an error naming it when it is empty or not a JPEG."""
+        try:
+            return torchvision.io.decode_jpeg(torchvision.io.read_file(str(path)),
+                                              mode=torchvision.io.ImageReadMode.RGB)
+        except RuntimeError as error:
+            raise VideoError(f"{path}: cannot decode JPEG ({str(error).strip() or 'empty file'})") from None
 
     def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
         folder = self.folder(game, half)
         count = min(count, self.num_frames(game, half) - first)
-        images = []
+        images, size = [], self._sizes.get((game, half))
         for index in range(first, first + count):
             path = folder / f"{index + self.start_number:08d}.jpg"
-            try:
-                images.append(torchvision.io.decode_jpeg(torchvision.io.read_file(str(path)),
-                                                         mode=torchvision.io.ImageReadMode.RGB))
-            except RuntimeError as error:
-                raise VideoError(f"{path}: cannot decode JPEG ({error})") from error
+            images.append(self._decode(path))
+            if size is not None and images[-1].shape != size:
+                raise VideoError(f"{path}: {images[-1].shape[2]}x{images[-1].shape[1]} pixels, but the folder's first "
+                                 f"frame has {size[2]}x{size[1]}: a folder holds frames of one size")
         if not images:
             raise VideoError(f"{folder}: no frame {first} (the half has {self.num_frames(game, half)})")
         return torch.stack(images).permute(0, 2, 3, 1).contiguous()  # (T, 3, H, W) -> (T, H, W, 3)

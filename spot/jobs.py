@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from spot.page import PAGE
 from utils.errors import InvalidInputError
 from utils.rates import FPS, frame_at
 
@@ -67,10 +68,11 @@ def plan_jobs(videos: list[Path], match_halves: bool, second_half_start: float |
                                                                                  videos[1::2])]
 
 
-def check_not_overwritten(out: Path, jobs: list[Job], overwrite: bool) -> None:
-    """Refuse, before anything is written, to overwrite the results of an earlier run (unless --overwrite)."""
-    taken = [out / job.name for job in jobs if (out / job.name).exists()]
-    if taken and not overwrite:
-        listed = "\n  ".join(str(folder) for folder in taken)
-        raise InvalidInputError(f"{len(taken)} output folder(s) already hold results:\n  {listed}\nchoose another "
-                                f"--out, or give --overwrite to replace them")
+def pending_jobs(out: Path, jobs: list[Job], overwrite: bool) -> tuple[list[Job], list[Job]]:
+    """(the jobs to run, those an earlier run finished). A video whose page an earlier run wrote (the page comes
+    last) is not spotted again, unless --overwrite; one an interrupted run left without its page is spotted again, so
+    that a rerun of the same command continues where it stopped."""
+    if overwrite:
+        return jobs, []
+    finished = [job for job in jobs if (out / job.name / PAGE).is_file()]
+    return [job for job in jobs if job not in finished], finished

@@ -83,13 +83,37 @@ def training_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer
     return state
 
 
+class _KeptWriteError:
+    """A binary file that keeps the first OSError of its writes: torch.save turns one into a RuntimeError that names
+    neither the file nor the cause ("enforce fail at inline_container.cc"), a full disk included."""
+
+    def __init__(self, handle):
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], keep_previous: bool = False) -> None:
     """Write `state` atomically, flushed to the disk; keep_previous first moves an existing `path` to
-    PREVIOUS_CHECKPOINT beside it."""
+    PREVIOUS_CHECKPOINT beside it. A failed write (a full disk) is an error naming `path` and the cause."""
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            torch.save(state, handle)
+            writer = _KeptWriteError(handle)
+            try:
+                torch.save(state, writer)
+            except RuntimeError:
+                if writer.error is not None:
+                    raise writer.error from None  # atomic_path names the path (utils/errors.py: write_error)
+                raise
             handle.flush()
             os.fsync(handle.fileno())
         if keep_previous and path.is_file():

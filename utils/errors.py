@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # the shell's status for a process ended by Ctrl-C (128 + SIGINT)
 _WRITE_ERRNOS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS:
                  "read-only file system", errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                  errno.ENOTDIR: "a part of the path is a file, not a folder", errno.ENAMETOOLONG: "the name is too long"}
@@ -60,9 +61,14 @@ def _rank() -> int:
 
 
 def run_entry_point(main: Callable[..., Any], *args: Any) -> None:
-    """Run `main(*args)`; a UserError (or an OSError writing a path) ends the process with its message alone."""
+    """Run `main(*args)`; a UserError (or an OSError writing a path) ends the process with its message alone, Ctrl-C
+    with one line and status 130."""
     try:
         main(*args)
+    except KeyboardInterrupt:  # Ctrl-C: what was written is whole (atomic writes); a rerun continues from it
+        print("interrupted: what was finished is kept; run the same command again to continue", file=sys.stderr,
+              flush=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except UserError as error:
         _report(str(error))
     except OSError as error:

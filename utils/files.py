@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.errors import is_write_error, write_error
+from utils.errors import InvalidInputError, is_write_error, write_error
 
 TEMPORARY_MARK = ".tmp"  # in the names of files being written: `.<stem>.tmp<pid><suffix>`
 
@@ -98,10 +99,36 @@ def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return atomic_write(path, write)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files a killed run left in `folder` (`.<stem>.tmp<pid><suffix>`); returns them."""
+    """Delete the temporary files and folders that killed processes left in `folder` (`.<stem>.tmp<pid><suffix>`,
+    the pid no longer running); returns them. The writes under way of live processes are left alone."""
     folder = Path(folder)
-    stale = sorted(path for path in folder.glob(f".*{TEMPORARY_MARK}*") if path.is_file()) if folder.is_dir() else []
-    for path in stale:
-        path.unlink(missing_ok=True)
+    stale = []
+    for path in sorted(folder.glob(f".*{TEMPORARY_MARK}*")) if folder.is_dir() else []:
+        match = re.search(rf"{re.escape(TEMPORARY_MARK)}(\d+)", path.name)
+        if match and (int(match.group(1)) == os.getpid() or not process_alive(int(match.group(1)))):
+            _remove(path)
+            stale.append(path)
     return stale
+
+
+def check_not_overwriting(folder: str | os.PathLike, pattern: str, what: str, overwrite: bool) -> None:
+    """Refuse, before any work, to write into a folder that already holds `what` (files matching `pattern`),
+    unless overwrite."""
+    folder = Path(folder)
+    if not overwrite and folder.is_dir() and next(folder.glob(pattern), None) is not None:
+        raise InvalidInputError(f"{folder} already holds {what}: choose another output folder, or give --overwrite "
+                                f"to replace them")

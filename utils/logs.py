@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from utils.errors import write_error
 from utils.files import write_text
 
 LOGGER_NAME = "comedian"
@@ -83,10 +84,13 @@ class MetricsWriter:
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         clean = {key: _jsonable(value) for key, value in record.items()}
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(clean) + "\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(clean) + "\n")
+        except OSError as error:
+            raise write_error(self.path, error) from None
 
     def truncate_after(self, step: int) -> None:
         self.remove(lambda record: int(record.get("step", -1)) > step)

@@ -43,6 +43,7 @@ from utils.logs import get_logger, progress as progress_bar
 from utils.optim import apply_schedules
 from utils.plan import RunPlan, check_epoch_end, epoch_steps
 from utils.run import RunContext, begin_training, open_run_folder
+from utils.run_folder import check_resume_config
 
 
 class DivergedError(UserError, FloatingPointError):
@@ -104,24 +105,24 @@ class TrainingRun:
         return dist.unwrap(self.model)
 
     def resume(self) -> Progress:
-        """After every check has passed: open the run folder, restore its checkpoint_last.pth (or the one before it)
-        when there is one and run.resume is on, and cut metrics.jsonl back to that step. From here an error may be
-        one rank's alone."""
+        """After every check has passed: with run.resume on, find the folder's checkpoint_last.pth (or the one before
+        it) and check that this run's config continues it (utils/run_folder.py), before anything is written; then
+        open and lock the run folder, restore the checkpoint, and cut metrics.jsonl back to its step (to nothing on
+        a fresh start, so that a run killed before its first checkpoint logs each step once). From here an error
+        may be one rank's alone."""
         ctx = self.ctx
-        open_run_folder(ctx, self.cfg)
-        if not self.cfg.run.resume:
-            if (ctx.output_dir / LAST_CHECKPOINT).exists():
-                get_logger().warning(f"run.resume=false: ignoring {ctx.output_dir / LAST_CHECKPOINT}")
-            found = None
-        else:
-            found = latest_checkpoint(ctx.output_dir, self.carried["stage"], ctx.device)
+        found = latest_checkpoint(ctx.output_dir, self.carried["stage"], ctx.device) if self.cfg.run.resume else None
+        changes = check_resume_config(found[1]["config"], config_to_dict(self.cfg), found[0]) if found else {}
+        step = int(found[1]["step"]) if found else 0
+        open_run_folder(ctx, self.cfg, "resume" if found else "start", step, changes)
         progress = Progress()
         if found is not None:
             path, state = found
             restore_training_state(state, self.model, self.optimizer, ctx.scaler, ctx.info.rank, ctx.info.world_size)
             progress = progress_of(state, ctx.output_dir)
-            ctx.metrics.truncate_after(progress.step)
-            get_logger().info(f"resumed from {path} at step {progress.step} (epoch {state['epoch']})")
+            get_logger().info(f"resumed from {path} at step {progress.step} (epoch {state['epoch']})" +
+                              "".join(f"; {key} changed from {old!r} to {new!r}" for key, (old, new) in changes.items()))
+        ctx.metrics.truncate_after(progress.step)
         begin_training()
         return progress
 

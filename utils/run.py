@@ -5,7 +5,8 @@ Every stage script calls, in this order (each step writes nothing until `open_ru
     cfg = parse_command_line(Schema, __doc__)       # validated config (or --print-config and exit)
     ctx = setup_run(cfg)                            # torchrun group, seeds, console log, precision, loader seed
     ... data, plan, model, optimiser: every input checked ...
-    open_run_folder(ctx, cfg)                       # only now: log.txt, config.yaml, command.txt, git_revision.txt
+    open_run_folder(ctx, cfg, ...)                  # only now: run.lock, log.txt, config.yaml, command.txt,
+                                                    # git_revision.txt, history.jsonl (utils/run_folder.py)
     ... resume, then begin_training() and the loop
 """
 
@@ -26,10 +27,11 @@ import torch
 from torch import nn
 
 from utils import dist
-from utils.config import ConfigError, config_to_yaml, load_config
+from utils.config import ConfigError, config_to_dict, config_to_yaml, load_config
 from utils.errors import training_started, write_error
 from utils.files import remove_stale_temporaries, write_text
 from utils.logs import MetricsWriter, get_logger, log_to_file, setup_logging
+from utils.run_folder import acquire_lock, append_history, move_aside
 from utils.seed import seed_everything
 
 
@@ -168,26 +170,38 @@ def git_revision() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
-def record_run(config: Any, output_dir: str | Path, argv: list[str] | None = None) -> Path:
-    """Write the resolved config, the command line and the git revision into the run's output folder (rank 0 only)."""
+def record_run(config: Any, output_dir: str | Path, argv: list[str] | None = None, event: str = "start",
+               step: int = 0, changes: dict | None = None) -> Path:
+    """Write the resolved config (the one now in force), the command line and the git revision into the run's output
+    folder, and append the start or resume to its history (utils/run_folder.py; rank 0 only)."""
     output_dir = Path(output_dir)
     write_text(output_dir / "config.yaml", config_to_yaml(config))
     command = " ".join(shlex.quote(part) for part in (argv if argv is not None else [sys.executable, *sys.argv]))
     with open(output_dir / "command.txt", "a", encoding="utf-8") as handle:  # appended: a resumed run adds a line
         handle.write(command + "\n")
-    write_text(output_dir / "git_revision.txt", git_revision() + "\n")
+    revision = git_revision()
+    write_text(output_dir / "git_revision.txt", revision + "\n")
+    append_history(output_dir, event, step, config_to_dict(config), revision, changes, argv)
     return output_dir
 
 
-def open_run_folder(ctx: RunContext, config: Any) -> None:
-    """After every check has passed: the run folder is made (or found writable), the temporary files of a killed
-    run are removed, and rank 0 starts log.txt and records the config, the command line and the git revision."""
+def open_run_folder(ctx: RunContext, config: Any, event: str = "start", step: int = 0,
+                    changes: dict | None = None) -> None:
+    """After every check has passed: the run folder is made (or found writable) and locked for this run; a fresh
+    start (run.resume=false) moves what an earlier run left there aside; the temporary files of a killed run are
+    removed, and rank 0 starts log.txt and records the config, the command line, the git revision and the history
+    line of this start or resume (event, step, the config changes allowed)."""
     if ctx.info.is_main:
         check_writable(ctx.output_dir)
-        for stale in remove_stale_temporaries(ctx.output_dir):
-            get_logger().warning(f"removed {stale}, a temporary file of an interrupted write")
+        notes = acquire_lock(ctx.output_dir)
+        if not config.run.resume and (moved := move_aside(ctx.output_dir)) is not None:
+            notes.append(f"run.resume=false: what an earlier run left in {ctx.output_dir} is now in {moved}")
+        notes += [f"removed {stale}, a temporary file of an interrupted write"
+                  for stale in remove_stale_temporaries(ctx.output_dir)]
         log_to_file(ctx.output_dir)
-        record_run(config, ctx.output_dir)
+        for note in notes:
+            get_logger().warning(note)
+        record_run(config, ctx.output_dir, event=event, step=step, changes=changes)
     dist.barrier()
 
 
