@@ -134,7 +134,6 @@ def command_spot(args: argparse.Namespace) -> None:
                                   args.overwrite)
     for job in finished:
         print(f"{job.name}: already spotted in {args.out / job.name} (give --overwrite to spot it again)")
-    check_writable(args.out)
     overrides = [f"eval.half_end={args.half_end}"] + ([f"eval.batch_size={args.batch_size}"] if args.batch_size else [])
     with contextlib.ExitStack() as stack:
         # the decoding processes start now, to be ready once the checkpoint has loaded (only for long videos)
@@ -144,6 +143,7 @@ def command_spot(args: argparse.Namespace) -> None:
         if len(dataset.halves) == 1 and (args.match_halves or args.second_half_start is not None):
             raise InvalidInputError(f"{dataset.name} games are one video on one timeline: --match-halves and "
                                     f"--second-half-start do not apply")
+        check_writable(args.out)  # before any inference
         device = dist.init_distributed(args.device).device
         inference = Inference(model.to(device), cfg.model, cfg.eval, dataset, device,
                               inference_dtype(cfg.run.precision, device))
