@@ -201,7 +201,8 @@ def test_stale_temporary_files_are_removed_and_a_broken_last_checkpoint_falls_ba
     assert (out / "checkpoint_previous.pth").is_file()  # the epoch-1 checkpoint, kept when epoch 2's was written
     (out / ".checkpoint_last.pth.tmp4242").write_bytes(b"left by a killed write")
     (out / LAST_CHECKPOINT).write_bytes(b"cut short by a full disk")
-    completed = run_script(spotting_args(mini_soccernet, out, "run.epochs=3", "run.save_every_epochs=1"))
+    completed = run_script(spotting_args(mini_soccernet, out, "run.epochs=3", "run.save_every_epochs=1",
+                                         "run.allow_changes=[run.epochs]"))
     assert not (out / ".checkpoint_last.pth.tmp4242").exists()
     assert "removed" in completed.stdout and ".checkpoint_last.pth.tmp4242" in completed.stdout
     assert "cannot be read as a checkpoint" in completed.stdout and "resuming from" in completed.stdout
