@@ -214,6 +214,22 @@ def decode(path: str | os.PathLike, info: VideoInfo, from_seconds: float = 0.0,
             raise VideoError(f"{path}: decoding failed near {max(from_seconds, 0):.2f} s or later ({error})") from error
 
 
+def frame_at(path: str | os.PathLike, seconds: float, info: VideoInfo | None = None) -> av.VideoFrame:
+    """The frame on screen at `seconds` from the stream's start: the last one whose time is not later (the first
+    frame for an earlier time)."""
+    info = info or probe_video(path)
+    shown = None
+    for frame in decode(path, info, seconds):
+        if frame.pts is None:
+            continue
+        if shown is not None and info.seconds(frame.pts) > seconds + 1e-9:
+            break
+        shown = frame
+    if shown is None:
+        raise VideoError(f"{path}: no frame at {seconds:.2f} s")
+    return shown
+
+
 def _select(frames: Iterator[av.VideoFrame], info: VideoInfo, fps: float, first: int, last: int,
             seeked: bool) -> Iterator[tuple[int, av.VideoFrame]]:
     """Outputs first .. last - 1 from decoded `frames` (which start at a keyframe before `first` if `seeked`)."""

@@ -30,11 +30,13 @@ def pooled(scores: np.ndarray, columns: int) -> np.ndarray:
     return np.maximum.reduceat(scores, edges[:-1], axis=0)
 
 
-def _tick_step(seconds: float) -> int:
-    for step in (5, 10, 30, 60, 120, 300, 600, 900):
-        if seconds / step <= 10:
-            return step
-    return 1800
+TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800)  # seconds between time labels
+
+
+def tick_step(seconds: float) -> int:
+    """Seconds between the time labels of a timeline `seconds` long: the smallest step that gives at most 10 (a 10 s
+    clip is labelled every second, a 45-minute half every 5 minutes); the page uses the same (spot/page.py)."""
+    return next((step for step in TICK_STEPS if seconds / step <= 10), 3600)
 
 
 def lane(prediction: dict) -> str:
@@ -84,7 +86,7 @@ def write_timeline(path: str | os.PathLike, half_scores: dict[int, np.ndarray], 
             points.append(f"{xs[-1]:.1f},{base}")
             out.append(f'<polygon points="{" ".join(points)}" fill="#3b7dd8" fill-opacity="0.75"/>')
         bottom = top + 16 + num_classes * LANE
-        step = _tick_step(seconds)
+        step = tick_step(seconds)
         for tick in range(0, int(seconds) + 1, step):
             x = LEFT + tick / max(seconds, 1e-9) * PLOT_WIDTH
             out.append(f'<line x1="{x:.1f}" y1="{top + 16}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#bbb" '

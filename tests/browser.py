@@ -106,6 +106,12 @@ class Browser:
         """The console entries since the last call ({level, message}): errors are level SEVERE."""
         return self._session("POST", "/se/log", {"type": "browser"})
 
+    def allow_downloads(self, folder: Path) -> None:
+        """Save the page's downloads into `folder` (headless Chromium refuses them otherwise): DevTools'
+        Browser.setDownloadBehavior, through ChromeDriver's command endpoint."""
+        self._session("POST", "/goog/cdp/execute", {"cmd": "Browser.setDownloadBehavior", "params": {
+            "behavior": "allow", "downloadPath": str(folder)}})
+
     def resize(self, width: int, height: int) -> None:
         self._session("POST", "/window/rect", {"width": width, "height": height})
 

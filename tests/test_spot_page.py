@@ -2,14 +2,16 @@
 the video, lists exactly the actions of results_spotting.json at or above the slider, and a click on an action (in
 the list or on the timeline) or a key seeks the video to it; the cursor follows playback; clips and reel are there.
 
-The screenshot in the README is the one this test takes: `COMEDIAN_SCREENSHOT=docs/spot_page.png pytest
-tests/test_spot_page.py` writes it there.
+The screenshots in the README are the ones these tests take: `COMEDIAN_SCREENSHOTS=docs pytest
+tests/test_spot_page.py` writes docs/spot_page.png (a page) and docs/spot_index.png (the run's index) there.
 """
 
 import json
 import math
 import os
 import shutil
+import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -47,6 +49,9 @@ def spotted(tmp_path_factory):
     avi = own_video(folder / "camera.avi", 16, 30, (180, 320), "mpeg4")
     completed = run_script(["evaluate.py", "spot", str(avi), *common])
     assert "is not a format browsers play" in completed.stdout
+    # a 10-second clip no prediction of which reaches the default 0.5 (the untrained model scores around 0.3)
+    clip = own_video(folder / "short clip.mp4", 10, 25, (180, 320), "libx264")
+    run_script(["evaluate.py", "spot", str(clip), "--checkpoint", str(checkpoint), "--out", str(out)])
     return out
 
 
@@ -148,8 +153,12 @@ def screenshot(chromium, page: Path, tmp_path: Path) -> None:
     shot = chromium.screenshot(tmp_path / "spot_page.png")
     chromium.resize(1400, 900)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    if os.environ.get("COMEDIAN_SCREENSHOT"):
-        shutil.copyfile(shot, os.environ["COMEDIAN_SCREENSHOT"])
+    keep_screenshot(shot)
+
+
+def keep_screenshot(shot: Path) -> None:
+    if os.environ.get("COMEDIAN_SCREENSHOTS"):
+        shutil.copyfile(shot, Path(os.environ["COMEDIAN_SCREENSHOTS"]) / shot.name)
 
 
 def test_keys_step_through_the_shown_actions_and_the_cursor_follows(spotted, chromium):
@@ -176,6 +185,89 @@ def test_keys_step_through_the_shown_actions_and_the_cursor_follows(spotted, chr
     no_console_errors(chromium)
 
 
+def test_a_page_where_nothing_reaches_the_threshold_opens_on_the_ten_most_confident(spotted, chromium):
+    folder = spotted / "short clip"
+    results = json.loads((folder / "results_spotting.json").read_text())
+    assert max(p["confidence"] for p in results["predictions"]) < 0.5
+    tenth = sorted(p["confidence"] for p in results["predictions"])[-10]
+    load(chromium, folder / "index.html")
+    assert chromium.run("return Number(document.getElementById('confidence').value)") == pytest.approx(tenth,
+                                                                                                        abs=1e-3)
+    shown = at_or_above(results, chromium.run("return Number(document.getElementById('confidence').value)"))
+    # at least ten: the threshold is rounded down to the slider's step, which can let in near-ties
+    assert sorted(shown_rows(chromium)) == shown and 10 <= len(shown) < len(results["predictions"])
+    assert chromium.run("return document.getElementById('status').textContent").strip().startswith(
+        f"no prediction reaches 0.5; showing the {len(shown)} most confident of {len(results['predictions'])}")
+    listed = (folder / "spotting.txt").read_text().splitlines()
+    assert listed[0].startswith(f"# no prediction reaches 0.5; showing the {len(shown)} most confident")
+    assert len(listed) == len(shown) + 2  # the note, the column names, a line per action
+    set_slider(chromium, 0.0)  # the slider still goes anywhere
+    assert len(shown_rows(chromium)) == len(results["predictions"])
+    no_console_errors(chromium)
+
+
+def test_time_labels_fit_the_length_of_the_video(spotted, chromium):
+    load(chromium, spotted / "short clip" / "index.html")
+    labels = chromium.run("return [...document.querySelectorAll('#timeline text')].map(t => t.textContent)"
+                          ".filter(t => /^\\d+:\\d\\d$/.test(t))")
+    assert labels == [f"0:{second:02d}" for second in range(11)]  # a 10 s clip: every second
+    svg = (spotted / "short clip" / "timeline.svg").read_text()
+    assert all(f">0:{second:02d}</text>" in svg for second in range(11))
+    load(chromium, spotted / "whole match" / "index.html")  # halves of 14 and 18 s: every 2 s
+    labels = chromium.run("return [...document.querySelectorAll('#timeline g')].map(g => [...g.querySelectorAll("
+                          "'text')].map(t => t.textContent).filter(t => /^\\d+:\\d\\d$/.test(t)))")
+    assert labels == [[f"0:{s:02d}" for s in range(0, 15, 2)], [f"0:{s:02d}" for s in range(0, 19, 2)]]
+
+
+def test_the_address_keeps_the_moment_and_the_filters(spotted, chromium):
+    folder = spotted / "whole match"
+    results = json.loads((folder / "results_spotting.json").read_text())
+    label = results["predictions"][0]["label"]
+    chromium.open((folder / "index.html").as_uri() + f"#half=2&t=3.5&min=0.3&class={label}")
+    chromium.wait_for("video.readyState >= 1")
+    assert seeked_to(chromium, 14 + 3.5) == pytest.approx(17.5, abs=SEEK_TOLERANCE_S)
+    assert chromium.run("return [Number(document.getElementById('confidence').value), "
+                        "document.getElementById('class-filter').value]") == [0.3, label]
+    assert sorted(shown_rows(chromium)) == [r for r in at_or_above(results, 0.3) if r[2] == label]
+    # a click elsewhere is written back into the address, ready to be copied
+    half, position, _, _ = shown_rows(chromium)[0]
+    chromium.click(chromium.find(row(half, position, label)))
+    seeked_to(chromium, (14 if half == 2 else 0) + position / 1000)
+    hash_now = chromium.run("return location.hash")
+    assert f"t={position / 1000:.1f}" in hash_now and "min=0.300" in hash_now and "class=" in hash_now
+    # playing over an action highlights its row
+    chromium.run(f"video.currentTime = {max(0.0, (14 if half == 2 else 0) + position / 1000 - 0.6)};")
+    chromium.run_async("const done = arguments[arguments.length - 1]; video.play().then(() => "
+                       "setTimeout(() => { video.pause(); done(); }, 1200));")
+    assert chromium.run(f"return document.querySelector(\"{row(half, position, label)}\").classList"
+                        ".contains('current')")
+    no_console_errors(chromium)
+
+
+def test_exports_hold_exactly_the_shown_actions(spotted, chromium, tmp_path):
+    folder = spotted / "whole match"
+    results = json.loads((folder / "results_spotting.json").read_text())
+    load(chromium, folder / "index.html")
+    chromium.allow_downloads(tmp_path)
+    set_slider(chromium, 0.31)
+    chromium.click(chromium.find("#export-json"))
+    chromium.click(chromium.find("#export-csv"))
+    deadline = time.monotonic() + 20
+    while len(list(tmp_path.glob("*"))) < 2 or any(p.suffix == ".crdownload" for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline, list(tmp_path.iterdir())
+        time.sleep(0.1)
+    exported = json.loads((tmp_path / "results_spotting.json").read_text())
+    kept = [p for p in results["predictions"] if p["confidence"] >= 0.31]
+    by_time = lambda p: (int(p["half"]), int(p["position"]))  # noqa: E731
+    assert sorted(exported["predictions"], key=by_time) == sorted(kept, key=by_time)
+    assert exported["UrlLocal"] == "whole match"
+    lines = (tmp_path / "whole_match_actions.csv").read_text().splitlines()
+    assert lines[0] == "half,seconds,game_time,class,confidence" and len(lines) == len(kept) + 1
+    first = sorted(kept, key=by_time)[0]
+    assert lines[1].split(",") == [first["half"], f"{int(first['position']) / 1000:.3f}", first["gameTime"],
+                                   first["label"], repr(first["confidence"])]
+
+
 def test_two_files_one_page_and_an_index_of_every_page(spotted, chromium):
     folder = spotted / "derby_1"
     results = json.loads((folder / "results_spotting.json").read_text())
@@ -194,12 +286,30 @@ def test_two_files_one_page_and_an_index_of_every_page(spotted, chromium):
     assert chromium.run("return video.currentSrc").endswith("/camera/video.mp4")
     assert chromium.run("return video.duration") == pytest.approx(16, abs=0.1)
     no_console_errors(chromium)
-    # the index links the three pages, written by three runs into one folder
+    # the index: a card per page, written by four runs into one folder
     chromium.open((spotted / "index.html").as_uri())
-    links = chromium.run("return [...document.querySelectorAll('a')].map(a => a.href)")
+    links = chromium.run("return [...document.querySelectorAll('a.card')].map(a => a.href)")
     assert sorted(Path(unquote(urlparse(link).path)).parent.name for link in links) == ["camera", "derby_1",
-                                                                                           "whole match"]
+                                                                                           "short clip", "whole match"]
     assert all(Path(unquote(urlparse(link).path)).is_file() for link in links)
+    chromium.wait_for("[...document.images].every(image => image.complete)")
+    assert chromium.run("return [...document.querySelectorAll('a.card img')].map(i => i.naturalHeight)") == [180] * 4
+    cards = {Path(unquote(urlparse(href).path)).parent.name: text for href, text in chromium.run(
+        "return [...document.querySelectorAll('a.card')].map(a => [a.href, a.innerText])")}
+    card = json.loads((spotted / "whole match" / "card.json").read_text())
+    shown = at_or_above(json.loads((spotted / "whole match" / "results_spotting.json").read_text()), 0.31)
+    assert card["actions"] == len(shown) and card["duration"] == pytest.approx(32, abs=0.5)
+    assert f"0:32 · {len(shown)} at confidence ≥ 0.31" in cards["whole match"]
+    assert card["top_classes"] == [name for name, _ in Counter(
+        label for _, _, label, _ in shown).most_common(3)] and card["top_classes"][0] in cards["whole match"]
+    chromium.resize(1400, 700)
+    shot = chromium.screenshot(spotted.parent / "spot_index.png")
+    chromium.resize(1400, 900)
+    keep_screenshot(shot)
+    short = json.loads((spotted / "short clip" / "card.json").read_text())
+    short_results = json.loads((spotted / "short clip" / "results_spotting.json").read_text())
+    assert short["fallback"] and short["actions"] == len(at_or_above(short_results, short["threshold"])) >= 10
+    assert f"the {short['actions']} most confident" in cards["short clip"]
 
 
 def test_clips_and_reel_are_linked_and_play(spotted, chromium):
