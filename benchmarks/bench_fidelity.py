@@ -8,7 +8,7 @@ for frame over every 2 fps frame of every half:
   converted to RGB at full size, resized to 224x224 by torchvision's antialiased bilinear resize;
 - the official route: the same frame written as a JPEG at `-q:v 1` (what `ffmpeg -vf fps=2 -q:v 1` writes, and what
   `data.prepare --format jpeg` writes), decoded, then resized the same way;
-- the frame store at 224x224 (`data.prepare`, H.264 CRF 17), as stages 2 and 3 read it;
+- the frame store at 224x224 (`data.prepare`, H.264 CRF 20), as stages 2 and 3 read it;
 - what this project read before (for the record): the frame nearest k / 2 s resized inside PyAV's scaler while
   converting from YUV.
 Each is reported as the mean absolute difference to the reference (0-255 levels), its 99.9th percentile, and PSNR.
@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     sums: dict[str, list[torch.Tensor]] = {"official route (JPEG -q:v 1, then resize)": [],
-                                           "frame store 224x224 (H.264 CRF 17)": [],
+                                           "frame store 224x224 (H.264 CRF 20)": [],
                                            "former reading (nearest frame, PyAV scaler)": []}
     references = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,12 +83,12 @@ def main() -> None:
                 references.append(reference)
                 sums["official route (JPEG -q:v 1, then resize)"].append(
                     resize_frames(jpeg.read(game, half, 0, count), SIZE).permute(0, 2, 3, 1))
-                sums["frame store 224x224 (H.264 CRF 17)"].append(store.read(game, half, 0, count))
+                sums["frame store 224x224 (H.264 CRF 20)"].append(store.read(game, half, 0, count))
                 sums["former reading (nearest frame, PyAV scaler)"].append(
                     nearest_frames_scaled(video.path(game, half), count))
     reference = torch.cat(references)
     results = {name: compare(torch.cat(parts), reference) for name, parts in sums.items()}
-    results["frame store vs the official route"] = compare(torch.cat(sums["frame store 224x224 (H.264 CRF 17)"]),
+    results["frame store vs the official route"] = compare(torch.cat(sums["frame store 224x224 (H.264 CRF 20)"]),
                                                            torch.cat(sums["official route (JPEG -q:v 1, then resize)"]))
     print(f"{args.games} generated games, {reference.shape[0]} frames at 2 fps, 224x224; against the official "
           f"preparation without compression (fps-filter frame, full RGB, torchvision antialiased resize)")

@@ -11,8 +11,9 @@ antialiased bilinear resize. The games and their videos are the dataset's (data/
 SoccerNet-v2, one per game for Ball Action Spotting, a manifest's files).
 
 - `--format store` (default, what stages 2 and 3 read: `data.source=store`): `<out>/<game>/{1,2}.mkv`, the frames as
-  H.264 (CRF 17, `tune=fastdecode`) with a keyframe every 8 frames, so a 64-second window decodes 128 small frames
-  plus at most 7 before it; default size 224x224, the model input. H.264 needs even sizes.
+  H.264 (CRF 20 without mb-tree, `tune=fastdecode`) with a keyframe every 8 frames, so a 64-second window decodes
+  128 small frames plus at most 7 before it; default size 224x224, the model input. H.264 needs even sizes. The same
+  frames give the same bytes (STORE_ENCODING).
 - `--format jpeg` (what the paper's stage 1 reads: `data.source=frames`, native 398x224 frames to crop from):
   `<out>/<game>/{1,2}/%08d.jpg` numbered from 1, the official layout, encoded by PyAV's MJPEG encoder with the
   official `-q:v 1` (fixed quantiser; libavcodec's minimum of 2 applies, as for the official files); default size
@@ -50,7 +51,13 @@ from utils.rates import FPS  # the official extraction's rate
 STORE_FORMAT = "comedian-frame-store-v1"
 JPEG_FORMAT = "comedian-jpeg-frames-v1"
 STORE_GOP = 8
-STORE_ENCODING = Encoding(options={"crf": "17", "preset": "medium", "tune": "fastdecode"}, gop=STORE_GOP)
+# mbtree=0: with x264's macroblock-tree rate control, encoding the same frames twice gave different streams, even
+# single-threaded (decoded frames of one game's store differed in 2.5% of their values, by up to 9 levels; 2 to 9
+# distinct files in 8-12 encodings of 64x64, 224x224 and 398x224 frames, PyAV 18.1's libx264); without it, the same
+# bytes every time. CRF 20 without mb-tree gives the files of CRF 17 with it: the same error against the frames
+# (1.61 against 1.60 mean levels on generated 224x224 frames) at 6% more bytes.
+STORE_ENCODING = Encoding(options={"crf": "20", "preset": "medium", "tune": "fastdecode", "x264-params": "mbtree=0"},
+                          gop=STORE_GOP)
 FF_QP2LAMBDA = 118  # libavcodec's lambda per quantiser step: `-q:v 1` sets global_quality = 1 x 118
 JPEG_QSCALE = 1  # the official extraction's -q:v
 

@@ -334,7 +334,9 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         self._files = contextlib.ExitStack()
         tmp = self._files.enter_context(atomic_path(self.path))
-        self.container = self._files.enter_context(av.open(str(tmp), "w", format=self.container_format))
+        # bitexact: no random segment id and no date in the file, so that the same frames give the same bytes
+        self.container = self._files.enter_context(av.open(str(tmp), "w", format=self.container_format,
+                                                           container_options={"fflags": "+bitexact"}))
         return self
 
     def add(self, frame: av.VideoFrame | np.ndarray, pts: int | None = None) -> None:

@@ -10,7 +10,7 @@ from configs.schema import FramesConfig
 from data.augment import resize_frames
 from data.catalog import BUILT_IN, read_games_file
 from data.labels import Annotation, LabelError
-from data.prepare import prepare
+from data.prepare import Preparation, prepare
 from data.sources import JpegFolderSource, StoreSource, VideoSource, build_source
 from data.synthetic import BANK_NAME, GLYPH, GLYPHS, PALETTE, generate, glyph_origin
 from data.targets import frame_targets, pool_tokens
@@ -227,6 +227,25 @@ def test_store_matches_the_video_and_resumes(mini, tmp_path):
     assert source.pixel_aspect(games[0], 1) == pytest.approx(398 / 224)
     data = FramesConfig(root=str(root), source="store", store=str(store), train_split="train")
     assert build_source(data, V2).num_frames(games[0], 2) == 48
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, size", [("store", (64, 64)), ("store", (224, 224)), ("jpeg", None)])
+def test_prepared_frames_are_the_same_bytes_every_time_with_any_workers(mini, tmp_path, kind, size):
+    """Same videos, same bytes: the quick start gives the same table twice only if its store does."""
+    root, games = mini
+
+    def files(out):
+        return {path.relative_to(out).as_posix(): path.read_bytes() for path in sorted(out.rglob("*"))
+                if path.is_file()}
+
+    runs = []
+    for index, workers in enumerate((1, 2, 1)):
+        out = tmp_path / f"run{index}"
+        prepare(V2, root, out, games[:2], Preparation(kind, size=size), workers=workers)
+        runs.append(files(out))
+    assert len(runs[0]) == 8 if kind == "store" else len(runs[0]) > 8
+    assert runs[0] == runs[1] == runs[2]
 
 
 def test_jpeg_folders_are_read_and_checked(mini, tmp_path):
