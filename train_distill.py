@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from configs.schema import DistillConfig
 from data.augment import photometric
 from data.catalog import load_dataset
+from data.colour import batch_frames, planes_fit
 from data.datasets import WindowDataset, half_lengths
 from data.features import FeatureBank
 from data.samplers import epoch_windows, jittered_windows
@@ -51,7 +52,7 @@ def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -
     step_targets = []  # the bank rows of the step's micro-batches: they join the queue after the step
 
     def loss_of(batch: dict) -> torch.Tensor:
-        frames = batch["frames"].to(ctx.device, non_blocking=True)  # (B, F, 3, S, S) uint8
+        frames = batch_frames(batch, ctx.device)  # (B, F, 3, S, S) uint8, converted here from a store's YUV
         video = photometric(frames, cfg.augment.view).transpose(1, 2)  # (B, 3, F, S, S), one draw per window
         targets = F.normalize(batch["bank"].to(ctx.device, non_blocking=True).flatten(0, 1), dim=1)  # (B*T, dim)
         step_targets.append(targets)
@@ -87,7 +88,8 @@ def main(cfg: DistillConfig) -> None:
         jittered_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
                     tokens_per_step=cfg.run.global_batch_size * cfg.model.window_seconds)
-    window_data = WindowDataset(source, window_frames, cfg.model.img_size, bank=bank)
+    yuv420 = cfg.data.colour_on_device and planes_fit(source, halves, cfg.model.img_size)
+    window_data = WindowDataset(source, window_frames, cfg.model.img_size, bank=bank, yuv420=yuv420)
     loader = build_loader(window_data, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
                           ctx.device, ctx.loader_seed)
 

@@ -25,6 +25,7 @@ import torch
 from configs.schema import SpottingConfig
 from data.augment import photometric
 from data.catalog import Dataset, check_disjoint, checked_labels, load_dataset
+from data.colour import batch_frames, planes_fit
 from data.datasets import WindowDataset, half_lengths
 from data.samplers import epoch_windows, uniform_windows
 from data.sources import FrameSource, build_source
@@ -119,7 +120,7 @@ def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -
         if cfg.augment.mixup_alpha > 0 else None
 
     def loss_of(batch: dict) -> torch.Tensor:
-        frames = batch["frames"].to(ctx.device, non_blocking=True)  # (B, F, 3, S, S) uint8
+        frames = batch_frames(batch, ctx.device)  # (B, F, 3, S, S) uint8, converted here from a store's YUV
         targets = batch["targets"].to(ctx.device, non_blocking=True)  # (B, T, C), C the dataset's columns
         video = photometric(frames, cfg.augment.view)  # (B, F, 3, S, S)
         permutation = lam = None
@@ -158,8 +159,9 @@ def main(cfg: SpottingConfig) -> None:
         uniform_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
                     valid_games=len(validation.games))
+    yuv420 = cfg.data.colour_on_device and planes_fit(source, halves, cfg.model.img_size)
     window_data = WindowDataset(source, window_frames, cfg.model.img_size, labels, len(dataset.columns),
-                                radius=cfg.data.label_radius)
+                                radius=cfg.data.label_radius, yuv420=yuv420)
     loader = build_loader(window_data, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
                           ctx.device, ctx.loader_seed)
 

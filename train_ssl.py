@@ -15,8 +15,9 @@ from configs.schema import SSLConfig
 from data.augment import photometric
 from data.catalog import load_dataset
 from data.datasets import ClipPairDataset, half_lengths
+from data.jpeg_batches import clip_views, collate_encoded
 from data.samplers import stage1_clips
-from data.sources import build_source
+from data.sources import JpegFolderSource, build_source
 from models.losses import sce_loss
 from models.registry import build_spatial
 from models.sce import SCEModel
@@ -40,7 +41,7 @@ def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -
     step_keys = []  # the teacher keys of the step's micro-batches: they join the queue after the step
 
     def loss_of(views: torch.Tensor) -> torch.Tensor:
-        views = views.to(ctx.device, non_blocking=True)  # (B, 2 views, 2 frames, 3, S, S) uint8
+        views = clip_views(views, ctx.device, cfg.augment.crop_size)  # (B, 2 views, 2 frames, 3, S, S) uint8
         clips = torch.cat([photometric(views[:, 0], cfg.augment.view1),
                            photometric(views[:, 1], cfg.augment.view2)]).transpose(1, 2)  # (2B, 3, 2, S, S)
         with autocast(ctx.device, ctx.amp_dtype):
@@ -75,9 +76,12 @@ def main(cfg: SSLConfig) -> None:
     games = dataset.games(cfg.data.train_split, cfg.data.root)
     clips = stage1_clips(half_lengths(source, games, dataset.halves))
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(clips), train_games=len(games))
-    pairs = ClipPairDataset(source, cfg.augment.crop_size, cfg.augment.crop_scale, cfg.augment.crop_ratio)
+    # on a GPU, JPEG clips travel encoded and are decoded a batch at a time there (data/jpeg_batches.py)
+    encoded = cfg.data.jpeg_on_device and ctx.device.type == "cuda" and isinstance(source, JpegFolderSource)
+    pairs = ClipPairDataset(source, cfg.augment.crop_size, cfg.augment.crop_scale, cfg.augment.crop_ratio,
+                            encoded=encoded)
     loader = build_loader(pairs, RunSampler(lambda epoch: clips, plan, ctx.info.rank, cfg.run.seed),
-                          cfg.run.num_workers, ctx.device, ctx.loader_seed)
+                          cfg.run.num_workers, ctx.device, ctx.loader_seed, collate_encoded if encoded else None)
 
     # ---------------------------------------------------------------- model
     trunk = build_spatial(cfg.model.name, cfg.model.img_size, cfg.model.drop_path, cfg.model.grad_checkpointing)

@@ -10,8 +10,10 @@ single-threaded), times what a loader worker does, through the datasets themselv
 - stage-2/3 windows (`WindowDataset`): 64 s = 128 frames at a random place, resized to (128, 3, 224, 224) uint8;
 - the ceiling: PyAV decoding the whole original video without any colour conversion, as windows' worth of source
   frames (1,600 per 64 s at 25 fps) per second.
-- the store's read alone, its frames converted to RGB (today) or kept as YUV 4:2:0 planes: what moving the colour
-  conversion onto the GPU would leave the loader.
+- stage-2/3 windows from the 224x224 store as YUV 4:2:0 planes (`WindowDataset(yuv420=True)`, the default for a
+  store at the model's size), and what their conversion to RGB costs per window on this CPU (data/colour.py);
+- stage-1 clips from the JPEG folders sent encoded (`ClipPairDataset(encoded=True)`, what a GPU run does), and what
+  decoding a batch of them in one call and cropping costs per clip on this CPU (data/jpeg_batches.py).
 Sources: the original video; the store at 224x224 (stages 2 and 3); the store at native size; JPEG folders at native
 size (`--format jpeg`, the official layout and quality). Prints a table and one JSON line `BENCH data {...}` with
 every rate and its ratio to the original video and to the 224x224 store, all measured in this run.
@@ -32,13 +34,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from data.colour import batch_frames  # noqa: E402
+from data.jpeg_batches import clip_views, collate_encoded  # noqa: E402
 from data.datasets import ClipPairDataset, WindowDataset  # noqa: E402
 from data.catalog import BUILT_IN  # noqa: E402
 from data.prepare import Preparation, prepare  # noqa: E402
 from data.samplers import Segment  # noqa: E402
+from utils.plan import Sample  # noqa: E402
 from data.sources import JpegFolderSource, StoreSource, VideoSource  # noqa: E402
 from data.synthetic import generate  # noqa: E402
-from data.video import iter_frames, probe_video  # noqa: E402
+from data.video import probe_video  # noqa: E402
 from utils.rates import FPS, FRAMES_PER_TOKEN  # noqa: E402
 
 V2 = BUILT_IN["soccernet_v2"]
@@ -69,25 +74,25 @@ def raw_decode_ceiling(path: Path) -> float:
     return count / (time.perf_counter() - begin)
 
 
-def store_read_rate(source: StoreSource, game: str, repeats: int, rng: np.random.Generator, planes: bool) -> float:
-    """64 s windows per second read from the 224x224 store as StoreSource.read reads them (iter_frames: seek, decode
-    forward, pick the frames), each frame either converted to RGB on the CPU (what the loader does today) or kept as
-    its YUV 4:2:0 planes (Y 224x224, U and V 112x112: the input of a conversion on the GPU). Only the CPU side is
-    timed: the ceiling of moving the colour conversion off the loader, not a finished path."""
-    starts = [(int(half), int(rng.integers(0, source.num_frames(game, int(half)) - WINDOW_FRAMES + 1)))
-              for half in rng.integers(1, 3, repeats)]
-    infos = {half: probe_video(source.path(game, half)) for half in (1, 2)}  # probed once, as the source caches it
+def conversion_ms(dataset: WindowDataset, segment: Segment, repeats: int = 3) -> float:
+    """Milliseconds to convert one window's YUV planes to RGB on this CPU (data/colour.py: what the main process
+    does per batch when there is no GPU; on a GPU it is negligible)."""
+    planes = {key: value[None] for key, value in dataset[segment].items()}
     begin = time.perf_counter()
-    for half, first in starts:
-        info = infos[half]
-        out, last = [], None
-        for _, frame in iter_frames(source.path(game, half), FPS, first, WINDOW_FRAMES, info):
-            if frame is not last:
-                last = frame
-                image = frame.to_ndarray(format="yuv420p") if planes else frame.to_ndarray(format="rgb24")
-            out.append(image)
-        torch.from_numpy(np.stack(out))
-    return repeats / (time.perf_counter() - begin)
+    for _ in range(repeats):
+        batch_frames(planes, torch.device("cpu"))
+    return (time.perf_counter() - begin) / repeats * 1000
+
+
+def decode_ms(dataset: ClipPairDataset, game: str, rng: np.random.Generator, clips: int = 64) -> float:
+    """Milliseconds per clip to decode a batch of `clips` encoded clips in one call and crop their views, on this CPU
+    (data/jpeg_batches.py: on a GPU, nvJPEG does it)."""
+    items = [dataset[Sample(Segment(game, int(half), int(rng.integers(0, 100))), int(seed))]
+             for half, seed in zip(rng.integers(1, 3, clips), rng.integers(0, 2**31, clips))]
+    batch = collate_encoded(items)
+    begin = time.perf_counter()
+    clip_views(batch, torch.device("cpu"), 224)
+    return (time.perf_counter() - begin) / clips * 1000
 
 
 def folder_bytes(folder: Path) -> int:
@@ -121,8 +126,13 @@ def main() -> None:
             results[name] = {"clips_per_s": rate(clips, source, game, CLIP_FRAMES, args.clips, rng),
                              "windows_per_s": rate(windows, source, game, WINDOW_FRAMES, args.windows, rng)}
         store = sources["store 224x224 (H.264)"]
-        planes = {"rgb": store_read_rate(store, game, args.windows, rng, planes=False),
-                  "yuv420_planes": store_read_rate(store, game, args.windows, rng, planes=True)}
+        yuv_windows = WindowDataset(store, WINDOW_FRAMES, 224, yuv420=True)
+        planes = {"windows_per_s": rate(yuv_windows, store, game, WINDOW_FRAMES, args.windows, rng),
+                  "conversion_ms_per_window": conversion_ms(yuv_windows, Segment(game, 1, 0))}
+        jpeg = sources["JPEG native (-q:v 1)"]
+        encoded_clips = ClipPairDataset(jpeg, 224, encoded=True)
+        encoded = {"clips_per_s": rate(encoded_clips, jpeg, game, CLIP_FRAMES, args.clips, rng),
+                   "decode_ms_per_clip": decode_ms(encoded_clips, game, rng)}
         video = sources["original 25 fps video"]
         source_fps = float(probe_video(video.path(game, 1)).rate)
         ceiling = raw_decode_ceiling(video.path(game, 1)) / (WINDOW_FRAMES / FPS * source_fps)
@@ -144,11 +154,17 @@ def main() -> None:
         print(f"{name:<24} {row['clips_per_s']:8.1f} {row['clips_per_s_vs_store224']:10.2f}x "
               f"{row['windows_per_s']:10.2f} {row['windows_per_s_vs_original']:10.2f}x {row['mb_per_45min_half']:10.1f}")
     print(f"{'PyAV raw decode ceiling':<24} {'':>8} {'':>11} {ceiling:10.2f}")
-    print(f"store 224x224 read alone: {planes['rgb']:.2f} windows/s converted to RGB on the CPU, "
-          f"{planes['yuv420_planes']:.2f} kept as YUV 4:2:0 planes ({planes['yuv420_planes'] / planes['rgb']:.2f}x: "
-          f"the ceiling of converting on the GPU)")
+    planes["vs_store224_rgb"] = planes["windows_per_s"] / store["windows_per_s"]
+    print(f"store 224x224, windows as YUV 4:2:0 planes (data.colour_on_device, the default): "
+          f"{planes['windows_per_s']:.2f} windows/s ({planes['vs_store224_rgb']:.2f}x the RGB windows above); "
+          f"their conversion on the training device, here this CPU: {planes['conversion_ms_per_window']:.0f} ms "
+          f"per window")
+    encoded["vs_jpeg_decoded_in_worker"] = encoded["clips_per_s"] / results["JPEG native (-q:v 1)"]["clips_per_s"]
+    print(f"JPEG native, clips sent encoded (data.jpeg_on_device on a GPU): {encoded['clips_per_s']:.1f} clips/s per "
+          f"loader core ({encoded['vs_jpeg_decoded_in_worker']:.2f}x the JPEG clips above); their batched decode and "
+          f"crops on the training device, here this CPU: {encoded['decode_ms_per_clip']:.2f} ms per clip")
     print("BENCH data " + json.dumps({"results": results, "raw_decode_ceiling_windows_per_s": ceiling,
-                                      "store224_read_windows_per_s": planes}))
+                                      "store224_yuv420_windows": planes, "jpeg_encoded_clips": encoded}))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,13 @@ class FramesConfig:
 
 
 @dataclasses.dataclass
+class SSLDataConfig(FramesConfig):
+    # data.source=frames on a GPU: loader workers send the JPEG files and the GPU decodes each batch in one call
+    # (nvJPEG) and crops the views (data/jpeg_batches.py); false, or a CPU: decoded and cropped in the workers
+    jpeg_on_device: bool = True
+
+
+@dataclasses.dataclass
 class BankConfig:
     name: str = required()  # per-half reduced bank files written by python -m data.features
     fps: float = bounded(REQUIRED, **POSITIVE)  # rows per second (Baidu: 1; 2 fps banks are sub-sampled)
@@ -100,6 +107,9 @@ class BankConfig:
 class DistillDataConfig(FramesConfig):
     windows_per_half: int = bounded(REQUIRED, low=1)  # jittered 64 s windows per half and epoch
     bank: BankConfig = section(BankConfig)
+    # a frame store at the model's input size sends windows as YUV 4:2:0 planes, converted to RGB on the training
+    # device, the same frames (data/colour.py); false converts in the loader workers
+    colour_on_device: bool = True
 
 
 @dataclasses.dataclass
@@ -108,6 +118,9 @@ class SpottingDataConfig(FramesConfig):
     test_split: str = required()  # the split `evaluate.py test` scores when no --split is given
     windows_per_half: int = bounded(REQUIRED, low=1)  # training windows per half and epoch
     label_radius: float = bounded(REQUIRED, low=0.0)  # a frame is positive within this many seconds of an action
+    # a frame store at the model's input size sends windows as YUV 4:2:0 planes, converted to RGB on the training
+    # device, the same frames (data/colour.py); false converts in the loader workers
+    colour_on_device: bool = True
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -267,7 +280,7 @@ class SSLConfig:
     """train_ssl.py: SCE pretraining of the spatial trunk on 1-second clips."""
 
     run: RunConfig = section(RunConfig)
-    data: FramesConfig = section(FramesConfig)
+    data: SSLDataConfig = section(SSLDataConfig)
     model: SpatialModelConfig = section(SpatialModelConfig)
     optim: OptimConfig = section(OptimConfig)
     augment: SSLAugmentConfig = section(SSLAugmentConfig)

@@ -17,16 +17,25 @@ from torchvision.transforms import v2
 MEAN, STD = 0.45, 0.225  # Kinetics-style normalisation, every channel, every stage
 
 
-def random_resized_crop(frames: torch.Tensor, size: int, scale: tuple[float, float], ratio: tuple[float, float],
-                        pixel_aspect: float = 1.0) -> torch.Tensor:
-    """One crop for all frames of a clip: (T, H, W, 3) uint8 -> (T, 3, size, size) uint8, bilinear + antialias.
+def crop_params(frame_size: tuple[int, int], scale: tuple[float, float], ratio: tuple[float, float],
+                pixel_aspect: float = 1.0) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a random resized crop of frames of frame_size (height, width): torchvision's
+    RandomResizedCrop draw, the same calls on the global RNG as the transform makes.
 
     ratio is the width / height range measured on the original video's pixels; pixel_aspect (how many original
-    pixels wide a pixel of `frames` is) converts it, so squashed frames (the frame store) give the same crops.
+    pixels wide a pixel of the frames is) converts it, so squashed frames (the frame store) give the same crops.
     """
-    crop = v2.RandomResizedCrop(size, scale=scale, ratio=(ratio[0] / pixel_aspect, ratio[1] / pixel_aspect),
-                                antialias=True)
-    return crop(frames.permute(0, 3, 1, 2))
+    crop = v2.RandomResizedCrop(1, scale=scale, ratio=(ratio[0] / pixel_aspect, ratio[1] / pixel_aspect))
+    params = crop.make_params([torch.zeros(()).expand(3, *frame_size)])  # only the size is read
+    return params["top"], params["left"], params["height"], params["width"]
+
+
+def apply_crop(frames: torch.Tensor, crop: tuple[int, int, int, int], size: int) -> torch.Tensor:
+    """(..., 3, H, W) uint8 -> (..., 3, size, size) uint8: the crop resized with antialiased bilinear interpolation, as
+    RandomResizedCrop does, on the frames' device."""
+    top, left, height, width = (int(value) for value in crop)
+    return v2.functional.resized_crop(frames, top, left, height, width, [size, size],
+                                      interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
 
 
 def resize_frames(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

@@ -29,11 +29,12 @@ from pathlib import Path
 from fractions import Fraction
 from typing import Protocol
 
+import numpy as np
 import torch
 import torchvision
 
 from data.catalog import Dataset
-from data.video import VideoError, probe_video, read_frames
+from data.video import VideoError, iter_frames, probe_video, read_frames
 from utils.rates import FPS
 from utils.errors import InvalidInputError, MissingFileError
 
@@ -118,6 +119,26 @@ class StoreSource(_Videos):
     def pixel_aspect(self, game: str, half: int) -> float:
         return _pixel_aspect(self._meta(game, half))
 
+    def frame_size(self, game: str, half: int) -> tuple[int, int]:
+        """(height, width) of the entry's frames."""
+        meta = self._meta(game, half)
+        return int(meta["height"]), int(meta["width"])
+
+    def read_yuv420(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
+        """The frames `read` returns, as (T, 3H/2, W) uint8 YUV 4:2:0 planes, unconverted: the loader's half of moving
+        the colour conversion to the batch (data/colour.py)."""
+        planes, last_frame, last_planes = [], None, None
+        for _, frame in iter_frames(self.path(game, half), self.fps, first, count, self._info(game, half)):
+            if frame is not last_frame:  # a frame repeated to fill a slot is copied once
+                if frame.format.name != "yuv420p":
+                    raise VideoError(f"{self.path(game, half)}: frames in {frame.format.name}, but a store written by "
+                                     f"python -m data.prepare holds yuv420p; prepare this game again")
+                last_frame, last_planes = frame, frame.to_ndarray(format="yuv420p")
+            planes.append(last_planes)
+        if not planes:
+            raise VideoError(f"{self.path(game, half)}: no frame at index {first} (past the end of the half)")
+        return torch.from_numpy(np.stack(planes))
+
 
 def stored_meta(path: Path, fps: Fraction, what: str) -> dict:
     """The JSON `data.prepare` writes beside a store entry or a JPEG folder, checked: readable, and at `fps`."""
@@ -172,30 +193,63 @@ class JpegFolderSource:
     @staticmethod
     def _decode(path: Path) -> torch.Tensor:
         """(3, H, W) uint8 RGB of one JPEG file; an error naming it when it is empty or not a JPEG."""
-        try:
-            return torchvision.io.decode_jpeg(torchvision.io.read_file(str(path)),
-                                              mode=torchvision.io.ImageReadMode.RGB)
-        except RuntimeError as error:
-            raise VideoError(f"{path}: cannot decode JPEG ({str(error).strip() or 'empty file'})") from None
+        return decode_jpegs([read_jpeg_file(path)], [path])[0]
 
-    def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
+    def paths(self, game: str, half: int, first: int, count: int) -> list[Path]:
+        """The files of frames first .. first + count - 1 (cut at the end of the half)."""
         folder = self.folder(game, half)
         count = min(count, self.num_frames(game, half) - first)
-        images, size = [], self._sizes.get((game, half))
-        for index in range(first, first + count):
-            path = folder / f"{index + self.start_number:08d}.jpg"
-            images.append(self._decode(path))
-            if size is not None and images[-1].shape != size:
-                raise VideoError(f"{path}: {images[-1].shape[2]}x{images[-1].shape[1]} pixels, but the folder's first "
-                                 f"frame has {size[2]}x{size[1]}: a folder holds frames of one size")
-        if not images:
+        if count <= 0:
             raise VideoError(f"{folder}: no frame {first} (the half has {self.num_frames(game, half)})")
+        return [folder / f"{index + self.start_number:08d}.jpg" for index in range(first, first + count)]
+
+    def read_encoded(self, game: str, half: int, first: int, count: int) -> list[torch.Tensor]:
+        """The frames `read` returns, still JPEG: one 1-D uint8 tensor per file, for a decoder elsewhere (the GPU's:
+        data/jpeg_batches.py)."""
+        return [read_jpeg_file(path) for path in self.paths(game, half, first, count)]
+
+    def frame_size(self, game: str, half: int) -> tuple[int, int]:
+        """(height, width) of the folder's frames (its first frame's, which every frame must share)."""
+        self.num_frames(game, half)  # decodes the first frame, once
+        size = self._sizes[(game, half)]
+        return int(size[1]), int(size[2])
+
+    def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
+        paths = self.paths(game, half, first, count)
+        images = decode_jpegs([read_jpeg_file(path) for path in paths], paths)
+        size = self._sizes.get((game, half))
+        for path, image in zip(paths, images):
+            if size is not None and image.shape != size:
+                raise VideoError(f"{path}: {image.shape[2]}x{image.shape[1]} pixels, but the folder's first frame has "
+                                 f"{size[2]}x{size[1]}: a folder holds frames of one size")
         return torch.stack(images).permute(0, 2, 3, 1).contiguous()  # (T, 3, H, W) -> (T, H, W, 3)
 
     @lru_cache(maxsize=4096)
     def pixel_aspect(self, game: str, half: int) -> float:
         meta_path = self.root / game / f"{half}.json"
         return _pixel_aspect(stored_meta(meta_path, self.fps, "JPEG folder")) if meta_path.is_file() else 1.0
+
+
+def read_jpeg_file(path: Path) -> torch.Tensor:
+    """The bytes of a JPEG file as a 1-D uint8 tensor; an error naming it when it is empty."""
+    try:
+        return torchvision.io.read_file(str(path))
+    except RuntimeError as error:  # torchvision refuses a 0-byte file
+        raise VideoError(f"{path}: cannot decode JPEG ({str(error).strip().split(', ')[-1] or 'empty file'})") from None
+
+
+def decode_jpegs(files: list[torch.Tensor], paths: list, device: str | torch.device = "cpu") -> list[torch.Tensor]:
+    """(3, H, W) uint8 RGB of each encoded file, in one call to torchvision's decoder (libjpeg-turbo on the CPU,
+    nvJPEG's batched decoder on a GPU); an error naming the file that is empty or not a JPEG."""
+    try:
+        return torchvision.io.decode_jpeg(files, mode=torchvision.io.ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        for path, data in zip(paths, files):  # which one: the batched call does not say
+            try:
+                torchvision.io.decode_jpeg(data, mode=torchvision.io.ImageReadMode.RGB)
+            except RuntimeError as error:
+                raise VideoError(f"{path}: cannot decode JPEG ({str(error).strip() or 'empty file'})") from None
+        raise
 
 
 def _pixel_aspect(meta: dict) -> float:

@@ -1,6 +1,7 @@
 """Games, splits, labels, targets, the generated mini-SoccerNet and the three frame sources."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,11 +10,17 @@ import torch
 from configs.schema import FramesConfig
 from data.augment import resize_frames
 from data.catalog import BUILT_IN, read_games_file
+from data.colour import YUV420_KEY, batch_frames, planes_fit
+from data.datasets import ClipPairDataset, WindowDataset
+from data.jpeg_batches import ENCODED_KEY, clip_views, collate_encoded
 from data.labels import Annotation, LabelError
 from data.prepare import Preparation, prepare
+from data.samplers import Segment
 from data.sources import JpegFolderSource, StoreSource, VideoSource, build_source
 from data.synthetic import BANK_NAME, GLYPH, GLYPHS, PALETTE, generate, glyph_origin
 from data.targets import frame_targets, pool_tokens
+from data.video import VideoError
+from utils.plan import Sample
 from evaluation.scoring import score
 
 V2 = BUILT_IN["soccernet_v2"]
@@ -230,6 +237,33 @@ def test_store_matches_the_video_and_resumes(mini, tmp_path):
 
 
 @pytest.mark.slow
+def test_store_windows_travel_as_yuv_planes_and_convert_to_the_same_frames(mini, tmp_path):
+    """What the loader sends from a store at the model's size (YUV planes, converted per batch on the training
+    device) equals what it sent before (PyAV's RGB frames): the issue's bound is a mean of 0.5 and a maximum of 2
+    levels; libswscale's x86 arithmetic, which data/colour.py reproduces, gives 0 on this project's machines."""
+    root, games = mini
+    prepare(V2, root, tmp_path / "s64", games[:1], Preparation(size=(64, 64)))
+    prepare(V2, root, tmp_path / "s32x64", games[:1], Preparation(size=(32, 64)))
+    store = StoreSource(tmp_path / "s64")
+    halves = [(games[0], 1), (games[0], 2)]
+    assert planes_fit(store, halves, 64)
+    assert not planes_fit(store, halves, 32)  # resized in the loader, which needs RGB
+    assert not planes_fit(StoreSource(tmp_path / "s32x64"), halves, 32)
+    assert not planes_fit(VideoSource(V2, root), halves, 64)
+    segments = [Segment(games[0], half, first) for half, first in ((1, 0), (1, 21), (2, 30))]
+    rgb = WindowDataset(store, 16, 64)
+    planes = WindowDataset(store, 16, 64, yuv420=True)
+    assert planes[segments[0]][YUV420_KEY].shape == (16, 96, 64)
+    collate = torch.utils.data.default_collate
+    before = collate([rgb[segment] for segment in segments])["frames"]  # (3, 16, 3, 64, 64)
+    after = batch_frames(collate([planes[segment] for segment in segments]), torch.device("cpu"))
+    assert after.shape == before.shape and after.dtype == torch.uint8
+    difference = (after.int() - before.int()).abs()
+    assert difference.float().mean() <= 0.5 and difference.max() <= 2, (difference.float().mean(), difference.max())
+    assert torch.equal(batch_frames({"frames": before}, torch.device("cpu")), before)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, size", [("store", (64, 64)), ("store", (224, 224)), ("jpeg", None)])
 def test_prepared_frames_are_the_same_bytes_every_time_with_any_workers(mini, tmp_path, kind, size):
     """Same videos, same bytes: the quick start gives the same table twice only if its store does."""
@@ -246,6 +280,28 @@ def test_prepared_frames_are_the_same_bytes_every_time_with_any_workers(mini, tm
         runs.append(files(out))
     assert len(runs[0]) == 8 if kind == "store" else len(runs[0]) > 8
     assert runs[0] == runs[1] == runs[2]
+
+
+def test_jpeg_clips_decoded_a_batch_at_a_time_are_the_frames_the_workers_cut(mini, tmp_path):
+    """Stage 1 on a GPU sends the clips' JPEG files and decodes them per batch (data/jpeg_batches.py); on the CPU
+    that path gives exactly the views the workers cut today, crop for crop."""
+    root, games = mini
+    prepare(V2, root, tmp_path / "jpeg", games[:1], Preparation("jpeg", size=None))
+    source = JpegFolderSource(tmp_path / "jpeg")
+    samples = [Sample(Segment(games[0], half, first), seed) for half, first, seed in ((1, 0, 5), (1, 31, 6),
+                                                                                     (2, 12, 7), (2, 46, 8))]
+    decoded = ClipPairDataset(source, 64)
+    encoded = ClipPairDataset(source, 64, encoded=True)
+    item = encoded[samples[0]]
+    assert [data.dtype for data in item[ENCODED_KEY]] == [torch.uint8] * 2 and item["crops"].shape == (2, 4)
+    today = torch.utils.data.default_collate([decoded[sample] for sample in samples])  # (4, 2, 2, 3, 64, 64)
+    batched = clip_views(collate_encoded([encoded[sample] for sample in samples]), torch.device("cpu"), 64)
+    assert batched.shape == today.shape == (4, 2, 2, 3, 64, 64) and torch.equal(batched, today)
+    assert not torch.equal(today[:, 0], today[:, 1])  # two different crops per clip
+    broken = collate_encoded([encoded[sample] for sample in samples])
+    broken[ENCODED_KEY][3] = torch.zeros(10, dtype=torch.uint8)  # a file that a disk cut short
+    with pytest.raises(VideoError, match=re.escape(f"{broken['paths'][3]}: cannot decode JPEG")):
+        clip_views(broken, torch.device("cpu"), 64)
 
 
 def test_jpeg_folders_are_read_and_checked(mini, tmp_path):

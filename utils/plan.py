@@ -162,11 +162,12 @@ class RunSampler(torch.utils.data.Sampler):
 
 
 def build_loader(dataset: torch.utils.data.Dataset, sampler: RunSampler, num_workers: int, device: torch.device,
-                 loader_seed: int) -> torch.utils.data.DataLoader:
+                 loader_seed: int, collate_fn=None) -> torch.utils.data.DataLoader:
     """A loader over this rank's run sampler: full batches only, pinned memory on GPU, persistent seeded workers.
     loader_seed (drawn when the run was set up) seeds the workers, so nothing here reads the global RNG."""
     return torch.utils.data.DataLoader(
         dataset, batch_size=sampler.plan.batch_size_per_rank, sampler=sampler, num_workers=num_workers,
+        collate_fn=collate_fn,
         drop_last=True, pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
         worker_init_fn=worker_init_fn, prefetch_factor=4 if num_workers > 0 else None,
         generator=torch.Generator().manual_seed(loader_seed))

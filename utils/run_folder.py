@@ -35,11 +35,13 @@ LOCK_FILE = "run.lock"
 HISTORY_FILE = "history.jsonl"
 REPLACED_DIR = "replaced"
 # keys whose change on resume leaves what was trained and the plan as they were: where the data lies, how many
-# loader processes, logging and checkpoint frequency, the device and compilation
+# loader processes and where colour is converted (the same frames: data/colour.py), logging and checkpoint frequency,
+# the device and compilation
 RESUME_FREE_KEYS = frozenset({
     "run.output_dir", "run.resume", "run.allow_changes", "run.num_workers", "run.save_every_epochs",
     "run.save_every_steps", "run.snapshot_epochs", "run.log_every_steps", "run.device", "run.compile",
-    "data.root", "data.store", "data.frames_root", "eval.batch_size",
+    "data.root", "data.store", "data.frames_root", "data.colour_on_device", "data.jpeg_on_device",
+    "eval.batch_size",
 })
 
 
