@@ -57,6 +57,9 @@ def _bernoulli(n: int, p: float, device: torch.device) -> torch.Tensor:
     return torch.rand(n, device=device) < p
 
 
+_GRAY_WEIGHTS = torch.tensor([0.2989, 0.587, 0.114]).view(3, 1, 1)  # torchvision's ITU-R 601 weights
+
+
 def _grayscale(x: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) -> (..., 1, H, W), torchvision's ITU-R 601 weights."""
     r, g, b = x.unbind(-3)
@@ -106,13 +109,17 @@ def color_jitter(x: torch.Tensor, config, apply: torch.Tensor) -> torch.Tensor:
     for index in torch.randperm(4).tolist():
         name = ("brightness", "contrast", "saturation", "hue")[index]
         f = _per_sample(factors[name], x)
+        # in place: x is photometric's own float copy, and a factor of 1 leaves a sample exactly as it was
         if name == "brightness" and config.brightness:
-            x = (x * f).clamp(0, 1)
+            x = x.mul_(f).clamp_(0, 1)
         elif name == "contrast" and config.contrast:
-            mean = _grayscale(x).mean(dim=(-3, -2, -1), keepdim=True)  # per frame, as torchvision per image
-            x = (f * x + (1 - f) * mean).clamp(0, 1)
+            # the mean of each frame's grey image (as torchvision per image), by linearity from the channel means:
+            # no grey image is made
+            mean = (x.mean(dim=(-2, -1), keepdim=True) * _GRAY_WEIGHTS.to(x.device)).sum(-3, keepdim=True)
+            x = x.mul_(f).add_((1 - f) * mean).clamp_(0, 1)
         elif name == "saturation" and config.saturation:
-            x = (f * x + (1 - f) * _grayscale(x)).clamp(0, 1)
+            gray = _grayscale(x)  # before x changes
+            x = x.mul_(f).add_((1 - f) * gray).clamp_(0, 1)
         elif name == "hue" and config.hue:
             chosen = apply.nonzero().squeeze(1)  # the HSV round trip is costly: only where it applies
             hsv = _rgb_to_hsv(x[chosen])
@@ -140,7 +147,7 @@ def photometric(frames: torch.Tensor, config) -> torch.Tensor:
     """(N, T, 3, H, W) uint8 on the training device -> augmented, normalised float (N, T, 3, H, W).
 
     One set of parameters per sample (clip or window), shared by its T frames."""
-    x = frames.float() / 255.0
+    x = frames.float().div_(255.0)  # this function's own copy: the steps below work on it in place
     n, device = x.shape[0], x.device
     if config.jitter_p:
         x = color_jitter(x, config, _bernoulli(n, config.jitter_p, device))
@@ -159,12 +166,17 @@ def photometric(frames: torch.Tensor, config) -> torch.Tensor:
     if config.flip_p:
         chosen = _bernoulli(n, config.flip_p, device).nonzero().squeeze(1)
         x = x.index_copy(0, chosen, x[chosen].flip(-1))
-    return normalize(x)
+    return _normalize_(x)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats -> (x - 0.45) / 0.225."""
     return (x - MEAN) / STD
+
+
+def _normalize_(x: torch.Tensor) -> torch.Tensor:
+    """normalize, in place, with the same two operations (so the same floats)."""
+    return x.sub_(MEAN).div_(STD)
 
 
 def to_model_input(frames: torch.Tensor) -> torch.Tensor:

@@ -52,3 +52,19 @@ def test_samples_left_out_are_untouched(field):
     plain = normalize(video.float() / 255)
     untouched = [bool(torch.equal(o, p)) for o, p in zip(out, plain)]
     assert 0 < sum(untouched) < len(untouched)
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]])
+def test_colour_jitter_is_torchvisions_with_the_drawn_factors(monkeypatch, order):
+    """Brightness, contrast and saturation in the drawn order equal torchvision's adjust_* with the drawn factors
+    (the factors pinned at the top of their ranges, the order pinned)."""
+    monkeypatch.setattr("data.augment._uniform", lambda n, low, high, device: torch.full((n,), float(high)))
+    monkeypatch.setattr(torch, "randperm", lambda n: torch.tensor(order))
+    video = frames(4)
+    config = dataclasses.replace(OFF, jitter_p=1.0, brightness=0.4, contrast=0.3, saturation=0.2, hue=0.0)
+    steps = {0: lambda x: TF.adjust_brightness(x, 1.4), 1: lambda x: TF.adjust_contrast(x, 1.3),
+             2: lambda x: TF.adjust_saturation(x, 1.2), 3: lambda x: x}
+    expected = video.float() / 255
+    for index in order:
+        expected = torch.stack([steps[index](sample) for sample in expected])
+    torch.testing.assert_close(photometric(video, config), normalize(expected), rtol=0, atol=1e-5)
