@@ -57,9 +57,6 @@ def _bernoulli(n: int, p: float, device: torch.device) -> torch.Tensor:
     return torch.rand(n, device=device) < p
 
 
-_GRAY_WEIGHTS = torch.tensor([0.2989, 0.587, 0.114]).view(3, 1, 1)  # torchvision's ITU-R 601 weights
-
-
 def _grayscale(x: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) -> (..., 1, H, W), torchvision's ITU-R 601 weights."""
     r, g, b = x.unbind(-3)
@@ -109,13 +106,12 @@ def color_jitter(x: torch.Tensor, config, apply: torch.Tensor) -> torch.Tensor:
     for index in torch.randperm(4).tolist():
         name = ("brightness", "contrast", "saturation", "hue")[index]
         f = _per_sample(factors[name], x)
-        # in place: x is photometric's own float copy, and a factor of 1 leaves a sample exactly as it was
+        # in place: x is photometric's own float copy, and a factor of 1 leaves a sample exactly as it was; the same
+        # operations on the same floats as a new tensor per step gave (bit for bit: benchmarks/bench_augment.py)
         if name == "brightness" and config.brightness:
             x = x.mul_(f).clamp_(0, 1)
         elif name == "contrast" and config.contrast:
-            # the mean of each frame's grey image (as torchvision per image), by linearity from the channel means:
-            # no grey image is made
-            mean = (x.mean(dim=(-2, -1), keepdim=True) * _GRAY_WEIGHTS.to(x.device)).sum(-3, keepdim=True)
+            mean = _grayscale(x).mean(dim=(-3, -2, -1), keepdim=True)  # per frame, as torchvision per image
             x = x.mul_(f).add_((1 - f) * mean).clamp_(0, 1)
         elif name == "saturation" and config.saturation:
             gray = _grayscale(x)  # before x changes
