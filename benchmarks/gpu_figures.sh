@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Every GPU figure of docs/PERFORMANCE.md in one run of at most 10 minutes on one H200 machine (16 cores):
-#   1. the stage-3 model step, eager and compiled, ViViT-T and ViSwin-T, with the GPU augmentation's cost (bench_model);
+#   1. the stage-3 model step, eager and compiled, ViViT-T and ViSwin-T, with the GPU augmentation's cost (bench_model),
+#      and the augmentation against its previous version (bench_augment);
 #   2. spotting a 45-minute half end to end, one read against 8 decoding processes, identical scores (bench_inference);
 #   3. stages 1, 2 and 3 end to end at the paper's batch and shapes on generated data, compiled, 14 loader workers:
 #      samples/s, data wait, and the wall-clock estimate of the paper's epochs (summarised by stage_speed.py);
-#   4. the loader per core, this host's CPU (bench_data).
+#   4. the loader per core, this host's CPU (bench_data): store windows as YUV planes, JPEG clips sent encoded;
+#   5. the paper's schedule in hours on 1, 2 and 8 GPUs from the figures above (paper_schedule.py).
+# Stage 1 reads JPEG folders: on the GPU its clips are decoded there in batches (data.jpeg_on_device, nvJPEG).
 # Logs and the BENCH lines go to $OUT (default gpu_figures/).
 #   usage: bash benchmarks/gpu_figures.sh                 (on the GPU machine)
 #          DRY=1 bash benchmarks/gpu_figures.sh           (on a CPU: the same commands at toy sizes, to check them)
@@ -20,11 +23,13 @@ if [[ ${DRY:-0} == 1 ]]; then  # toy sizes: every command runs, no figure means 
   BATCH=(run.global_batch_size=4); WINDOW_BATCH=(run.global_batch_size=2)
   DEVICE=(run.device=cpu run.compile=false run.precision=fp32)  # the paper configs train in fp16, CUDA only
   DATA=(--minutes 2 --windows 1 --clips 10); BANK=(--dim 64); DISTILL=(loss.dim=64)  # too few bank rows for 512
+  AUGMENT=(--device cpu --batch 1 --repeats 1)
 else
   GAMES=12; SECONDS_PER_HALF=600; WORKERS=14; STEPS=10; HALF_MINUTES=45
   MODEL=(--models vivit_tiny --compile both --augment); INFER=(--decode-workers 8)
   BATCH=(); WINDOW_BATCH=(); DEVICE=(run.compile=true)
   DATA=(--minutes 2 --windows 8 --clips 300); BANK=(--dim 512); DISTILL=()
+  AUGMENT=(--device cuda --batch 32)
 fi
 log() { printf '\n== %s (%s) ==\n' "$1" "$(date +%T)" | tee -a "$OUT/summary.txt"; }
 
@@ -36,6 +41,10 @@ log "environment"
 log "1. stage-3 model step: eager and compiled, augmentation cost"
 "$PY" benchmarks/bench_model.py "${MODEL[@]}" 2>&1 | tee "$OUT/model.txt" | grep -v "^BENCH" || true
 grep "^BENCH" "$OUT/model.txt" >> "$OUT/summary.txt"
+
+log "1b. photometric augmentation per window and clip, against the version before it worked in place"
+"$PY" benchmarks/bench_augment.py "${AUGMENT[@]}" 2>&1 | tee "$OUT/augment.txt" | grep -v "^BENCH" || true
+grep "^BENCH" "$OUT/augment.txt" >> "$OUT/summary.txt"
 
 log "2. spot one ${HALF_MINUTES}-minute half end to end"
 "$PY" benchmarks/bench_inference.py --minutes "$HALF_MINUTES" --workdir "$OUT/inference" "${INFER[@]}" 2>&1 \
@@ -69,4 +78,7 @@ COMMON=(data.root="$D" data.train_split=train.txt run.epochs=3 run.max_steps_per
 log "4. loader windows/s and clips/s per core, this host"
 "$PY" benchmarks/bench_data.py "${DATA[@]}" 2>&1 | tee "$OUT/data_bench.txt" | grep -v "^BENCH" || true
 grep "^BENCH" "$OUT/data_bench.txt" >> "$OUT/summary.txt"
+
+log "5. the paper's schedule from these figures (stage 1's model step estimated from its FLOPs)"
+"$PY" benchmarks/paper_schedule.py "$OUT/summary.txt" 2>&1 | tee "$OUT/schedule.txt" | grep -v "^BENCH" || true
 log "done"

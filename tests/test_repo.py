@@ -1,10 +1,13 @@
 """The repository's contract with CI: .ci/run runs exactly the README's test command; documents point at files."""
 
 import ast
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,3 +126,25 @@ def test_importing_the_config_schemas_does_not_import_torch():
     probe = "import sys, configs.schema, configs.inference; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_the_paper_schedule_is_computed_from_the_measured_figures():
+    """docs/PERFORMANCE.md's schedule table is benchmarks/paper_schedule.py's output on benchmarks/measured/: every
+    rate in it is a measured figure of those files (or, for stage 1's step, derived from one), nothing typed."""
+    completed = subprocess.run([sys.executable, "benchmarks/paper_schedule.py"], cwd=ROOT, capture_output=True,
+                               text=True, check=True)
+    schedule = json.loads(completed.stdout.split("BENCH schedule ", 1)[1])
+    lines = [line for path in sorted((ROOT / "benchmarks" / "measured").glob("*.txt"))
+             for line in path.read_text().splitlines()]
+    data = json.loads(next(line for line in lines if line.startswith("BENCH data "))[len("BENCH data "):])
+    model = json.loads(next(line for line in lines if line.startswith("BENCH model "))[len("BENCH model "):])
+    compiled = {row["model"]: row["windows_per_s"] for row in model["rows"] if row["compile"]}
+    for pipeline, name in (("ViViT-T", "vivit_tiny"), ("ViSwin-T", "viswin_tiny")):
+        rows = {row["stage"]: row for row in schedule[pipeline]}
+        assert list(rows) == ["ssl", "distill", "spotting a", "spotting b"]
+        assert rows["ssl"]["epochs"] == 100 and rows["spotting b"]["samples_per_epoch"] == 300 * 50
+        assert rows["ssl"]["loader_per_core"] == data["jpeg_encoded_clips"]["clips_per_s"]
+        assert rows["spotting b"]["loader_per_core"] == data["store224_yuv420_windows"]["windows_per_s"]
+        assert rows["spotting b"]["model_per_s"] == compiled[name]
+        for row in rows.values():
+            assert row["hours"]["1"] == pytest.approx(8 * row["hours"]["8"])
