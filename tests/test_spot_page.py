@@ -18,8 +18,13 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pytest
 
+from data.catalog import BUILT_IN
+from data.labels import game_time
 from data.synthetic import render_half, sample_events
 from data.video import write_video
+from spot.jobs import HalfVideo
+from spot.page import write_page
+from spot.views import SpottedVideo, default_view
 from tests import browser
 from tests.conftest import run_script, spotting_checkpoint
 from tests.test_spot import own_video
@@ -266,6 +271,38 @@ def test_exports_hold_exactly_the_shown_actions(spotted, chromium, tmp_path):
     first = sorted(kept, key=by_time)[0]
     assert lines[1].split(",") == [first["half"], f"{int(first['position']) / 1000:.3f}", first["gameTime"],
                                    first["label"], repr(first["confidence"])]
+
+
+def test_team_actions_are_exported_with_their_team(chromium, tmp_path):
+    """A Team-BAS page (a lane per class and team, written by spot's own page writer): the CSV has a team column,
+    each row the team of its action in results_spotting.json, and the JSON keeps the team."""
+    team_bas = BUILT_IN["soccernet_ball_2025"]
+    clip = own_video(tmp_path / "clip.mp4", 8, 25, (144, 256), "libx264")
+    rng = np.random.default_rng(5)
+    predictions = [{"gameTime": game_time(1, 500 * k), "label": team_bas.classes[k % len(team_bas.classes)],
+                    "position": str(500 * k), "half": "1", "confidence": float(rng.uniform(0.5, 1.0)),
+                    "team": ("left", "right")[k % 2]} for k in range(1, 15)]
+    scores = {1: rng.random((16, len(team_bas.columns)), dtype=np.float32)}  # 8 s at 2 rows per second
+    spotted = SpottedVideo("team clip", [HalfVideo(1, clip, 0.0)], scores, predictions, 2, list(team_bas.columns))
+    folder = tmp_path / "page"
+    folder.mkdir()
+    page = write_page(folder, spotted, default_view(predictions, 0.5), {clip: "../clip.mp4"}, [], "team actions")
+    load(chromium, page)
+    chromium.allow_downloads(tmp_path / "downloads")
+    chromium.click(chromium.find("#export-csv"))
+    chromium.click(chromium.find("#export-json"))
+    deadline = time.monotonic() + 20
+    while len(list((tmp_path / "downloads").glob("*"))) < 2 or any(
+            p.suffix == ".crdownload" for p in (tmp_path / "downloads").iterdir()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    lines = (tmp_path / "downloads" / "team_clip_actions.csv").read_text().splitlines()
+    assert lines[0] == "half,seconds,game_time,class,team,confidence" and len(lines) == len(predictions) + 1
+    exported = {(row.split(",")[1], row.split(",")[3]): row.split(",")[4] for row in lines[1:]}
+    assert exported == {(f"{int(p['position']) / 1000:.3f}", p["label"]): p["team"] for p in predictions}
+    kept = json.loads((tmp_path / "downloads" / "results_spotting.json").read_text())["predictions"]
+    assert sorted(kept, key=lambda p: int(p["position"])) == predictions
+    no_console_errors(chromium)
 
 
 def test_two_files_one_page_and_an_index_of_every_page(spotted, chromium):
