@@ -65,7 +65,7 @@ target.dispatchEvent(new MouseEvent('click', {{bubbles: true, clientX: box.left 
 """
 
 
-def random_predictions(rng: np.random.Generator, count: int, half_seconds: float, classes: list[str]) -> list[dict]:
+def uniform_predictions(rng: np.random.Generator, count: int, half_seconds: float, classes: list[str]) -> list[dict]:
     """count records in results_spotting.json's schema, spread over both halves (confidences uniform in 0-1, so the
     0.5 default shows about half of them)."""
     records = []
@@ -97,7 +97,7 @@ def write_pages(root: Path, predictions: int, minutes: float) -> dict[str, Path]
               for half in (1, 2)}  # (rows, 17): mostly low, with peaks
     pages = {}
     for name, count in (("large", predictions), ("reference", 0)):
-        records = random_predictions(rng, count, half_seconds, classes)
+        records = uniform_predictions(rng, count, half_seconds, classes)
         spotted = SpottedVideo(name, halves, scores, records, ROWS_PER_SECOND, classes)
         folder = root / name
         folder.mkdir()

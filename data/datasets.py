@@ -18,7 +18,7 @@ from data.colour import YUV420_KEY
 from data.jpeg_batches import ENCODED_KEY
 from data.labels import Annotation
 from data.samplers import Segment
-from data.sources import FrameSource
+from data.sources import FrameSource, read_jpeg_file
 from data.targets import frame_targets, pool_tokens
 from utils.errors import InvalidInputError, MissingFileError, UserError
 from utils.plan import Sample
@@ -55,8 +55,8 @@ class ClipPairDataset(torch.utils.data.Dataset):
         segment, seed = (sample.item, sample.seed) if isinstance(sample, Sample) else (sample, None)
         game, half, first = segment.game, segment.half, segment.first
         if self.encoded:
-            files, frame_size = self.source.read_encoded(game, half, first, self.clip_frames), \
-                self.source.frame_size(game, half)
+            paths = self.source.paths(game, half, first, self.clip_frames)
+            files, frame_size = [read_jpeg_file(path) for path in paths], self.source.frame_size(game, half)
         else:
             frames = self.source.read(game, half, first, self.clip_frames)  # (T, H, W, 3)
             frame_size = frames.shape[1:3]
@@ -66,9 +66,7 @@ class ClipPairDataset(torch.utils.data.Dataset):
                 torch.manual_seed(seed)
             crops = [crop_params(frame_size, self.scale, self.ratio, aspect) for _ in range(2)]
         if self.encoded:
-            return {ENCODED_KEY: files, "paths": [str(path) for path in self.source.paths(game, half, first,
-                                                                                          self.clip_frames)],
-                    "crops": torch.tensor(crops)}  # (2 views, 4)
+            return {ENCODED_KEY: files, "paths": [str(path) for path in paths], "crops": torch.tensor(crops)}  # (2, 4)
         frames = frames.permute(0, 3, 1, 2)  # (T, 3, H, W)
         return torch.stack([apply_crop(frames, crop, self.size) for crop in crops])  # (views, T, 3, S, S)
 

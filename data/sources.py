@@ -29,12 +29,13 @@ from pathlib import Path
 from fractions import Fraction
 from typing import Protocol
 
+import av
 import numpy as np
 import torch
 import torchvision
 
 from data.catalog import Dataset
-from data.video import VideoError, iter_frames, probe_video, read_frames
+from data.video import VideoError, frame_to_rgb, probe_video, read_frames
 from utils.rates import FPS
 from utils.errors import InvalidInputError, MissingFileError
 
@@ -66,8 +67,9 @@ class _Videos:
     def num_frames(self, game: str, half: int) -> int:
         return self._info(game, half).num_frames(self.fps)
 
-    def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
-        frames, _ = read_frames(self.path(game, half), self.fps, first, count, self._info(game, half))
+    def read(self, game: str, half: int, first: int, count: int, pixels=frame_to_rgb) -> torch.Tensor:
+        """(T, H, W, 3) uint8 RGB, or what `pixels` makes of each frame (data/video.py: read_frames)."""
+        frames, _ = read_frames(self.path(game, half), self.fps, first, count, self._info(game, half), pixels)
         if frames.shape[0] == 0:
             raise VideoError(f"{self.path(game, half)}: no frame at index {first} (past the end of the half)")
         return frames
@@ -127,17 +129,15 @@ class StoreSource(_Videos):
     def read_yuv420(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
         """The frames `read` returns, as (T, 3H/2, W) uint8 YUV 4:2:0 planes, unconverted: the loader's half of moving
         the colour conversion to the batch (data/colour.py)."""
-        planes, last_frame, last_planes = [], None, None
-        for _, frame in iter_frames(self.path(game, half), self.fps, first, count, self._info(game, half)):
-            if frame is not last_frame:  # a frame repeated to fill a slot is copied once
-                if frame.format.name != "yuv420p":
-                    raise VideoError(f"{self.path(game, half)}: frames in {frame.format.name}, but a store written by "
-                                     f"python -m data.prepare holds yuv420p; prepare this game again")
-                last_frame, last_planes = frame, frame.to_ndarray(format="yuv420p")
-            planes.append(last_planes)
-        if not planes:
-            raise VideoError(f"{self.path(game, half)}: no frame at index {first} (past the end of the half)")
-        return torch.from_numpy(np.stack(planes))
+        path = self.path(game, half)
+
+        def planes(frame: av.VideoFrame) -> np.ndarray:
+            if frame.format.name != "yuv420p":
+                raise VideoError(f"{path}: frames in {frame.format.name}, but a store written by python -m data.prepare "
+                                 f"holds yuv420p; prepare this game again")
+            return frame.to_ndarray(format="yuv420p")
+
+        return self.read(game, half, first, count, planes)
 
 
 def stored_meta(path: Path, fps: Fraction, what: str) -> dict:
@@ -202,11 +202,6 @@ class JpegFolderSource:
         if count <= 0:
             raise VideoError(f"{folder}: no frame {first} (the half has {self.num_frames(game, half)})")
         return [folder / f"{index + self.start_number:08d}.jpg" for index in range(first, first + count)]
-
-    def read_encoded(self, game: str, half: int, first: int, count: int) -> list[torch.Tensor]:
-        """The frames `read` returns, still JPEG: one 1-D uint8 tensor per file, for a decoder elsewhere (the GPU's:
-        data/jpeg_batches.py)."""
-        return [read_jpeg_file(path) for path in self.paths(game, half, first, count)]
 
     def frame_size(self, game: str, half: int) -> tuple[int, int]:
         """(height, width) of the folder's frames (its first frame's, which every frame must share)."""

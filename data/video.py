@@ -28,7 +28,7 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -290,9 +290,11 @@ def resized_rgb(frame: av.VideoFrame, size: tuple[int, int], height: int | None 
 
 
 def read_frames(path: str | os.PathLike, fps: float = FPS, first: int = 0, count: int | None = None,
-                info: VideoInfo | None = None) -> tuple[torch.Tensor, np.ndarray]:
+                info: VideoInfo | None = None,
+                pixels: Callable[[av.VideoFrame], np.ndarray] = frame_to_rgb) -> tuple[torch.Tensor, np.ndarray]:
     """Frames k = first .. first + count - 1 at `fps` as (T, H, W, 3) uint8 RGB at the video's size, and their times
     k / fps (T,). count=None reads to the end of the video; a window that runs past the end is cut at the last frame.
+    pixels: what each source frame becomes (another layout: the store's YUV planes, data/sources.py).
     """
     info = info or probe_video(path)
     if count is None:
@@ -301,7 +303,7 @@ def read_frames(path: str | os.PathLike, fps: float = FPS, first: int = 0, count
     last_frame, last_image = None, None
     for k, frame in iter_frames(path, fps, first, count, info):
         if frame is not last_frame:  # one conversion per source frame, however often it is reused
-            last_frame, last_image = frame, frame_to_rgb(frame)
+            last_frame, last_image = frame, pixels(frame)
         indices.append(k)
         images.append(last_image)
     if not images:
