@@ -35,9 +35,9 @@ from evaluation.metric import METRICS
 from evaluation.postprocess import ensemble_raw_scores, postprocess_raw, read_raw_meta, write_spotted
 from evaluation.predictions import write_challenge_zip
 from evaluation.scoring import format_table, read_scores, runs_table, score, select_games, write_results
-from evaluation.streaming import spot_file
+from evaluation.streaming import spot_files
 from models.inference import build_inference_model, import_released
-from spot.jobs import pending_jobs, plan_jobs
+from spot.jobs import add_spot_arguments, check_one_video_games, pending_jobs, plan_jobs
 from spot.page import write_run_index
 from spot.views import SpottedVideo, write_views
 from utils import dist
@@ -140,9 +140,7 @@ def command_spot(args: argparse.Namespace) -> None:
         pool = stack.enter_context(DecodePool(view.decode_workers)) \
             if view.decode_workers > 1 and any(worth_a_pool(video) for video in args.videos) else None
         cfg, _, dataset, model = build_inference_model(args.checkpoint, args.config, overrides)
-        if len(dataset.halves) == 1 and (args.match_halves or args.second_half_start is not None):
-            raise InvalidInputError(f"{dataset.name} games are one video on one timeline: --match-halves and "
-                                    f"--second-half-start do not apply")
+        check_one_video_games(dataset, jobs + finished)
         check_writable(args.out)  # before any inference
         device = dist.init_distributed(args.device).device
         inference = Inference(model.to(device), cfg.model, cfg.eval, dataset, device,
@@ -150,9 +148,7 @@ def command_spot(args: argparse.Namespace) -> None:
         failed = []
         for job in jobs:
             try:
-                scores = {}
-                for path, half in job.files:
-                    scores.update(spot_file(inference, path, half, job.second_half_start, pool))
+                scores = spot_files(inference, job.files, job.second_half_start, pool)
             except UserError as error:  # a bad file: named, and the other videos are still spotted
                 print(f"error: {error}", file=sys.stderr)
                 failed.append(job.name)
@@ -240,26 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(run=functools.partial(command_predict, with_score=name == "test"))
 
     p = commands.add_parser("spot", help="spot actions in any video file(s): results, a list, a timeline, a page")
-    p.add_argument("videos", type=Path, nargs="+", help="video files PyAV can open (mp4, mkv, avi, ...)")
-    p.add_argument("--checkpoint", type=Path, required=True, help="a stage-3 checkpoint or a released COMEDIAN .pth")
-    p.add_argument("--config", help="stage-3 YAML for the eval settings (default: the checkpoint's)")
-    p.add_argument("--out", type=Path, default=Path("spotting"), help="output folder (default: ./spotting)")
-    p.add_argument("--second-half-start", type=float, help="each file is a whole match: half 2 starts at S seconds")
-    p.add_argument("--match-halves", action="store_true", help="files come two by two: half 1, half 2 of a match")
-    p.add_argument("--min-confidence", type=float,
-                   help="threshold of the list and the timeline's dots, the page slider's start (default 0.5)")
-    p.add_argument("--copy-video", action="store_true", help="a copy of each video beside its page, not a link")
-    p.add_argument("--clips", type=int, help="the N most confident actions as mp4 clips, and highlights.mp4")
-    p.add_argument("--clips-min-confidence", type=float, help="clips of every action at or above this confidence")
-    p.add_argument("--clip-before", type=float, help="seconds of each clip before its action (default 5)")
-    p.add_argument("--clip-after", type=float, help="seconds of each clip after its action (default 5)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--batch-size", type=int, help="windows per forward pass (default: eval.batch_size)")
-    p.add_argument("--overwrite", action="store_true", help="spot again the videos an earlier run in --out finished")
-    p.add_argument("--decode-workers", type=int,
-                   help="processes decoding ahead of the model, a minute each (default: the cores, at most 8)")
-    p.add_argument("--half-end", choices=("scored", "official"), default="scored",
-                   help="official: the last seconds of each half stay 0, as in the paper's evaluation")
+    add_spot_arguments(p)
     p.set_defaults(run=command_spot)
 
     p = commands.add_parser("import-eztorch", help="a released COMEDIAN checkpoint into this project's format")

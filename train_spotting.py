@@ -29,6 +29,7 @@ from data.colour import batch_frames, planes_fit
 from data.datasets import WindowDataset, half_lengths
 from data.samplers import epoch_windows, uniform_windows
 from data.sources import FrameSource, build_source
+from data.targets import WindowTargets
 from evaluation.inference import Inference, predict_games
 from evaluation.scoring import score
 from models.loading import init_spotting_model
@@ -160,8 +161,8 @@ def main(cfg: SpottingConfig) -> None:
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
                     valid_games=len(validation.games))
     yuv420 = cfg.data.colour_on_device and planes_fit(source, halves, cfg.model.img_size)
-    window_data = WindowDataset(source, window_frames, cfg.model.img_size, labels, len(dataset.columns),
-                                radius=cfg.data.label_radius, yuv420=yuv420)
+    targets = WindowTargets(labels, len(dataset.columns), cfg.data.label_radius)
+    window_data = WindowDataset(source, window_frames, cfg.model.img_size, targets, yuv420=yuv420)
     loader = build_loader(window_data, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
                           ctx.device, ctx.loader_seed)
 

@@ -16,10 +16,9 @@ import torch
 from data.augment import apply_crop, crop_params, resize_frames
 from data.colour import YUV420_KEY
 from data.jpeg_batches import ENCODED_KEY
-from data.labels import Annotation
 from data.samplers import Segment
 from data.sources import FrameSource, read_jpeg_file
-from data.targets import frame_targets, pool_tokens
+from data.targets import WindowTargets
 from utils.errors import InvalidInputError, MissingFileError, UserError
 from utils.plan import Sample
 from utils.rates import FPS, FRAMES_PER_TOKEN
@@ -74,16 +73,15 @@ class ClipPairDataset(torch.utils.data.Dataset):
 class WindowDataset(torch.utils.data.Dataset):
     """window_frames frames from segment.first, resized; optional targets and bank rows.
 
-    labels: per game, its annotations with their scored column as label (stage 3, data/catalog.py: Dataset.scored),
-    over num_classes columns; bank: an object with rows(game, half, first_second, count) returning (count, D) float32
-    (stage 2), one row per second: the token of second s (frames FPS s onwards) is aligned with bank row s.
+    targets: the windows' token targets (stage 3, data/targets.py); bank: an object with rows(game, half,
+    first_second, count) returning (count, D) float32 (stage 2), one row per second: the token of second s (frames
+    FPS s onwards) is aligned with bank row s.
     """
 
     def __init__(self, source: FrameSource, window_frames: int, size: int = 224,
-                 labels: dict[str, list[Annotation]] | None = None, num_classes: int = 0, bank=None,
-                 radius: float = 0.5, yuv420: bool = False):
+                 targets: WindowTargets | None = None, bank=None, yuv420: bool = False):
         self.source, self.window_frames, self.size = source, window_frames, size
-        self.labels, self.num_classes, self.bank, self.radius = labels, num_classes, bank, radius
+        self.targets, self.bank = targets, bank
         self.yuv420 = yuv420  # frames as YUV planes of a size x size store, converted per batch (data/colour.py)
 
     def __getitem__(self, sample: Sample | Segment) -> dict[str, torch.Tensor]:
@@ -97,10 +95,9 @@ class WindowDataset(torch.utils.data.Dataset):
             item = {YUV420_KEY: frames}  # (F, 3S/2, S) uint8
         else:
             item = {"frames": resize_frames(frames, self.size)}  # (F, 3, S, S) uint8
-        if self.labels is not None:
-            targets = frame_targets(self.labels[segment.game], segment.half, segment.first, self.window_frames,
-                                    self.num_classes, radius=self.radius)
-            item["targets"] = torch.from_numpy(pool_tokens(targets))  # (T, C)
+        if self.targets is not None:
+            item["targets"] = torch.from_numpy(self.targets.of(segment.game, segment.half, segment.first,
+                                                               self.window_frames))  # (T, C)
         if self.bank is not None:
             item["bank"] = torch.from_numpy(np.asarray(
                 self.bank.rows(segment.game, segment.half, segment.first // FPS, self.window_frames // FPS)))

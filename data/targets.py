@@ -9,6 +9,7 @@ background class.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -42,3 +43,18 @@ def pool_tokens(frame_level: np.ndarray, frames_per_token: int = FRAMES_PER_TOKE
     grouped = frame_level.reshape(*frame_level.shape[:-2], frames // frames_per_token, frames_per_token,
                                   frame_level.shape[-1])  # (..., T, frames_per_token, C)
     return grouped.max(axis=-2)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowTargets:
+    """A window's token targets (stage 3): per game, its annotations with their scored column as label
+    (data/catalog.py: Dataset.scored), over num_classes columns, positive within radius seconds."""
+
+    labels: dict[str, list[Annotation]]
+    num_classes: int
+    radius: float = 0.5
+
+    def of(self, game: str, half: int, first_frame: int, num_frames: int) -> np.ndarray:
+        """(num_frames / FRAMES_PER_TOKEN, num_classes) float32 token targets of a window."""
+        return pool_tokens(frame_targets(self.labels[game], half, first_frame, num_frames, self.num_classes,
+                                         radius=self.radius))

@@ -114,3 +114,10 @@ def spot_file(inference: Inference, path: Path, half: int = 1, second_half_start
     bar.set_postfix(windows=sum(s.windows_run for s in spotters.values()))
     bar.close()
     return scores
+
+
+def spot_files(inference: Inference, files: list[tuple[Path, int]], second_half_start: float | None = None,
+               pool: DecodePool | None = None) -> dict[int, np.ndarray]:
+    """{half: (frames, C) scores} of one game's files, each (path, the half it holds): `spot_file` on each."""
+    return {half: scores for path, number in files
+            for half, scores in spot_file(inference, path, number, second_half_start, pool).items()}

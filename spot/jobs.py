@@ -3,6 +3,7 @@ output folder of each, and the options checked."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -76,3 +77,35 @@ def pending_jobs(out: Path, jobs: list[Job], overwrite: bool) -> tuple[list[Job]
         return jobs, []
     finished = [job for job in jobs if (out / job.name / PAGE).is_file()]
     return [job for job in jobs if job not in finished], finished
+
+
+def check_one_video_games(dataset, jobs: list[Job]) -> None:
+    """A dataset whose games are one video (Ball Action Spotting, manifests) has no second half to place."""
+    if len(dataset.halves) == 1 and any(job.second_half_start is not None or len(job.files) > 1 for job in jobs):
+        raise InvalidInputError(f"{dataset.name} games are one video on one timeline: --match-halves and "
+                                f"--second-half-start do not apply")
+
+
+def add_spot_arguments(parser: argparse.ArgumentParser) -> None:
+    """`evaluate.py spot`'s flags; those with a default in configs/inference.py: SpotConfig are checked there."""
+    add = parser.add_argument
+    add("videos", type=Path, nargs="+", help="video files PyAV can open (mp4, mkv, avi, ...)")
+    add("--checkpoint", type=Path, required=True, help="a stage-3 checkpoint or a released COMEDIAN .pth")
+    add("--config", help="stage-3 YAML for the eval settings (default: the checkpoint's)")
+    add("--out", type=Path, default=Path("spotting"), help="output folder (default: ./spotting)")
+    add("--second-half-start", type=float, help="each file is a whole match: half 2 starts at S seconds")
+    add("--match-halves", action="store_true", help="files come two by two: half 1, half 2 of a match")
+    add("--min-confidence", type=float,
+        help="threshold of the list and the timeline's dots, the page slider's start (default 0.5)")
+    add("--copy-video", action="store_true", help="a copy of each video beside its page, not a link")
+    add("--clips", type=int, help="the N most confident actions as mp4 clips, and highlights.mp4")
+    add("--clips-min-confidence", type=float, help="clips of every action at or above this confidence")
+    add("--clip-before", type=float, help="seconds of each clip before its action (default 5)")
+    add("--clip-after", type=float, help="seconds of each clip after its action (default 5)")
+    add("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add("--batch-size", type=int, help="windows per forward pass (default: eval.batch_size)")
+    add("--overwrite", action="store_true", help="spot again the videos an earlier run in --out finished")
+    add("--decode-workers", type=int,
+        help="processes decoding ahead of the model, a minute each (default: the cores, at most 8)")
+    add("--half-end", choices=("scored", "official"), default="scored",
+        help="official: the last seconds of each half stay 0, as in the paper's evaluation")
