@@ -148,3 +148,23 @@ def test_the_paper_schedule_is_computed_from_the_measured_figures():
         assert rows["spotting b"]["model_per_s"] == compiled[name]
         for row in rows.values():
             assert row["hours"]["1"] == pytest.approx(8 * row["hours"]["8"])
+
+
+def test_the_command_line_stays_thin_and_no_function_takes_more_than_seven_parameters():
+    """evaluate.py hands its checked options to the packages (at most 300 lines, every import at the top), and no
+    library or script function takes more than 7 parameters (self aside): wider ones became small typed values.
+    Both grew back once, with the dataset work."""
+    evaluate = (ROOT / "evaluate.py").read_text(encoding="utf-8")
+    assert len(evaluate.splitlines()) <= 300
+    local_imports = [node.lineno for function in ast.walk(ast.parse(evaluate)) if isinstance(function, ast.FunctionDef)
+                     for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert not local_imports, f"evaluate.py imports inside functions at lines {local_imports}"
+    wide = []
+    for path in [*ROOT.glob("*.py"), *[p for name in LIBRARY for p in (ROOT / name).rglob("*.py")]]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names = [a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)]
+                count = len(names) - (names[:1] in (["self"], ["cls"])) + bool(node.args.vararg) + bool(node.args.kwarg)
+                if count > 7:
+                    wide.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({count})")
+    assert not wide, wide
