@@ -45,7 +45,7 @@ from utils.config import did_you_mean
 from utils.convergence import validation_curve, write_convergence
 from utils.errors import InvalidInputError, UserError, run_entry_point
 from utils.files import check_not_overwriting
-from utils.rates import FPS
+from utils.rates import Rates
 from utils.run import check_writable, inference_dtype
 
 
@@ -111,7 +111,7 @@ def command_predict(args: argparse.Namespace, with_score: bool = False) -> None:
     out = args.out or Path(args.checkpoint or cfg.run.output_dir).parent / f"inference_{Path(split).stem}"
     check_writable(out)  # before the inference, not after it
     inference = Inference(model.to(info.device), cfg.model, cfg.eval, dataset, info.device,
-                          inference_dtype(cfg.run.precision, info.device))
+                          inference_dtype(cfg.run.precision, info.device), Rates.of(cfg.data.fps))
     predictions = predict_games(inference, source, games, out)
     if info.is_main:
         print(f"{len(games)} games: raw scores in {out / 'raw'}, predictions in {predictions}")
@@ -144,7 +144,7 @@ def command_spot(args: argparse.Namespace) -> None:
         check_writable(args.out)  # before any inference
         device = dist.init_distributed(args.device).device
         inference = Inference(model.to(device), cfg.model, cfg.eval, dataset, device,
-                              inference_dtype(cfg.run.precision, device))
+                              inference_dtype(cfg.run.precision, device), Rates.of(cfg.data.fps))
         failed = []
         for job in jobs:
             try:
@@ -153,8 +153,9 @@ def command_spot(args: argparse.Namespace) -> None:
                 print(f"error: {error}", file=sys.stderr)
                 failed.append(job.name)
                 continue
-            predictions, results = write_spotted(args.out, job.name, scores, cfg.eval, dataset)
-            spotted = SpottedVideo(job.name, job.halves(), scores, predictions, FPS, list(dataset.columns))
+            predictions, results = write_spotted(args.out, job.name, scores, cfg.eval, dataset, inference.rates.fps)
+            spotted = SpottedVideo(job.name, job.halves(inference.rates), scores, predictions,
+                                   float(inference.rates.fps), list(dataset.columns))
             written, notes = write_views(args.out / job.name, spotted, view, cfg.eval.nms)
             for line in notes:
                 print(f"{job.name}: {line}")

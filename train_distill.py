@@ -23,19 +23,20 @@ from data.catalog import load_dataset
 from data.colour import batch_frames, planes_fit
 from data.datasets import WindowDataset, half_lengths
 from data.features import FeatureBank
-from data.samplers import epoch_windows, jittered_windows
+from data.samplers import check_long_enough, epoch_windows, jittered_windows
 from data.sources import build_source
 from models.distill import DistillModel
 from models.loading import load_stage1_into_video
 from models.losses import sce_token_loss
 from models.registry import build_video
 from utils.checkpoint import Progress
+from utils.config import ConfigError
 from utils.errors import run_entry_point
 from utils.logs import get_logger
 from utils.loop import TrainingRun, optimizer_step
 from utils.optim import build_adamw
 from utils.plan import RunSampler, batches_from, build_loader, plan_run
-from utils.rates import FPS, SECONDS_PER_TOKEN
+from utils.rates import Rates
 from utils.run import autocast, parse_command_line, prepare_model, setup_run
 from utils.schedules import build_schedules
 
@@ -48,7 +49,7 @@ STAGE = "distill"
 def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -> None:
     cfg, ctx, distill = run.cfg, run.ctx, run.module
     run.model.train()
-    tokens_per_window = int(cfg.model.window_seconds / SECONDS_PER_TOKEN)
+    tokens_per_window = Rates.of(cfg.data.fps).tokens(cfg.model.window_seconds, "model.window_seconds")
     step_targets = []  # the bank rows of the step's micro-batches: they join the queue after the step
 
     def loss_of(batch: dict) -> torch.Tensor:
@@ -80,21 +81,26 @@ def main(cfg: DistillConfig) -> None:
     dataset = load_dataset(cfg.data.dataset)
     source = build_source(cfg.data, dataset)
     games = dataset.games(cfg.data.train_split, cfg.data.root)
+    rates = Rates.of(cfg.data.fps)
+    if rates.token_seconds != 1:
+        raise ConfigError(f"data.fps={cfg.data.fps}: stage 2 aligns each token with one feature-bank row per second, "
+                          f"so a token must be 1 s (data.fps=2); {dataset.name} has no feature banks at another rate")
     halves = half_lengths(source, games, dataset.halves)
     bank = FeatureBank(cfg.data.root, cfg.data.bank.name, cfg.data.bank.fps)
-    bank.check(halves, cfg.loss.dim)  # every bank there, as wide as the projector's output, as long as its video
-    window_frames = cfg.model.window_seconds * FPS
+    bank.check(halves, cfg.loss.dim, rates.fps)  # every bank there, as wide as the projector's output and its video
+    window_frames = rates.frames(cfg.model.window_seconds, "model.window_seconds")
+    check_long_enough(halves, window_frames, rates.fps)
     windows = functools.partial(epoch_windows, halves, functools.partial(
         jittered_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
-                    tokens_per_step=cfg.run.global_batch_size * cfg.model.window_seconds)
+                    tokens_per_step=cfg.run.global_batch_size * window_frames // rates.frames_per_token)
     yuv420 = cfg.data.colour_on_device and planes_fit(source, halves, cfg.model.img_size)
     window_data = WindowDataset(source, window_frames, cfg.model.img_size, bank=bank, yuv420=yuv420)
     loader = build_loader(window_data, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
                           ctx.device, ctx.loader_seed)
 
     # ---------------------------------------------------------------- model
-    trunk = build_video(cfg.model)
+    trunk = build_video(cfg.model, rates)
     if cfg.model.init_checkpoint:
         load_stage1_into_video(trunk, cfg.model.init_checkpoint, cfg.model.name)
         get_logger().info(f"trunk initialised from stage 1: {cfg.model.init_checkpoint}")

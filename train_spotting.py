@@ -27,7 +27,7 @@ from data.augment import photometric
 from data.catalog import Dataset, check_disjoint, checked_labels, load_dataset
 from data.colour import batch_frames, planes_fit
 from data.datasets import WindowDataset, half_lengths
-from data.samplers import epoch_windows, uniform_windows
+from data.samplers import check_long_enough, epoch_windows, uniform_windows
 from data.sources import FrameSource, build_source
 from data.targets import WindowTargets
 from evaluation.inference import Inference, predict_games
@@ -43,7 +43,7 @@ from utils.logs import get_logger
 from utils.loop import TrainingRun, optimizer_step
 from utils.optim import build_adamw
 from utils.plan import RunSampler, batches_from, build_loader, plan_run
-from utils.rates import FPS
+from utils.rates import Rates
 from utils.run import autocast, parse_command_line, prepare_model, setup_run
 from utils.schedules import build_schedules
 
@@ -55,11 +55,12 @@ STAGE = "spotting"
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Validation:
-    """The split that validation scores: its games, their dataset and where their frames come from."""
+    """The split that validation scores: its games, their dataset, where their frames come from and at what rate."""
 
     source: FrameSource
     dataset: Dataset
     games: list[str]
+    rates: Rates
 
 
 def validation_due(cfg: SpottingConfig, done: int) -> bool:
@@ -73,7 +74,7 @@ def validate_and_keep_best(run: TrainingRun, validation: Validation, progress: P
     progress.best travels in every checkpoint."""
     ctx, cfg, done, dataset = run.ctx, run.cfg, run.plan.epoch_of(progress.step), validation.dataset
     metrics = tuple(cfg.eval.metrics) or dataset.metrics
-    inference = Inference(run.module, cfg.model, cfg.eval, dataset, ctx.device, ctx.amp_dtype)
+    inference = Inference(run.module, cfg.model, cfg.eval, dataset, ctx.device, ctx.amp_dtype, validation.rates)
     predictions = predict_games(inference, validation.source, validation.games,
                                 ctx.output_dir / "validation" / f"epoch{done}")
     results = dist.broadcast_object(score(dataset, cfg.data.root, predictions, validation.games, metrics, workers=0)
@@ -146,28 +147,30 @@ def main(cfg: SpottingConfig) -> None:
     ctx = setup_run(cfg)
 
     # ---------------------------------------------------------------- data
-    dataset = load_dataset(cfg.data.dataset)
+    dataset, rates = load_dataset(cfg.data.dataset), Rates.of(cfg.data.fps)
+    window_frames = rates.frames(cfg.model.window_seconds, "model.window_seconds")
+    rates.tokens(cfg.eval.window_stride_seconds, "eval.window_stride_seconds")  # checked now, not at validation
     source = build_source(cfg.data, dataset)
     games = dataset.games(cfg.data.train_split, cfg.data.root)
-    validation = Validation(source, dataset, dataset.games(cfg.data.valid_split, cfg.data.root))
+    validation = Validation(source, dataset, dataset.games(cfg.data.valid_split, cfg.data.root), rates)
     check_disjoint(games, validation.games, cfg.data.train_split, cfg.data.valid_split)
     halves = half_lengths(source, games, dataset.halves)
     valid_halves = half_lengths(source, validation.games, dataset.halves)  # every validation half readable now
-    labels = checked_labels(dataset, cfg.data.root, halves, FPS, "training")  # {game: annotations, label = column}
-    checked_labels(dataset, cfg.data.root, valid_halves, FPS, "validation")
-    window_frames = cfg.model.window_seconds * FPS
+    check_long_enough(halves, window_frames, rates.fps)
+    labels = checked_labels(dataset, cfg.data.root, halves, rates.fps, "training")  # {game: annotations, label: column}
+    checked_labels(dataset, cfg.data.root, valid_halves, rates.fps, "validation")
     windows = functools.partial(epoch_windows, halves, functools.partial(
         uniform_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
                     valid_games=len(validation.games))
     yuv420 = cfg.data.colour_on_device and planes_fit(source, halves, cfg.model.img_size)
-    targets = WindowTargets(labels, len(dataset.columns), cfg.data.label_radius)
+    targets = WindowTargets(labels, len(dataset.columns), rates.fps, cfg.data.label_radius)
     window_data = WindowDataset(source, window_frames, cfg.model.img_size, targets, yuv420=yuv420)
     loader = build_loader(window_data, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
                           ctx.device, ctx.loader_seed)
 
     # ---------------------------------------------------------------- model
-    spotting = SpottingModel(build_video(cfg.model), len(dataset.columns), cfg.model.head_bias_prior)
+    spotting = SpottingModel(build_video(cfg.model, rates), len(dataset.columns), cfg.model.head_bias_prior)
     init_spotting_model(spotting, cfg.model.init_checkpoint, cfg.model.name)
     if cfg.model.freeze_trunk:
         spotting.trunk.requires_grad_(False)

@@ -44,10 +44,11 @@ from utils.plan import Sample  # noqa: E402
 from data.sources import JpegFolderSource, StoreSource, VideoSource  # noqa: E402
 from data.synthetic import generate  # noqa: E402
 from data.video import probe_video  # noqa: E402
-from utils.rates import FPS, FRAMES_PER_TOKEN  # noqa: E402
+from utils.rates import DEFAULT_FPS, FRAMES_PER_TOKEN  # noqa: E402
 
 V2 = BUILT_IN["soccernet_v2"]
 
+FPS = int(DEFAULT_FPS)  # SoccerNet-v2's rate: the paper's windows
 WINDOW_FRAMES = 64 * FPS  # a 64-second window
 CLIP_FRAMES = FRAMES_PER_TOKEN  # a 1-second clip
 

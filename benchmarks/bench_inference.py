@@ -46,7 +46,9 @@ from spot.jobs import Job  # noqa: E402
 from spot.views import SpottedVideo, write_views  # noqa: E402
 from models.spotting import SpottingModel  # noqa: E402
 from utils.config import load_config  # noqa: E402
-from utils.rates import FPS  # noqa: E402
+from utils.rates import DEFAULT_FPS, Rates  # noqa: E402
+
+FPS = int(DEFAULT_FPS)  # SoccerNet-v2's rate: the paper's shapes
 
 V2 = BUILT_IN["soccernet_v2"]
 
@@ -122,10 +124,11 @@ def main() -> None:
         return {1: spotter.finish()}
 
     out = args.workdir / "outputs"
-    halves = Job("split", [(video, 1)]).halves()  # the page links the video; no clips: what every spot run writes
+    halves = Job("split", [(video, 1)]).halves(Rates())  # the page links the video; no clips: what every spot run
+    # writes
 
     def write_outputs(name, scores):  # what evaluate.py spot writes: raw scores, results, list, timeline, page
-        predictions, _ = write_spotted(out, name, scores, eval_cfg, V2)
+        predictions, _ = write_spotted(out, name, scores, eval_cfg, V2, DEFAULT_FPS)
         write_views(out / name, SpottedVideo(name, halves, scores, predictions, FPS, list(V2.columns)), SpotConfig(),
                     eval_cfg.nms)
 

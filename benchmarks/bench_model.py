@@ -29,7 +29,9 @@ from configs.schema import SpottingConfig, VideoModelConfig  # noqa: E402
 from models.registry import build_video  # noqa: E402
 from models.spotting import SpottingModel  # noqa: E402
 from utils.config import load_config  # noqa: E402
-from utils.rates import FPS  # noqa: E402
+from utils.rates import DEFAULT_FPS  # noqa: E402
+
+FPS = int(DEFAULT_FPS)  # SoccerNet-v2's rate: the paper's shapes
 
 PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs/spotting/vivit_tiny_phase_b.yaml"
 

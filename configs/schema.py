@@ -86,6 +86,9 @@ class FramesConfig:
     store: str | None = None  # frame store written by python -m data.prepare (data.source=store)
     frames_root: str | None = None  # %08d.jpg folders per half (data.source=frames)
     resolution: Literal["224p", "720p"] = "224p"  # which videos data.source=video decodes
+    # frames per second read from every video, exact (utils/rates.py): 2 as SoccerNet-v2's official extraction (a
+    # token is 1 s); 12.5 for Ball Action Spotting (its 25 fps, every second frame: a token is 0.16 s)
+    fps: float = bounded(2.0, **POSITIVE, check=math.isfinite, expected="a finite rate")
     # official split name, a games file (one league/season/game per line) or, for a manifest dataset, a manifest
     train_split: str = required()
 
@@ -143,7 +146,10 @@ class VideoModelConfig:
 
     name: str = bounded("vivit_tiny", check=lambda name: unknown_model(name, VIDEO))
     img_size: int = bounded(architectures.IMG_SIZE, low=1)
-    window_seconds: int = bounded(architectures.WINDOW_TOKENS, low=1)  # tokens per window (1 s each)
+    # seconds per window, whole tokens at data.fps: the time embedding's length is window_seconds x data.fps / 2
+    # tokens (64 s = 64 tokens at 2 fps; 10.24 s = 64 tokens at 12.5 fps)
+    window_seconds: float = bounded(architectures.WINDOW_TOKENS, **POSITIVE, check=math.isfinite,
+                                    expected="a finite duration")
     temporal_depth: int = bounded(architectures.TEMPORAL_DEPTH, low=1)
     drop_path: float = bounded(0.1, **FRACTION)  # spatial stochastic depth, rising linearly over the blocks
     temporal_drop_path: float = bounded(0.1, **FRACTION)
@@ -241,13 +247,16 @@ class EvalConfig:
     # scored at validation, the first selecting checkpoint_best.pth; empty: the dataset's own (soccernet_v2: tight and
     # loose; the Ball Action Spotting datasets: at1)
     metrics: list[Literal["tight", "loose", "at1", "at2", "at3", "at4", "at5"]] = bounded([])
-    window_stride_seconds: int = bounded(REQUIRED, low=1)
-    trim_seconds: int = bounded(REQUIRED, low=0)  # dropped at both ends of each window, except near the half's edges
+    # seconds between window starts, whole tokens at data.fps (utils/rates.py)
+    window_stride_seconds: float = bounded(REQUIRED, **POSITIVE, check=math.isfinite,
+                                           expected="a finite duration")
+    # dropped at both ends of each window, except near the half's edges
+    trim_seconds: float = bounded(REQUIRED, low=0.0, check=math.isfinite, expected="a finite duration")
     # the last trim_seconds of every half: "official" scores them 0, as the official code does (a quirk its paper
     # numbers include: evaluation/inference.py, kept_tokens); "scored" keeps the end-aligned window's last seconds
     half_end: Literal["official", "scored"] = required()
     nms: Literal["soft", "hard", "none"] = required()
-    # in slots of 1 / FPS seconds (20 = +-5 s at 2 fps); a list gives one window per class, in label order
+    # in slots of 1 / data.fps seconds (20 = +-5 s at 2 fps); a list gives one window per class, in label order
     nms_window: int | list[int] = bounded(REQUIRED, low=1)
     nms_threshold: float = bounded(REQUIRED, **FRACTION)  # [0, 1): scores are probabilities, 1 would keep nothing
     nms_min_weight: float = bounded(0.0, **PROBABILITY)  # soft NMS: the weight at distance 0 (0: the official decay)

@@ -21,7 +21,7 @@ from data.sources import FrameSource, read_jpeg_file
 from data.targets import WindowTargets
 from utils.errors import InvalidInputError, MissingFileError, UserError
 from utils.plan import Sample
-from utils.rates import FPS, FRAMES_PER_TOKEN
+from utils.rates import FRAMES_PER_TOKEN
 
 
 def half_lengths(source: FrameSource, games: list[str], halves: tuple[int, ...]) -> dict[tuple[str, int], int]:
@@ -74,8 +74,8 @@ class WindowDataset(torch.utils.data.Dataset):
     """window_frames frames from segment.first, resized; optional targets and bank rows.
 
     targets: the windows' token targets (stage 3, data/targets.py); bank: an object with rows(game, half,
-    first_second, count) returning (count, D) float32 (stage 2), one row per second: the token of second s (frames
-    FPS s onwards) is aligned with bank row s.
+    first_row, count) returning (count, D) float32 (stage 2), one row per token: token j of the half (frames
+    FRAMES_PER_TOKEN j onwards) is aligned with bank row j; train_distill.py runs it at 1-s tokens (1 fps banks).
     """
 
     def __init__(self, source: FrameSource, window_frames: int, size: int = 224,
@@ -100,5 +100,6 @@ class WindowDataset(torch.utils.data.Dataset):
                                                                self.window_frames))  # (T, C)
         if self.bank is not None:
             item["bank"] = torch.from_numpy(np.asarray(
-                self.bank.rows(segment.game, segment.half, segment.first // FPS, self.window_frames // FPS)))
+                self.bank.rows(segment.game, segment.half, segment.first // FRAMES_PER_TOKEN,
+                               self.window_frames // FRAMES_PER_TOKEN)))
         return item

@@ -17,31 +17,32 @@ import signal
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 import torch
 
 from data.video import SOCCERNET_HEIGHT, VideoInfo, iter_frames, probe_video, resized_rgb
 from utils.errors import UserError
-from utils.rates import FPS
 
 CHUNK_SECONDS = 60  # per task: long enough that a seek (about a GOP decoded for nothing) costs little
 MIN_CHUNKS = 3  # below this, starting worker processes (importing torch: seconds) costs more than it saves
 
 
-def _resized(path: str, info: VideoInfo, first: int, count: int, size: int, threaded: bool) -> Iterator[torch.Tensor]:
-    """(3, size, size) uint8 frames first .. first + count - 1 of the video, in order."""
+def _resized(path: str, info: VideoInfo, fps: Fraction, frames: range, size: int,
+             threaded: bool) -> Iterator[torch.Tensor]:
+    """(3, size, size) uint8 frames `frames` of the video at fps, in order."""
     last_frame = last_tensor = None
-    for _, frame in iter_frames(path, FPS, first, count, info, threaded=threaded):
-        if frame is not last_frame:  # sources below FPS repeat a frame: convert it once
+    for _, frame in iter_frames(path, fps, frames.start, len(frames), info, threaded=threaded):
+        if frame is not last_frame:  # sources below fps repeat a frame: convert it once
             last_frame = frame
             last_tensor = resized_rgb(frame, (size, size), SOCCERNET_HEIGHT)
         yield last_tensor
 
 
-def _chunk(path: str, info: VideoInfo, first: int, count: int, size: int) -> torch.Tensor:
-    """(count, 3, size, size) uint8: one worker's task (one core: FFmpeg's threads off)."""
-    return torch.stack(list(_resized(path, info, first, count, size, threaded=False)))
+def _chunk(path: str, info: VideoInfo, fps: Fraction, frames: range, size: int) -> torch.Tensor:
+    """(len(frames), 3, size, size) uint8: one worker's task (one core: FFmpeg's threads off)."""
+    return torch.stack(list(_resized(path, info, fps, frames, size, threaded=False)))
 
 
 def _worker_start() -> None:
@@ -84,20 +85,20 @@ class DecodePool:
         self.executor.shutdown(cancel_futures=True)
 
 
-def model_frames(path: Path, info: VideoInfo, total: int, size: int, pool: DecodePool | None = None,
+def model_frames(path: Path, info: VideoInfo, fps: Fraction, total: int, size: int, pool: DecodePool | None = None,
                 threaded: bool = True) -> Iterator[torch.Tensor]:
-    """(3, size, size) uint8 frames 0 .. total - 1 of the video at FPS, in order: decoded by the pool's processes, or
+    """(3, size, size) uint8 frames 0 .. total - 1 of the video at fps, in order: decoded by the pool's processes, or
     without one (or for a video of fewer than MIN_CHUNKS chunks) by one front-to-back read, where `threaded` lets
     FFmpeg use its own decoding threads."""
-    chunks = -(-total // (FPS * CHUNK_SECONDS))
-    if pool is None or chunks < MIN_CHUNKS:
-        yield from _resized(str(path), info, 0, total, size, threaded)
+    chunk = round(fps * CHUNK_SECONDS)  # frames per task
+    if pool is None or -(-total // chunk) < MIN_CHUNKS:
+        yield from _resized(str(path), info, fps, range(total), size, threaded)
         return
-    starts = deque(range(0, total, FPS * CHUNK_SECONDS))
+    starts = deque(range(0, total, chunk))
     pending = deque()
     while starts or pending:
         while starts and len(pending) < 2 * pool.workers:  # bounded: at most 2 chunks per worker decoded ahead
             start = starts.popleft()
-            pending.append(pool.executor.submit(_chunk, str(path), info, start,
-                                                min(FPS * CHUNK_SECONDS, total - start), size))
+            pending.append(pool.executor.submit(_chunk, str(path), info, fps, range(start, min(start + chunk, total)),
+                                                size))
         yield from pending.popleft().result()

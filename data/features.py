@@ -28,7 +28,6 @@ from data.catalog import Dataset, load_dataset
 from data.video import probe_video
 from utils.errors import InvalidInputError, MissingFileError, run_entry_point
 from utils.files import save_array, save_arrays
-from utils.rates import FPS
 
 LENGTH_TOLERANCE_S = 2.0  # bank rows vs video seconds: extractors round the last second differently
 CHUNK_ROWS = 4096  # rows per product of the covariance pass
@@ -193,7 +192,7 @@ class FeatureBank:
     def dim(self, game: str, half: int) -> int:
         return self._bank(game, half).shape[1]
 
-    def check(self, halves: dict[tuple[str, int], int], dim: int, video_fps: float = FPS) -> None:
+    def check(self, halves: dict[tuple[str, int], int], dim: int, video_fps: float) -> None:
         """Before training: every half's bank exists, is `dim` wide, covers its video (halves: frames at video_fps
         per half) and holds finite values only; every bad file is named in one error."""
         problems = []

@@ -46,7 +46,7 @@ from data.catalog import Dataset, SoccerNetDataset, load_dataset
 from data.video import Encoding, VideoError, VideoInfo, VideoWriter, iter_frames, probe_video, resized_rgb
 from utils.errors import MissingFileError, UserError, run_entry_point
 from utils.files import atomic_path, remove_stale_temporaries, write_json
-from utils.rates import FPS  # the official extraction's rate
+from utils.rates import DEFAULT_FPS  # the official extraction's rate
 
 STORE_FORMAT = "comedian-frame-store-v1"
 JPEG_FORMAT = "comedian-jpeg-frames-v1"
@@ -82,7 +82,7 @@ class Preparation:
 
     kind: str = "store"
     size: tuple[int, int] | None = (224, 224)
-    fps: Fraction = Fraction(FPS)
+    fps: Fraction = DEFAULT_FPS
     resolution: str = "224p"
 
 
@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="store: H.264 per half (stages 2 and 3); jpeg: %%08d.jpg folders (stage 1)")
     parser.add_argument("--size", default=None,
                         help="frame size HEIGHTxWIDTH or 'native' (default: 224x224 for store, native for jpeg)")
-    parser.add_argument("--fps", default=str(FPS), help=f"frames per second, exact (default {FPS}; 12.5, 30000/1001)")
+    parser.add_argument("--fps", default=str(DEFAULT_FPS),
+                        help=f"frames per second, exact: the runs' data.fps (default {DEFAULT_FPS}; 12.5, 30000/1001)")
     parser.add_argument("--workers", type=int, default=1, help="halves converted in parallel (one core each)")
     args = parser.parse_args(argv)
     dataset = load_dataset(args.dataset, "--dataset")

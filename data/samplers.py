@@ -1,7 +1,7 @@
 """What each epoch samples, as pure functions of half lengths and a seeded RNG (docs/METHOD.md, section 2.4).
 
-Positions are frame indices at FPS (utils/rates.py; frame k = k / FPS s); a clip or window is (game, half, first
-frame). How an epoch's list is shuffled and shared out over ranks is `utils.plan.RunSampler`.
+Positions are frame indices at the run's data.fps (utils/rates.py; frame k = k / fps s); a clip or window is (game,
+half, first frame). How an epoch's list is shuffled and shared out over ranks is `utils.plan.RunSampler`.
 - stage 1: every non-overlapping 1-second clip of every half, once per epoch, shuffled;
 - stage 2: per half, `count` windows, one jittered inside each of `count` equal slots (never overlapping);
   evenly spaced overlapping windows when the half is too short for that;
@@ -15,24 +15,28 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from fractions import Fraction
 
 import numpy as np
 
 from utils.errors import InvalidInputError
-from utils.rates import FPS, FRAMES_PER_TOKEN
+from utils.rates import FRAMES_PER_TOKEN
 
 
 @dataclasses.dataclass(frozen=True)
 class Segment:
     game: str
     half: int
-    first: int  # first frame, at FPS
+    first: int  # first frame, at the run's data.fps
 
 
-def check_long_enough(game: str, half: int, num_frames: int, window_frames: int) -> None:
-    if num_frames < window_frames:
-        raise InvalidInputError(f"{game} half {half} has {num_frames / FPS:.1f} s of video, shorter than one "
-                                f"{window_frames / FPS:.0f} s window; lower model.window_seconds or drop the game")
+def check_long_enough(halves: dict[tuple[str, int], int], window_frames: int, fps: Fraction) -> None:
+    """Every half holds one window, or the first that does not is named (before the run writes anything)."""
+    for (game, half), num_frames in sorted(halves.items()):
+        if num_frames < window_frames:
+            raise InvalidInputError(f"{game} half {half} has {float(num_frames / fps):.1f} s of video, shorter than "
+                                    f"one {float(window_frames / fps):g} s window; lower model.window_seconds or drop "
+                                    f"the game")
 
 
 def stage1_clips(halves: dict[tuple[str, int], int], clip_frames: int = FRAMES_PER_TOKEN) -> list[Segment]:
@@ -66,10 +70,10 @@ def uniform_windows(num_frames: int, count: int, window_frames: int, rng: np.ran
 
 def epoch_windows(halves: dict[tuple[str, int], int], per_half: Callable[..., list[int]],
                   window_frames: int, seed: int, epoch: int) -> list[Segment]:
-    """Windows of every half for one epoch, re-seeded with seed + epoch (identical on every rank)."""
+    """Windows of every half for one epoch, re-seeded with seed + epoch (identical on every rank); every half holds
+    one window (`check_long_enough`)."""
     rng = np.random.default_rng(seed + epoch)
     segments = []
     for (game, half), num_frames in sorted(halves.items()):
-        check_long_enough(game, half, num_frames, window_frames)
         segments += [Segment(game, half, first) for first in per_half(num_frames, rng=rng)]
     return segments

@@ -2,7 +2,7 @@
 
 - `video`: the dataset's own videos (data/catalog.py: `<root>/<game>/{1,2}_<resolution>.mkv` for SoccerNet-v2,
   `<root>/<game>/<resolution>.mp4` for Ball Action Spotting, a manifest's files), decoded at the run's frame rate
-  (FPS, utils/rates.py), frame k being the source frame FFmpeg's fps filter picks for it (`data/video.py`);
+  (data.fps, utils/rates.py), frame k being the source frame FFmpeg's fps filter picks for it (`data/video.py`);
 - `store`: the frame store written by `python -m data.prepare`: `<store>/<game>/<half>.mkv`, the same frames as
   H.264 with a keyframe every 8 frames, resized once (224x224 for stages 2 and 3) the official way, plus
   `<half>.json` (frame count, frame rate, sizes, source);
@@ -36,7 +36,7 @@ import torchvision
 
 from data.catalog import Dataset
 from data.video import VideoError, frame_to_rgb, probe_video, read_frames
-from utils.rates import FPS
+from utils.rates import DEFAULT_FPS, exact_fps
 from utils.errors import InvalidInputError, MissingFileError
 
 # torchvision 0.29 deprecates its JPEG codec in favour of TorchCodec, which is not part of this project's stack (and
@@ -78,7 +78,8 @@ class _Videos:
 class VideoSource(_Videos):
     """The dataset's videos, decoded at `fps`."""
 
-    def __init__(self, dataset: Dataset, root: str | os.PathLike, resolution: str = "224p", fps: Fraction = FPS):
+    def __init__(self, dataset: Dataset, root: str | os.PathLike, resolution: str = "224p",
+                 fps: Fraction = DEFAULT_FPS):
         self.dataset, self.root, self.resolution, self.fps = dataset, Path(root), resolution, Fraction(fps)
 
     def path(self, game: str, half: int) -> Path:
@@ -97,7 +98,7 @@ class VideoSource(_Videos):
 class StoreSource(_Videos):
     """The frame store of `data.prepare`, read at the rate it was prepared at, which must be `fps`."""
 
-    def __init__(self, root: str | os.PathLike, fps: Fraction = FPS):
+    def __init__(self, root: str | os.PathLike, fps: Fraction = DEFAULT_FPS):
         self.root, self.fps = Path(root), Fraction(fps)
 
     def path(self, game: str, half: int) -> Path:
@@ -150,9 +151,9 @@ def stored_meta(path: Path, fps: Fraction, what: str) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InvalidInputError(f"{path}: not valid JSON ({error}); delete it and run python -m data.prepare again "
                                 f"for this game") from None
-    if Fraction(str(meta.get("fps", FPS))) != fps:
-        raise InvalidInputError(f"{path}: prepared at {meta.get('fps')} fps, but this run reads {fps} fps; prepare "
-                                f"the data again with --fps {fps}")
+    if Fraction(str(meta.get("fps", DEFAULT_FPS))) != fps:
+        raise InvalidInputError(f"{path}: prepared at {meta.get('fps')} fps, but this run reads {fps} fps "
+                                f"(data.fps); prepare the data again with --fps {fps}, or set data.fps")
     return meta
 
 
@@ -161,7 +162,7 @@ class JpegFolderSource:
     has a `<half>.json` beside it (its frame rate, the sizes of the source); official extractions (no JSON) are
     native-size, at the rate they were extracted at."""
 
-    def __init__(self, root: str | os.PathLike, fps: Fraction = FPS, start_number: int = 1):
+    def __init__(self, root: str | os.PathLike, fps: Fraction = DEFAULT_FPS, start_number: int = 1):
         self.root, self.fps, self.start_number = Path(root), Fraction(fps), start_number
         self._sizes: dict[tuple[str, int], torch.Size] = {}  # (game, half) -> (3, H, W) of its frames, once checked
 
@@ -253,15 +254,16 @@ def _pixel_aspect(meta: dict) -> float:
 
 
 def build_source(data, dataset: Dataset) -> FrameSource:
-    """The frame source a config's data section names (data.source = video | store | frames), at FPS."""
+    """The frame source a config's data section names (data.source = video | store | frames), at data.fps."""
+    fps = exact_fps(data.fps)
     if data.source == "video":
-        return VideoSource(dataset, data.root, data.resolution)
+        return VideoSource(dataset, data.root, data.resolution, fps)
     if data.source == "store":
         if not data.store:
             raise InvalidInputError("data.source=store needs data.store (the folder written by python -m data.prepare)")
-        return StoreSource(data.store)
+        return StoreSource(data.store, fps)
     if data.source == "frames":
         if not data.frames_root:
             raise InvalidInputError("data.source=frames needs data.frames_root (folders of %08d.jpg per half)")
-        return JpegFolderSource(data.frames_root)
+        return JpegFolderSource(data.frames_root, fps)
     raise InvalidInputError(f"unknown data.source {data.source!r}: expected video, store or frames")

@@ -1,25 +1,26 @@
 """Spotting targets (docs/METHOD.md section 4, "Targets").
 
-Frame targets: frame k of a half (time k / fps) is positive for class c when an annotation of class c in that half
-lies within `radius` seconds of it, |position - k / fps| <= radius (radius 0.5 s marks 2 or 3 frames at 2 fps).
-Token targets: frame targets OR-pooled over the FRAMES_PER_TOKEN frames of each tubelet (utils/rates.py), so at
-2 fps the token of frames {t, t + 0.5} is positive when an action lies in [t - 0.5, t + 1.0]. There is no
-background class.
+Frame targets: frame k of a half (time k / fps, fps the run's data.fps) is positive for class c when an annotation
+of class c in that half lies within `radius` seconds of it, |position - k / fps| <= radius (radius 0.5 s marks 2 or
+3 frames at 2 fps). Token targets: frame targets OR-pooled over the FRAMES_PER_TOKEN frames of each tubelet
+(utils/rates.py), so at 2 fps the token of frames {t, t + 0.5} is positive when an action lies in
+[t - 0.5, t + 1.0]. There is no background class.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 
 import numpy as np
 
 from data.labels import Annotation
-from utils.rates import FPS, FRAMES_PER_TOKEN
+from utils.rates import FRAMES_PER_TOKEN
 
 
 def frame_targets(annotations: list[Annotation], half: int, first_frame: int, num_frames: int, num_classes: int,
-                  fps: float = FPS, radius: float = 0.5) -> np.ndarray:
+                  fps: Fraction, radius: float = 0.5) -> np.ndarray:
     """(num_frames, num_classes) float32 multi-hot targets of frames first_frame .. first_frame + num_frames - 1;
     annotation.label is the column (data/catalog.py: Dataset.scored)."""
     targets = np.zeros((num_frames, num_classes), np.float32)
@@ -52,9 +53,10 @@ class WindowTargets:
 
     labels: dict[str, list[Annotation]]
     num_classes: int
+    fps: Fraction  # the run's data.fps
     radius: float = 0.5
 
     def of(self, game: str, half: int, first_frame: int, num_frames: int) -> np.ndarray:
         """(num_frames / FRAMES_PER_TOKEN, num_classes) float32 token targets of a window."""
         return pool_tokens(frame_targets(self.labels[game], half, first_frame, num_frames, self.num_classes,
-                                         radius=self.radius))
+                                         self.fps, self.radius))

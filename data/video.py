@@ -39,7 +39,6 @@ import torch
 from data.augment import resize_frames
 from utils.errors import MissingFileError, UserError
 from utils.files import atomic_path
-from utils.rates import FPS
 
 SEEK_MARGIN_S = 1.0  # seek this far before the first wanted frame: some demuxers land after the requested time
 TAIL_SECONDS = 5.0  # probing the real end demuxes the packets of the last few seconds
@@ -289,7 +288,7 @@ def resized_rgb(frame: av.VideoFrame, size: tuple[int, int], height: int | None 
     return resize_frames(rgb, size)[0]
 
 
-def read_frames(path: str | os.PathLike, fps: float = FPS, first: int = 0, count: int | None = None,
+def read_frames(path: str | os.PathLike, fps: float, first: int = 0, count: int | None = None,
                 info: VideoInfo | None = None,
                 pixels: Callable[[av.VideoFrame], np.ndarray] = frame_to_rgb) -> tuple[torch.Tensor, np.ndarray]:
     """Frames k = first .. first + count - 1 at `fps` as (T, H, W, 3) uint8 RGB at the video's size, and their times

@@ -1,13 +1,15 @@
 """Sliding-window inference of a spotting model over whole halves, shared by validation during training,
 `evaluate.py predict/test` and `evaluate.py spot` (docs/METHOD.md, "Inference and post-processing").
 
-Per half: 64-second windows every 32 s, the last one aligned to the end; the model in eval mode gives sigmoid scores
-(64, C) per window (C: the dataset's columns, 17 for SoccerNet-v2). With the rates of utils/rates.py (FPS = 2,
-FRAMES_PER_TOKEN = 2), token j of a window starting at second s stands for frames {2(s + j), 2(s + j) + 1}, at time
-s + j + 0.25 s (the mean of its two frames' times), and is placed on the FPS grid at slot 2 (s + j) (integer seconds:
-the official `torch.round((t + 0.25) / 0.5)` rounds half to even). Inside a window the tokens of the first and last
-12 s are dropped, except near the half's edges (`kept_tokens`); overlapping windows are merged by max. The result is
-one (frames, C) raw-score array per half, saved for NMS sweeps and ensembles.
+Positions here are in tokens of the half (utils/rates.py: a token is FRAMES_PER_TOKEN = 2 frames at data.fps, 1 s at
+SoccerNet-v2's 2 fps, 0.16 s at Ball Action Spotting's 12.5 fps). Per half: windows of model.window_seconds every
+eval.window_stride_seconds (64 s every 32 s in the paper), the last one aligned to the end; the model in eval mode
+gives sigmoid scores (T, C) per window (C: the dataset's columns, 17 for SoccerNet-v2). Token j of a window starting
+at token s stands for frames {2(s + j), 2(s + j) + 1}, at time (s + j) x token + 0.5 / fps (the mean of its two
+frames' times), and is placed on the frame grid at slot 2 (s + j) (at 2 fps, integer seconds: the official
+`torch.round((t + 0.25) / 0.5)` rounds half to even). Inside a window the tokens of the first and last trim seconds
+(12 s in the paper) are dropped, except near the half's edges (`kept_tokens`); overlapping windows are merged by max.
+The result is one (frames, C) raw-score array per half, saved for NMS sweeps and ensembles.
 """
 
 from __future__ import annotations
@@ -28,61 +30,63 @@ from evaluation.postprocess import game_predictions, write_raw_meta, write_raw_s
 from evaluation.predictions import write_game_predictions
 from utils import dist
 from utils.logs import progress
-from utils.rates import FPS, FRAMES_PER_TOKEN, SECONDS_PER_TOKEN
+from utils.rates import FRAMES_PER_TOKEN, Rates
 from utils.run import autocast
 
 
-def window_starts(num_seconds: int, window_seconds: int, stride_seconds: int) -> list[int]:
-    """Start seconds: 0, stride, 2 stride, ... and floor(duration) - window for the last one."""
-    if num_seconds < window_seconds:
-        raise ValueError(f"a half of {num_seconds} s is shorter than one {window_seconds} s window")
-    last = num_seconds - window_seconds
-    starts = list(range(0, last + 1, stride_seconds))
+def window_starts(num_tokens: int, window_tokens: int, stride_tokens: int) -> list[int]:
+    """Start tokens: 0, stride, 2 stride, ... and the half's whole tokens - window for the last one."""
+    if num_tokens < window_tokens:
+        raise ValueError(f"a half of {num_tokens} tokens is shorter than one {window_tokens}-token window")
+    last = num_tokens - window_tokens
+    starts = list(range(0, last + 1, stride_tokens))
     if starts[-1] != last:
         starts.append(last)
     return starts
 
 
 HALF_END_MODES = ("official", "scored")
-TOKEN_TIME = (FRAMES_PER_TOKEN - 1) / (2 * FPS)  # a token's time after its first frame: the mean of its frames' times
 
 
-def kept_tokens(start: int, tokens: int, num_frames: int, trim_seconds: float, half_end: str) -> np.ndarray:
-    """(tokens,) bool: which tokens of the window starting at second `start` are kept, by the official rule.
+def kept_tokens(start: int, tokens: int, num_frames: int, trim_seconds: float, half_end: str,
+                rates: Rates = Rates()) -> np.ndarray:
+    """(tokens,) bool: which tokens of the window starting at token `start` are kept, by the official rule.
 
     eztorch (`datasets/soccernet_utils/predictions.py: add_clips_predictions`) drops a token whose time t lies within
     trim seconds of its window's first token unless t <= trim (the half's start), and one within trim seconds of
     its window's last token unless the half ends within trim seconds of t. Its end test compares trim with
-    `half_num_timestamps * step_timestamp - t`, a count of 0.5-s frames times the 1-s token step: about twice the
-    half's length, so the exception never fires and the last `trim` seconds of every half score 0.
+    `half_num_timestamps * step_timestamp - t`, a count of frames times the token step (at 2 fps: 0.5-s frames times
+    1 s): twice the half's length, so the exception never fires and the last `trim` seconds of every half score 0.
     half_end="official" keeps that quirk (the paper's numbers and the released checkpoints' scores include it);
-    "scored" measures the half's end in seconds (floor(duration), where the last window ends), as intended.
+    "scored" measures the half's end where the last window ends (its whole tokens), as intended.
     """
     if half_end not in HALF_END_MODES:
         raise ValueError(f"half_end {half_end!r}: expected one of {HALF_END_MODES}")
     keep = np.ones(tokens, bool)
     if trim_seconds <= 0 or tokens < 2:
         return keep
-    times = start + np.arange(tokens) * SECONDS_PER_TOKEN + TOKEN_TIME  # (tokens,) seconds
-    step = times[1] - times[0]  # the token step, 1 s
-    half_end_value = num_frames * step if half_end == "official" else num_frames // FPS
+    step = float(rates.token_seconds)  # 1 s at 2 fps
+    # a token's time after its first frame: the mean of its frames' times (0.25 s at 2 fps)
+    token_time = (rates.frames_per_token - 1) / (2 * float(rates.fps))
+    times = (start + np.arange(tokens)) * step + token_time  # (tokens,) seconds
+    whole_tokens = num_frames // rates.frames_per_token
+    half_end_value = num_frames * step if half_end == "official" else whole_tokens * step
     before = (times - times[0] < trim_seconds) & (times > trim_seconds)
     after = (times[-1] - times < trim_seconds) & (half_end_value - times > trim_seconds)
     return ~(before | after)
 
 
 def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_frames: int, trim_seconds: float,
-                        half_end: str = "official") -> np.ndarray:
-    """Place (start second, (T, C) scores) windows on the FPS grid: trim (`kept_tokens`), then max-merge.
-    Returns (num_frames, C); slots no kept token reaches stay 0."""
+                        half_end: str = "official", rates: Rates = Rates()) -> np.ndarray:
+    """Place (start token, (T, C) scores) windows on the frame grid, each token at its first frame: trim
+    (`kept_tokens`), then max-merge. Returns (num_frames, C); slots no kept token reaches stay 0."""
     merged = None
     for start, scores in window_scores:
         tokens = scores.shape[0]
         if merged is None:
             merged = np.zeros((num_frames, scores.shape[1]), np.float32)
-        keep = kept_tokens(start, tokens, num_frames, trim_seconds, half_end)
-        seconds = start + np.flatnonzero(keep) * SECONDS_PER_TOKEN  # (kept,): each token's first frame, in seconds
-        slots = np.round(seconds * FPS).astype(np.int64)
+        keep = kept_tokens(start, tokens, num_frames, trim_seconds, half_end, rates)
+        slots = (start + np.flatnonzero(keep)) * rates.frames_per_token  # (kept,): each token's first frame
         valid = slots < num_frames
         merged[slots[valid]] = np.maximum(merged[slots[valid]], scores[keep][valid])
     return merged
@@ -101,7 +105,8 @@ def window_scores(model: nn.Module, frames: torch.Tensor, device: torch.device,
 @dataclasses.dataclass(frozen=True)
 class Inference:
     """A spotting model and how it runs over whole halves: model_cfg gives the window and input sizes
-    (window_seconds, img_size), eval_cfg the stride, trim, end of half and batch (configs/schema.py: EvalConfig)."""
+    (window_seconds, img_size), eval_cfg the stride, trim, end of half and batch (configs/schema.py: EvalConfig),
+    rates the frame rate (the run's data.fps). Window and stride are checked to hold whole tokens when it is made."""
 
     model: nn.Module
     model_cfg: Any
@@ -109,6 +114,23 @@ class Inference:
     dataset: Dataset  # its halves, and the columns the model's scores stand for
     device: torch.device = torch.device("cpu")
     amp_dtype: torch.dtype | None = None
+    rates: Rates = Rates()
+
+    def __post_init__(self):
+        self.window_tokens, self.stride_tokens  # a duration that is not whole tokens: a ConfigError now
+
+    @property
+    def window_tokens(self) -> int:
+        return self.rates.tokens(self.model_cfg.window_seconds, "model.window_seconds")
+
+    @property
+    def stride_tokens(self) -> int:
+        return self.rates.tokens(self.eval_cfg.window_stride_seconds, "eval.window_stride_seconds")
+
+    def merge(self, window_scores: Iterable[tuple[int, np.ndarray]], num_frames: int) -> np.ndarray:
+        """(num_frames, C): (start token, (T, C) scores) windows merged as eval_cfg says (`merge_window_scores`)."""
+        return merge_window_scores(window_scores, num_frames, self.eval_cfg.trim_seconds, self.eval_cfg.half_end,
+                                   self.rates)
 
     def scores(self, frames: torch.Tensor) -> np.ndarray:
         """(B, F, 3, S, S) uint8 windows -> (B, F / FRAMES_PER_TOKEN, C) sigmoid scores (`window_scores`)."""
@@ -117,19 +139,20 @@ class Inference:
 
 @torch.no_grad()
 def predict_half(inference: Inference, source: FrameSource, game: str, half: int) -> np.ndarray:
-    """(frames at FPS, C) max-merged sigmoid scores of one half."""
+    """(frames at data.fps, C) max-merged sigmoid scores of one half."""
     num_frames = source.num_frames(game, half)
-    window, eval_cfg, size = inference.model_cfg.window_seconds, inference.eval_cfg, inference.model_cfg.img_size
-    starts = window_starts(int(num_frames // FPS), window, eval_cfg.window_stride_seconds)
+    window, batch, size = inference.window_tokens, inference.eval_cfg.batch_size, inference.model_cfg.img_size
+    starts = window_starts(num_frames // FRAMES_PER_TOKEN, window, inference.stride_tokens)
 
     def windows():
-        for index in range(0, len(starts), eval_cfg.batch_size):
-            chunk = starts[index:index + eval_cfg.batch_size]
-            frames = torch.stack([resize_frames(source.read(game, half, s * FPS, window * FPS), size)
+        for index in range(0, len(starts), batch):
+            chunk = starts[index:index + batch]
+            frames = torch.stack([resize_frames(source.read(game, half, s * FRAMES_PER_TOKEN,
+                                                            window * FRAMES_PER_TOKEN), size)
                                   for s in chunk])  # (B, F, 3, S, S) uint8
             yield from zip(chunk, inference.scores(frames))
 
-    return merge_window_scores(windows(), num_frames, eval_cfg.trim_seconds, eval_cfg.half_end)
+    return inference.merge(windows(), num_frames)
 
 
 def predict_games(inference: Inference, source: FrameSource, games: list[str], out_dir: str | Path) -> Path:
@@ -148,12 +171,13 @@ def predict_games(inference: Inference, source: FrameSource, games: list[str], o
     out_dir = Path(out_dir)
     if dist.is_main_process():
         raw_dir = out_dir / "raw"
-        write_raw_meta(raw_dir, FPS, inference.dataset)
+        write_raw_meta(raw_dir, inference.rates.fps, inference.dataset)
         for game in games:
             for half, scores in gathered[game].items():
                 write_raw_scores(raw_dir, game, half, scores)
             write_game_predictions(out_dir / "predictions", game,
-                                   game_predictions(gathered[game], inference.eval_cfg, inference.dataset))
+                                   game_predictions(gathered[game], inference.eval_cfg, inference.dataset,
+                                                    inference.rates.fps))
     dist.barrier()
     model.train(was_training)
     return out_dir / "predictions"

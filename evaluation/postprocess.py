@@ -1,8 +1,8 @@
-"""From raw per-half score arrays on the FPS grid (utils/rates.py) to SoccerNet predictions: NMS, raw-score files,
-ensembles.
+"""From raw per-half score arrays on the frame grid of the run's data.fps (utils/rates.py) to SoccerNet predictions:
+NMS, raw-score files, ensembles.
 
 Raw scores (the format inference writes, so that ensembles and NMS sweeps need no model):
-    <raw_dir>/raw_scores.json     {"format": RAW_FORMAT, "fps": FPS, "classes": [the columns], "dataset": {...}}
+    <raw_dir>/raw_scores.json     {"format": RAW_FORMAT, "fps": 2 or 12.5, "classes": [the columns], "dataset": {...}}
     <raw_dir>/<game>/scores_half{1,2}.npy    float32 (T, C), one column per class (or class and team, data/catalog.py);
                                              row k is time k / fps seconds, sigmoid scores in [0, 1], max-merged over
                                              windows; a game of one video has half 1 only
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from data.catalog import BUILT_IN, Dataset, described_dataset
 from evaluation.predictions import keep_best_per_row, prediction_records, write_game_predictions
 from utils.errors import InvalidInputError, MissingFileError
 from utils.files import save_array, write_json
-from utils.rates import FPS
+from utils.rates import exact_fps, fps_to_json
 
 RAW_FORMAT = "comedian-raw-scores-v1"
 RAW_META = "raw_scores.json"
@@ -98,7 +99,7 @@ def soft_nms(scores: np.ndarray, window: int | list[int], threshold: float, min_
     return np.where(taken > 0, taken, 0.0)
 
 
-def scores_to_predictions(scores: np.ndarray, fps: float, nms: str, window: int | list[int],
+def scores_to_predictions(scores: np.ndarray, fps: Fraction, nms: str, window: int | list[int],
                           threshold: float, min_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One half's (T, C) scores -> (times in seconds, class indices, confidences) after NMS, sorted by time."""
     if nms == "soft":
@@ -113,11 +114,11 @@ def scores_to_predictions(scores: np.ndarray, fps: float, nms: str, window: int 
         confidence = np.asarray(scores, np.float64)[slots, classes]
     else:
         raise ValueError(f"unknown NMS type {nms!r}: expected 'soft', 'hard' or 'none'")
-    return slots / fps, classes, confidence
+    return slots / float(fps), classes, confidence
 
 
 def game_predictions(half_scores: dict[int, np.ndarray], eval_cfg: Any, dataset: Dataset,
-                     fps: float = FPS) -> list[dict]:
+                     fps: Fraction) -> list[dict]:
     """Official-schema prediction list of one game of `dataset` after the NMS of an `eval` config section
     (configs/schema.py: EvalConfig: nms, nms_window, nms_threshold, nms_min_weight), at most one per (half, column,
     row of the metric's grid): its best."""
@@ -145,9 +146,9 @@ def raw_scores_path(raw_dir: str | os.PathLike, game: str, half: int) -> Path:
     return Path(raw_dir) / game / f"scores_half{half}.npy"
 
 
-def write_raw_meta(raw_dir: str | os.PathLike, fps: float, dataset: Dataset) -> None:
-    write_json(Path(raw_dir) / RAW_META, {"format": RAW_FORMAT, "fps": fps, "classes": list(dataset.columns),
-                                          "dataset": dataset.describe()})
+def write_raw_meta(raw_dir: str | os.PathLike, fps: Fraction, dataset: Dataset) -> None:
+    write_json(Path(raw_dir) / RAW_META, {"format": RAW_FORMAT, "fps": fps_to_json(fps),
+                                          "classes": list(dataset.columns), "dataset": dataset.describe()})
 
 
 def write_raw_scores(raw_dir: str | os.PathLike, game: str, half: int, scores: np.ndarray) -> Path:
@@ -159,7 +160,7 @@ def write_raw_scores(raw_dir: str | os.PathLike, game: str, half: int, scores: n
     return save_array(raw_scores_path(raw_dir, game, half), scores.astype(np.float32))
 
 
-def read_raw_meta(raw_dir: str | os.PathLike) -> tuple[float, Dataset]:
+def read_raw_meta(raw_dir: str | os.PathLike) -> tuple[Fraction, Dataset]:
     """(frame rate, dataset) of a raw-scores folder (one written before datasets were described: SoccerNet-v2's)."""
     path = Path(raw_dir) / RAW_META
     if not path.is_file():
@@ -169,7 +170,7 @@ def read_raw_meta(raw_dir: str | os.PathLike) -> tuple[float, Dataset]:
     if meta.get("format") != RAW_FORMAT or meta.get("classes") != list(dataset.columns):
         raise InvalidInputError(f"{path}: expected format {RAW_FORMAT!r} with the columns of {dataset.name}, got "
                                 f"{meta}")
-    return meta["fps"], dataset
+    return exact_fps(meta["fps"]), dataset
 
 
 def raw_games(raw_dir: str | os.PathLike) -> list[str]:
@@ -224,12 +225,12 @@ def postprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, eval
 
 
 def write_spotted(out_dir: str | os.PathLike, name: str, scores: dict[int, np.ndarray], eval_cfg,
-                  dataset: Dataset) -> tuple[list[dict], Path]:
+                  dataset: Dataset, fps: Fraction) -> tuple[list[dict], Path]:
     """A spotted video's scores through eval_cfg's NMS: writes out_dir/name/raw/ (the raw scores) and
     out_dir/name/results_spotting.json; returns the predictions and that file."""
     folder = Path(out_dir) / name
-    write_raw_meta(folder / "raw", FPS, dataset)
+    write_raw_meta(folder / "raw", fps, dataset)
     for half, half_scores in scores.items():
         write_raw_scores(folder / "raw", ".", half, half_scores)
-    predictions = game_predictions(scores, eval_cfg, dataset)
+    predictions = game_predictions(scores, eval_cfg, dataset, fps)
     return predictions, write_game_predictions(out_dir, name, predictions)

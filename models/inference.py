@@ -16,6 +16,7 @@ from models.spotting import SpottingModel
 from utils.checkpoint import checkpoint_dict, save_checkpoint
 from utils.config import config_to_dict
 from utils.errors import InvalidInputError
+from utils.rates import Rates
 
 
 def build_inference_model(checkpoint: Path | None, config: str | None, overrides: list[str],
@@ -30,7 +31,8 @@ def build_inference_model(checkpoint: Path | None, config: str | None, overrides
                                     overrides)
     dataset = described_dataset(weights.dataset) if weights and weights.dataset else load_dataset(cfg.data.dataset)
     torch.manual_seed(cfg.run.seed)
-    model = SpottingModel(build_video(cfg.model), len(dataset.columns), cfg.model.head_bias_prior)
+    model = SpottingModel(build_video(cfg.model, Rates.of(cfg.data.fps)), len(dataset.columns),
+                          cfg.model.head_bias_prior)
     if weights is not None:
         load_spotting_weights(model, weights.state, weights.source)
     return cfg, sources, dataset, model.eval()

@@ -14,6 +14,7 @@ from models.swin import SpatialSwin
 from models.video import TemporalTransformer, VideoTransformer
 from models.vit import SpatialViT
 from utils.errors import InvalidInputError
+from utils.rates import Rates
 
 
 def build_spatial(name: str, img_size: int = architectures.IMG_SIZE, drop_path: float = 0.1,
@@ -26,12 +27,14 @@ def build_spatial(name: str, img_size: int = architectures.IMG_SIZE, drop_path: 
     return trunk(shape, img_size=img_size, drop_path=drop_path, grad_checkpointing=grad_checkpointing)
 
 
-def build_video(config) -> VideoTransformer:
-    """The ViViT / ViSwin a model config section describes (configs/schema.py: VideoModelConfig)."""
+def build_video(config, rates: Rates = Rates()) -> VideoTransformer:
+    """The ViViT / ViSwin a model config section describes (configs/schema.py: VideoModelConfig), at the run's rates
+    (data.fps; the default is SoccerNet-v2's 2 fps): its time embedding holds the window's tokens."""
     shape = architectures.preset(config.name, VIDEO)
     spatial = build_spatial(shape.spatial, config.img_size, config.drop_path, config.grad_checkpointing)
     temporal = TemporalTransformer(spatial.out_dim, config.temporal_depth, shape.temporal_heads,
-                                   config.window_seconds, config.temporal_drop_path,
+                                   rates.tokens(config.window_seconds, "model.window_seconds"),
+                                   config.temporal_drop_path,
                                    grad_checkpointing=config.grad_checkpointing)
     return VideoTransformer(spatial, temporal, config.mask_ratio)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from spot.page import PAGE
 from utils.errors import InvalidInputError
-from utils.rates import FPS, frame_at
+from utils.rates import Rates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,13 +30,13 @@ class Job:
     files: list[tuple[Path, int]]
     second_half_start: float | None = None
 
-    def halves(self) -> list[HalfVideo]:
+    def halves(self, rates: Rates) -> list[HalfVideo]:
         """Where each half of the game lies: a file per half, or one file split at second_half_start (on the frame
-        grid: half 2 starts at the first frame of that second)."""
+        grid of the model's rates: half 2 starts at the frame nearest it)."""
         if self.second_half_start is None:
             return [HalfVideo(half, path, 0.0) for path, half in self.files]
         (path, _), = self.files
-        return [HalfVideo(1, path, 0.0), HalfVideo(2, path, frame_at(self.second_half_start) / FPS)]
+        return [HalfVideo(1, path, 0.0), HalfVideo(2, path, float(rates.frame_at(self.second_half_start) / rates.fps))]
 
 
 def unique_names(paths: list[Path]) -> list[str]:

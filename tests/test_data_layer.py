@@ -2,6 +2,7 @@
 
 import json
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -20,7 +21,9 @@ from data.sources import JpegFolderSource, StoreSource, VideoSource, build_sourc
 from data.synthetic import BANK_NAME, GLYPH, GLYPHS, PALETTE, generate, glyph_origin
 from data.targets import frame_targets, pool_tokens
 from data.video import VideoError
+from utils.config import ConfigError
 from utils.plan import Sample
+from utils.rates import Rates, exact_fps, fps_to_json
 from evaluation.scoring import score
 
 V2 = BUILT_IN["soccernet_v2"]
@@ -120,20 +123,40 @@ def annotation(half, ms, label=0):
 def test_frame_targets_mark_frames_within_half_a_second():
     # an action at 10.0 s marks frames 9.5, 10.0, 10.5 (|d| <= 0.5); one at 10.2 s marks 10.0 and 10.5 only
     targets = frame_targets([annotation(1, 10_000, 2), annotation(1, 10_200, 5)], half=1, first_frame=0,
-                            num_frames=40, num_classes=17)
+                            num_frames=40, num_classes=17, fps=2)
     assert np.flatnonzero(targets[:, 2]).tolist() == [19, 20, 21]
     assert np.flatnonzero(targets[:, 5]).tolist() == [20, 21]
     assert targets.sum() == 5
 
 
+def test_frame_targets_at_12_5_fps_mark_the_frames_within_the_radius():
+    # 80 ms frames, radius 0.12 s: an action at 10.0 s marks 9.92, 10.0, 10.08 s; one at 10.05 s 10.0, 10.08, 10.16 s
+    targets = frame_targets([annotation(1, 10_000, 2), annotation(1, 10_050, 5)], half=1, first_frame=100,
+                            num_frames=50, num_classes=12, fps=Fraction(25, 2), radius=0.12)
+    assert (np.flatnonzero(targets[:, 2]) + 100).tolist() == [124, 125, 126]
+    assert (np.flatnonzero(targets[:, 5]) + 100).tolist() == [125, 126, 127]
+
+
+def test_rates_convert_seconds_to_whole_tokens_and_name_the_key_otherwise():
+    assert exact_fps(12.5) == Fraction(25, 2) and exact_fps("30000/1001") == exact_fps(29.97002997) == Fraction(
+        30000, 1001)
+    ball, v2 = Rates.of(12.5), Rates.of(2)
+    assert ball.token_seconds == Fraction(4, 25) and ball.tokens(10.24, "k") == 64 and ball.frames(5.12, "k") == 64
+    assert v2.tokens(64, "k") == 64 and v2.frame_at(2700.3) == 5401 and ball.frame_at(2700.3) == 33754
+    with pytest.raises(ConfigError, match=r"eval.window_stride_seconds=5: .* a token is 0.16 s, so this holds 31.250 "
+                                          r"tokens; expected a whole number of tokens, e.g. 4.96 or 5.12 s"):
+        ball.tokens(5, "eval.window_stride_seconds")
+    assert [fps_to_json(exact_fps(value)) for value in (2, 12.5, "30000/1001")] == [2, 12.5, "30000/1001"]
+
+
 def test_frame_targets_at_window_edges_and_half_boundaries():
     labels = [annotation(1, 64_000, 1), annotation(2, 0, 3), annotation(1, 31_700, 4)]
     # window of frames 64..191 (32 s to 96 s): the 31.7 s action reaches frame 64 (32.0 s) only
-    window = frame_targets(labels, half=1, first_frame=64, num_frames=128, num_classes=17)
+    window = frame_targets(labels, half=1, first_frame=64, num_frames=128, num_classes=17, fps=2)
     assert np.flatnonzero(window[:, 4]).tolist() == [0]
     assert np.flatnonzero(window[:, 1]).tolist() == [63, 64, 65]  # 63.5, 64.0, 64.5 s
     assert window[:, 3].sum() == 0  # a second-half label never marks first-half frames
-    second = frame_targets(labels, half=2, first_frame=0, num_frames=4, num_classes=17)
+    second = frame_targets(labels, half=2, first_frame=0, num_frames=4, num_classes=17, fps=2)
     assert np.flatnonzero(second[:, 3]).tolist() == [0, 1]  # 0.0 and 0.5 s; nothing before the half starts
 
 

@@ -40,13 +40,18 @@ def manifest(tmp_path_factory):
     return root, games
 
 
-def stage3(root, out, dataset, *extra):
-    """Two epochs of the tiny stage-3 config from random weights, validated every epoch; returns what it printed."""
-    completed = run_script(["train_spotting.py", "--config", "configs/spotting/tiny_mini_phase_b.yaml",
-                       f"data.dataset={dataset}", f"data.root={root}", "data.source=store",
-                       f"data.store={root / 'store'}", f"run.output_dir={out}", "model.init_checkpoint=",
-                       "run.epochs=2", "eval.every_epochs=1", "run.num_workers=0", "model.window_seconds=8",
-                       "eval.window_stride_seconds=4", "eval.trim_seconds=2", "run.global_batch_size=4", *extra])
+def stage3_command(root, out, dataset, *extra) -> list[str]:
+    """Two epochs of the tiny stage-3 config from random weights, validated every epoch."""
+    return ["train_spotting.py", "--config", "configs/spotting/tiny_mini_phase_b.yaml", f"data.dataset={dataset}",
+            f"data.root={root}", "data.source=store", f"data.store={root / 'store'}", f"run.output_dir={out}",
+            "model.init_checkpoint=", "run.epochs=2", "eval.every_epochs=1", "run.num_workers=0",
+            "model.window_seconds=8", "eval.window_stride_seconds=4", "eval.trim_seconds=2", "run.global_batch_size=4",
+            *extra]
+
+
+def stage3(root, out, dataset, *extra) -> str:
+    """`stage3_command` run; returns what it printed."""
+    completed = run_script(stage3_command(root, out, dataset, *extra))
     return completed.stdout + completed.stderr
 
 
@@ -111,6 +116,40 @@ def test_team_ball_action_spotting_trains_tests_and_spots(ball, tmp_path):
                                   str(tmp_path / "spot2"), "--second-half-start", "20"], check=False),
                       "soccernet_ball_2025 games are one video on one timeline")
     assert not (tmp_path / "spot2").exists()
+
+
+def test_ball_action_spotting_runs_at_12_5_fps_end_to_end(ball, tmp_path):
+    """data.fps=12.5, as every BAS winner reads the 25 fps videos: a store prepared at that rate, stage 3 with 2.56 s
+    windows (16 tokens of 0.16 s), `evaluate.py test` and `spot` at that rate, raw scores on the 80 ms grid. A window
+    that is not whole tokens is refused with the key named, before anything is written."""
+    root, games = ball
+    store = tmp_path / "store"
+    prepare(BALL_2025, root, store, games, Preparation(size=(64, 64), fps=Fraction(25, 2)))
+    at_12_5 = ["data.fps=12.5", f"data.store={store}", "model.window_seconds=2.56", "eval.window_stride_seconds=1.28",
+               "eval.trim_seconds=0.32"]
+    splits = ["data.train_split=train.txt", "data.valid_split=valid.txt"]
+    stage3(root, tmp_path / "run", "soccernet_ball_2025", *splits, *at_12_5)
+    checkpoint = tmp_path / "run" / "checkpoint_best.pth"
+    run_script(["evaluate.py", "test", "--checkpoint", str(checkpoint), "--split", "test.txt", "data.source=video",
+                "--out", str(tmp_path / "test")])
+    meta = json.loads((tmp_path / "test" / "raw" / "raw_scores.json").read_text())
+    raw = sorted((tmp_path / "test" / "raw").rglob("scores_half1.npy"))
+    assert meta["fps"] == 12.5 and np.load(raw[0]).shape == (500, 24)  # 40 s at 12.5 fps
+    test_game = BALL_2025.games("test.txt", root)[0]
+    predictions = json.loads((tmp_path / "test" / "predictions" / test_game / "results_spotting.json").read_text())
+    positions = [int(p["position"]) for p in predictions["predictions"]]
+    assert positions and all(position % 80 == 0 for position in positions)  # frames of 80 ms (tokens of 160 ms)
+    assert len({position // 1000 for position in positions}) < len(set(positions))  # finer than one per second
+
+    video = BALL_2025.video_path(root, test_game, 1)
+    run_script(["evaluate.py", "spot", str(video), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "spot")])
+    spotted = np.load(tmp_path / "spot" / "224p" / "raw" / "scores_half1.npy")
+    np.testing.assert_allclose(spotted, np.load(raw[0]), atol=0.02)  # the video decoded at 12.5 fps, not the store
+
+    refused = run_script(stage3_command(root, tmp_path / "refused", "soccernet_ball_2025", *splits, *at_12_5,
+                                        "model.window_seconds=2.5"), check=False)
+    expect_user_error(refused, "model.window_seconds=2.5: at data.fps=12.5 a token is 0.16 s")
+    assert not (tmp_path / "refused").exists()
 
 
 def test_a_manifest_dataset_trains_tests_and_spots(manifest, tmp_path):

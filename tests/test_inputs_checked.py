@@ -68,7 +68,7 @@ def test_a_bank_with_nan_rows_is_named_before_training(tmp_path):
     bank[[3, 17]] = np.nan
     np.save(tmp_path / "a" / "b" / "c" / "1_bank.npy", bank)
     with pytest.raises(ValueError, match="1_bank.npy: 2 rows hold NaN or infinite values \\(rows \\[3, 17\\]\\)"):
-        FeatureBank(tmp_path, "bank.npy").check({("a/b/c", 1): 80}, 8)
+        FeatureBank(tmp_path, "bank.npy").check({("a/b/c", 1): 80}, 8, video_fps=2)
 
 
 @pytest.mark.slow

@@ -98,7 +98,7 @@ def test_game_predictions_follow_the_official_schema():
     scores[20, 2] = 0.9  # Goal at 10.0 s
     scores[21, 2] = 0.8  # decayed by soft NMS, still above threshold
     scores[120, 13] = 0.7  # Corner at 60.0 s
-    records = game_predictions({1: scores, 2: scores}, nms_settings("soft", 20, 0.001), V2)
+    records = game_predictions({1: scores, 2: scores}, nms_settings("soft", 20, 0.001), V2, 2)
     first = records[0]
     assert first == {"gameTime": "1 - 00:10", "label": "Goal", "position": "10000", "half": "1",
                      "confidence": pytest.approx(0.9)}
@@ -125,7 +125,7 @@ def test_challenge_zip_has_no_top_folder_and_reads_back(tmp_path):
 
 def make_raw(root, game, seed, slots=(120, 100)):
     rng = np.random.default_rng(seed)
-    write_raw_meta(root, 2.0, V2)
+    write_raw_meta(root, Fraction(2), V2)
     for half, count in zip((1, 2), slots):
         write_raw_scores(root, game, half, rng.random((count, len(CLASSES))).astype(np.float32))
 
@@ -154,9 +154,9 @@ def test_postprocess_command_takes_per_class_windows_and_a_min_weight(tmp_path):
     run_script([*command, str(tmp_path / "preds"), "--window", *map(str, windows), "--min-weight", "0.3",
                 "--threshold", "0.2"])
     written = json.loads((tmp_path / "preds" / game / "results_spotting.json").read_text())["predictions"]
-    expected = game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", windows, 0.2, 0.3), V2)
+    expected = game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", windows, 0.2, 0.3), V2, 2)
     assert written == json.loads(json.dumps(expected))
-    assert expected != game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", 20, 0.2), V2)
+    assert expected != game_predictions(read_raw_scores(tmp_path / "raw", game), nms_settings("soft", 20, 0.2), V2, 2)
     expect_user_error(run_script([*command, str(tmp_path / "x"), "--window", "4", "6", "8"], check=False),
                       "--window: 3 values; expected one, or one per class")
     expect_user_error(run_script([*command, str(tmp_path / "x"), "--min-weight", "1.5"], check=False),

@@ -11,10 +11,12 @@ import torch
 from data.catalog import BUILT_IN
 from data.synthetic import GLYPHS, PALETTE
 from data.video import write_video
-from evaluation.inference import Inference, merge_window_scores, window_starts
+from evaluation.inference import Inference, merge_window_scores, predict_half, window_starts
 from evaluation.predictions import parse_predictions
 from evaluation.streaming import HalfSpotter
 from tests.conftest import run_script, spotting_checkpoint
+from utils.config import ConfigError
+from utils.rates import Rates
 
 WINDOW, STRIDE, TRIM = 8, 4, 2
 V2 = BUILT_IN["soccernet_v2"]
@@ -51,6 +53,46 @@ def test_streaming_equals_windowed_inference(num_frames):
         expected = merge_window_scores([(0, scores.numpy())], 2 * WINDOW, TRIM, half_end="scored")[:num_frames]
     assert streamed.shape == (num_frames, 17)
     np.testing.assert_allclose(streamed, expected, rtol=1e-5, atol=1e-6)
+
+
+class FramesInMemory:
+    """A frame source over one half held in memory: (T, S, S, 3) uint8 frames."""
+
+    def __init__(self, frames: torch.Tensor):
+        self.frames = frames
+
+    def num_frames(self, game: str, half: int) -> int:
+        return len(self.frames)
+
+    def read(self, game: str, half: int, first: int, count: int) -> torch.Tensor:
+        return self.frames[first:first + count]
+
+
+@pytest.mark.parametrize("num_frames", [41, 64, 10])
+def test_windows_at_12_5_fps_run_in_tokens_of_0_16_s_and_land_on_their_frames(num_frames):
+    """Ball Action Spotting's rate: a 1.28 s window is 8 tokens (16 frames), a 0.64 s stride 4 tokens; the streamed
+    and the stored-source inference agree, and each token's score sits on its first frame (80 ms apart)."""
+    frames = torch.randint(0, 256, (num_frames, 4, 4, 3), dtype=torch.uint8)
+    model = FrameMeans()
+    eval_cfg = SimpleNamespace(window_stride_seconds=0.64, trim_seconds=0.32, batch_size=3, half_end="scored")
+    inference = Inference(model, SimpleNamespace(window_seconds=1.28, img_size=4), eval_cfg, V2,
+                          rates=Rates.of(12.5))
+    assert (inference.window_tokens, inference.stride_tokens) == (8, 4)
+    spotter = HalfSpotter(inference)
+    for frame in frames.permute(0, 3, 1, 2):
+        spotter.push(frame)
+    streamed = spotter.finish()
+    assert streamed.shape == (num_frames, 17)
+    if num_frames >= 16:
+        np.testing.assert_allclose(streamed, predict_half(inference, FramesInMemory(frames), "game", 1), rtol=1e-5,
+                                   atol=1e-6)
+        video = frames.permute(0, 3, 1, 2)[None, :16].float().div(255).sub(0.45).div(0.225).transpose(1, 2)
+        first_window = torch.sigmoid(model(video))[0].numpy()  # (8, 17): tokens 0..7 at frames 0, 2, .., 14
+        np.testing.assert_allclose(streamed[0:4:2], first_window[:2], rtol=1e-5)  # kept: within 0.32 s of the start
+    assert not streamed[1::2].any()  # a token's score is on its first frame only, as at 2 fps
+    with pytest.raises(ConfigError, match=r"model.window_seconds=1.3: at data.fps=12.5 a token is 0.16 s.*1.28 or "
+                                          r"1.44 s"):
+        Inference(model, SimpleNamespace(window_seconds=1.3, img_size=4), eval_cfg, V2, rates=Rates.of(12.5))
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +201,7 @@ def test_parallel_decoding_gives_the_same_frames_as_one_read(tmp_path, monkeypat
     every 10 s by default, or twice a second), so spot's scores do not depend on --decode-workers."""
     from data.video import probe_video
     from data import decode_pool
-    from utils.rates import FPS
+    from utils.rates import DEFAULT_FPS
 
     monkeypatch.setattr(decode_pool, "CHUNK_SECONDS", 7)  # 6 chunks of a 40 s video, cut mid-GOP
     video = own_video(tmp_path / f"match.{container}", 40, fps, (144, 256), "libx264") if gop is None else \
@@ -167,8 +209,8 @@ def test_parallel_decoding_gives_the_same_frames_as_one_read(tmp_path, monkeypat
                                                       range(int(40 * fps))), fps, gop=gop,
                     options={"preset": "ultrafast"})
     info = probe_video(video)
-    total = info.num_frames(FPS)
-    one = torch.stack(list(decode_pool.model_frames(video, info, total, 64)))
+    total = info.num_frames(DEFAULT_FPS)
+    one = torch.stack(list(decode_pool.model_frames(video, info, DEFAULT_FPS, total, 64)))
     with decode_pool.DecodePool(2) as pool:
-        parallel = torch.stack(list(decode_pool.model_frames(video, info, total, 64, pool)))
+        parallel = torch.stack(list(decode_pool.model_frames(video, info, DEFAULT_FPS, total, 64, pool)))
     assert one.shape == (total, 3, 64, 64) and torch.equal(one, parallel)

@@ -155,14 +155,14 @@ def test_frames_come_back_at_the_video_size(video_25fps):
 
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent.mkv"):
-        read_frames(tmp_path / "absent.mkv")
+        read_frames(tmp_path / "absent.mkv", fps=2.0)
 
 
 def test_garbage_bytes_are_a_clear_error(tmp_path):
     path = tmp_path / "garbage.mkv"
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())
     with pytest.raises(VideoError, match="garbage.mkv"):
-        read_frames(path)
+        read_frames(path, fps=2.0)
 
 
 def test_file_without_video_stream_is_a_clear_error(tmp_path):
