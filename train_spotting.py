@@ -23,19 +23,18 @@ import functools
 import torch
 
 from configs.schema import SpottingConfig
-from data.augment import photometric
-from data.catalog import Dataset, check_disjoint, checked_labels, load_dataset
+from data.augment import photometric_and_flips
+from data.catalog import Dataset, check_disjoint, checked_labels, described_dataset, load_dataset
 from data.colour import batch_frames, planes_fit
 from data.datasets import WindowDataset, half_lengths
 from data.samplers import check_long_enough, epoch_windows, uniform_windows
 from data.sources import FrameSource, build_source
-from data.targets import WindowTargets
+from data.targets import WindowTargets, mirror_targets
 from evaluation.inference import Inference, predict_games
 from evaluation.scoring import score
 from models.loading import init_spotting_model
 from models.losses import mixup_bce
-from models.registry import build_video
-from models.spotting import SpottingModel
+from models.registry import build_spotting
 from utils import dist
 from utils.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, Progress
 from utils.errors import run_entry_point
@@ -120,18 +119,20 @@ def train_one_epoch(run: TrainingRun, batches, epoch: int, progress: Progress) -
         spotting.trunk.eval()  # phase a: no masking, no stochastic depth in the frozen trunk
     beta = torch.distributions.Beta(cfg.augment.mixup_alpha, cfg.augment.mixup_alpha) \
         if cfg.augment.mixup_alpha > 0 else None
+    mirrored = described_dataset(run.carried["dataset"]).mirrored_columns()  # Team-BAS: flips swap left and right
 
     def loss_of(batch: dict) -> torch.Tensor:
         frames = batch_frames(batch, ctx.device)  # (B, F, 3, S, S) uint8, converted here from a store's YUV
-        targets = batch["targets"].to(ctx.device, non_blocking=True)  # (B, T, C), C the dataset's columns
-        video = photometric(frames, cfg.augment.view)  # (B, F, 3, S, S)
+        targets = batch["targets"].to(ctx.device, non_blocking=True)  # (B, T or F, C), C the dataset's columns
+        video, flipped = photometric_and_flips(frames, cfg.augment.view)  # (B, F, 3, S, S), (B,)
+        targets = mirror_targets(targets, flipped, mirrored)  # a mirrored window's left-team actions are on the right
         permutation = lam = None
         if beta is not None:  # mixup: x = lam x + (1 - lam) x[perm], one lam per sample, within the micro-batch
             lam = beta.sample((video.shape[0],)).to(ctx.device)
             permutation = torch.randperm(video.shape[0], device=ctx.device)
             video = lam.view(-1, 1, 1, 1, 1) * video + (1 - lam.view(-1, 1, 1, 1, 1)) * video[permutation]
         with autocast(ctx.device, ctx.amp_dtype):
-            logits = run.model(video.transpose(1, 2))  # (B, T, C)
+            logits = run.model(video.transpose(1, 2))  # (B, T or F, C): a row per token or per frame
         return mixup_bce(logits, targets, permutation, lam)
 
     epoch_run = run.epoch(epoch, progress)
@@ -164,13 +165,13 @@ def main(cfg: SpottingConfig) -> None:
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
                     valid_games=len(validation.games))
     yuv420 = cfg.data.colour_on_device and planes_fit(source, halves, cfg.model.img_size)
-    targets = WindowTargets(labels, len(dataset.columns), rates.fps, cfg.data.label_radius)
+    targets = WindowTargets(labels, len(dataset.columns), rates.fps, cfg.data.label_radius, cfg.model.head == "frame")
     window_data = WindowDataset(source, window_frames, cfg.model.img_size, targets, yuv420=yuv420)
     loader = build_loader(window_data, RunSampler(windows, plan, ctx.info.rank, cfg.run.seed), cfg.run.num_workers,
                           ctx.device, ctx.loader_seed)
 
     # ---------------------------------------------------------------- model
-    spotting = SpottingModel(build_video(cfg.model, rates), len(dataset.columns), cfg.model.head_bias_prior)
+    spotting = build_spotting(cfg.model, len(dataset.columns), rates)
     init_spotting_model(spotting, cfg.model.init_checkpoint, cfg.model.name)
     if cfg.model.freeze_trunk:
         spotting.trunk.requires_grad_(False)

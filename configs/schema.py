@@ -169,6 +169,9 @@ class SpottingModelConfig(VideoModelConfig):
     freeze_trunk: bool = False  # phase a: train the head alone, the trunk frozen and in eval mode
     # > 0: start the head at this probability per class (0: the official zero bias; the quick start only)
     head_bias_prior: float = bounded(0.0, **FRACTION)
+    # token: a row of scores per token, the paper's; frame: a row per frame (2 per token), trained on frame targets,
+    # for actions closer than a token (Ball Action Spotting at 12.5 fps): models/spotting.py
+    head: Literal["token", "frame"] = "token"
 
 
 # ----------------------------------------------------------------------------------------------------------------------

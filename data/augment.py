@@ -143,6 +143,12 @@ def photometric(frames: torch.Tensor, config) -> torch.Tensor:
     """(N, T, 3, H, W) uint8 on the training device -> augmented, normalised float (N, T, 3, H, W).
 
     One set of parameters per sample (clip or window), shared by its T frames."""
+    return photometric_and_flips(frames, config)[0]
+
+
+def photometric_and_flips(frames: torch.Tensor, config) -> tuple[torch.Tensor, torch.Tensor]:
+    """`photometric`, and which samples it mirrored, (N,) bool: their left and right have traded places (Team-BAS
+    targets swap their teams, train_spotting.py)."""
     x = frames.float().div_(255.0)  # this function's own copy: the steps below work on it in place
     n, device = x.shape[0], x.device
     if config.jitter_p:
@@ -159,10 +165,12 @@ def photometric(frames: torch.Tensor, config) -> torch.Tensor:
     if config.solarize_p:
         solarize = _per_sample(_bernoulli(n, config.solarize_p, device), x)
         x = torch.where(solarize & (x >= config.solarize_threshold), 1.0 - x, x)
+    flipped = torch.zeros(n, dtype=torch.bool, device=device)
     if config.flip_p:
-        chosen = _bernoulli(n, config.flip_p, device).nonzero().squeeze(1)
+        flipped = _bernoulli(n, config.flip_p, device)
+        chosen = flipped.nonzero().squeeze(1)
         x = x.index_copy(0, chosen, x[chosen].flip(-1))
-    return _normalize_(x)
+    return _normalize_(x), flipped
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,16 @@ class Dataset(abc.ABC):
             return self.classes[column], None
         return self.classes[column // len(self.teams)], self.teams[column % len(self.teams)]
 
+    def mirrored_columns(self) -> list[int] | None:
+        """For each column, the column it becomes in a horizontally flipped picture: a class's left and right teams
+        trade places (the Team-BAS teams are the sides of the picture). None when a flip changes no column (no
+        teams, or teams that are not sides, such as home and away)."""
+        if set(self.teams) != {"left", "right"}:
+            return None
+        mirrored = {"left": "right", "right": "left"}
+        return [self.column(column // len(self.teams), mirrored[self.teams[column % len(self.teams)]])
+                for column in range(len(self.columns))]
+
     def scored(self, annotation: Annotation) -> Annotation:
         """The annotation as training sees it: its column as label, and half 1 in a game of one video."""
         return dataclasses.replace(annotation, label=self.column(annotation.label, annotation.team),

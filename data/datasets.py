@@ -97,7 +97,7 @@ class WindowDataset(torch.utils.data.Dataset):
             item = {"frames": resize_frames(frames, self.size)}  # (F, 3, S, S) uint8
         if self.targets is not None:
             item["targets"] = torch.from_numpy(self.targets.of(segment.game, segment.half, segment.first,
-                                                               self.window_frames))  # (T, C)
+                                                               self.window_frames))  # (T or F, C)
         if self.bank is not None:
             item["bank"] = torch.from_numpy(np.asarray(
                 self.bank.rows(segment.game, segment.half, segment.first // FRAMES_PER_TOKEN,

@@ -14,6 +14,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import torch
 
 from data.labels import Annotation
 from utils.rates import FRAMES_PER_TOKEN
@@ -46,17 +47,28 @@ def pool_tokens(frame_level: np.ndarray, frames_per_token: int = FRAMES_PER_TOKE
     return grouped.max(axis=-2)
 
 
+def mirror_targets(targets: torch.Tensor, flipped: torch.Tensor, mirrored: list[int] | None) -> torch.Tensor:
+    """(B, rows, C) targets of windows, `flipped` (B,) of which were mirrored: their columns permuted by `mirrored`
+    (data/catalog.py: Dataset.mirrored_columns, left and right teams trading places), the others unchanged."""
+    if mirrored is None:
+        return targets
+    return torch.where(flipped[:, None, None], targets[..., mirrored], targets)
+
+
 @dataclasses.dataclass(frozen=True)
 class WindowTargets:
-    """A window's token targets (stage 3): per game, its annotations with their scored column as label
-    (data/catalog.py: Dataset.scored), over num_classes columns, positive within radius seconds."""
+    """A window's targets (stage 3): per game, its annotations with their scored column as label (data/catalog.py:
+    Dataset.scored), over num_classes columns, positive within radius seconds; a row per token (OR-pooled) or, for
+    the frame head (models/spotting.py), a row per frame."""
 
     labels: dict[str, list[Annotation]]
     num_classes: int
     fps: Fraction  # the run's data.fps
     radius: float = 0.5
+    per_frame: bool = False
 
     def of(self, game: str, half: int, first_frame: int, num_frames: int) -> np.ndarray:
-        """(num_frames / FRAMES_PER_TOKEN, num_classes) float32 token targets of a window."""
-        return pool_tokens(frame_targets(self.labels[game], half, first_frame, num_frames, self.num_classes,
-                                         self.fps, self.radius))
+        """(num_frames / FRAMES_PER_TOKEN or num_frames, num_classes) float32 targets of a window."""
+        frames = frame_targets(self.labels[game], half, first_frame, num_frames, self.num_classes, self.fps,
+                               self.radius)
+        return frames if self.per_frame else pool_tokens(frames)

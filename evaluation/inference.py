@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,10 @@ def window_starts(num_tokens: int, window_tokens: int, stride_tokens: int) -> li
 HALF_END_MODES = ("official", "scored")
 
 
-def kept_tokens(start: int, tokens: int, num_frames: int, trim_seconds: float, half_end: str,
-                rates: Rates = Rates()) -> np.ndarray:
-    """(tokens,) bool: which tokens of the window starting at token `start` are kept, by the official rule.
+def kept_tokens(start: int, rows: int, num_frames: int, trim_seconds: float, half_end: str, rates: Rates = Rates(),
+                frames_per_row: int = FRAMES_PER_TOKEN) -> np.ndarray:
+    """(rows,) bool: which rows of scores of the window starting at token `start` are kept, by the official rule; a
+    row is a token (frames_per_row = FRAMES_PER_TOKEN, the paper's head) or a frame (1, the frame head).
 
     eztorch (`datasets/soccernet_utils/predictions.py: add_clips_predictions`) drops a token whose time t lies within
     trim seconds of its window's first token unless t <= trim (the half's start), and one within trim seconds of
@@ -58,35 +60,40 @@ def kept_tokens(start: int, tokens: int, num_frames: int, trim_seconds: float, h
     `half_num_timestamps * step_timestamp - t`, a count of frames times the token step (at 2 fps: 0.5-s frames times
     1 s): twice the half's length, so the exception never fires and the last `trim` seconds of every half score 0.
     half_end="official" keeps that quirk (the paper's numbers and the released checkpoints' scores include it);
-    "scored" measures the half's end where the last window ends (its whole tokens), as intended.
+    "scored" measures the half's end where the last window ends (its whole tokens), as intended. A row's time is the
+    mean of its frames' times.
     """
     if half_end not in HALF_END_MODES:
         raise ValueError(f"half_end {half_end!r}: expected one of {HALF_END_MODES}")
-    keep = np.ones(tokens, bool)
-    if trim_seconds <= 0 or tokens < 2:
+    keep = np.ones(rows, bool)
+    if trim_seconds <= 0 or rows < 2:
         return keep
-    step = float(rates.token_seconds)  # 1 s at 2 fps
-    # a token's time after its first frame: the mean of its frames' times (0.25 s at 2 fps)
-    token_time = (rates.frames_per_token - 1) / (2 * float(rates.fps))
-    times = (start + np.arange(tokens)) * step + token_time  # (tokens,) seconds
-    whole_tokens = num_frames // rates.frames_per_token
-    half_end_value = num_frames * step if half_end == "official" else whole_tokens * step
-    before = (times - times[0] < trim_seconds) & (times > trim_seconds)
-    after = (times[-1] - times < trim_seconds) & (half_end_value - times > trim_seconds)
+    # times in units of half a frame, 1 / (2 fps) s, where every row's time is a whole number: comparisons at 12.5
+    # fps are then as exact as they are in seconds at 2 fps (0.88 s - 0.56 s is not 0.32 in floats)
+    first_frames = start * rates.frames_per_token + np.arange(rows) * frames_per_row  # (rows,)
+    times = 2 * first_frames + (frames_per_row - 1)  # (rows,): the mean of the row's frames' times (a token's: +0.25 s)
+    trim = float(Fraction(str(trim_seconds)) * 2 * rates.fps)
+    # the official end: frames x the token step (at 2 fps, 0.5-s frames x 1 s); scored: the last window's end
+    half_end_value = 2 * rates.frames_per_token * (num_frames if half_end == "official"
+                                                   else num_frames // rates.frames_per_token)
+    before = (times - times[0] < trim) & (times > trim)
+    after = (times[-1] - times < trim) & (half_end_value - times > trim)
     return ~(before | after)
 
 
 def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_frames: int, trim_seconds: float,
-                        half_end: str = "official", rates: Rates = Rates()) -> np.ndarray:
-    """Place (start token, (T, C) scores) windows on the frame grid, each token at its first frame: trim
-    (`kept_tokens`), then max-merge. Returns (num_frames, C); slots no kept token reaches stay 0."""
+                        half_end: str = "official", rates: Rates = Rates(),
+                        frames_per_row: int = FRAMES_PER_TOKEN) -> np.ndarray:
+    """Place (start token, (rows, C) scores) windows on the frame grid, each row at its first frame (a token's:
+    frames_per_row = FRAMES_PER_TOKEN; a frame's: 1): trim (`kept_tokens`), then max-merge. Returns (num_frames, C);
+    slots no kept row reaches stay 0 (with the token head, every second frame)."""
     merged = None
     for start, scores in window_scores:
-        tokens = scores.shape[0]
+        rows = scores.shape[0]
         if merged is None:
             merged = np.zeros((num_frames, scores.shape[1]), np.float32)
-        keep = kept_tokens(start, tokens, num_frames, trim_seconds, half_end, rates)
-        slots = (start + np.flatnonzero(keep)) * rates.frames_per_token  # (kept,): each token's first frame
+        keep = kept_tokens(start, rows, num_frames, trim_seconds, half_end, rates, frames_per_row)
+        slots = start * rates.frames_per_token + np.flatnonzero(keep) * frames_per_row  # (kept,): first frames
         valid = slots < num_frames
         merged[slots[valid]] = np.maximum(merged[slots[valid]], scores[keep][valid])
     return merged
@@ -95,8 +102,8 @@ def merge_window_scores(window_scores: Iterable[tuple[int, np.ndarray]], num_fra
 @torch.no_grad()
 def window_scores(model: nn.Module, frames: torch.Tensor, device: torch.device,
                   amp_dtype: torch.dtype | None) -> np.ndarray:
-    """(B, F, 3, S, S) uint8 windows -> (B, F / FRAMES_PER_TOKEN, C) float32 sigmoid scores, the model in whatever
-    mode it is in."""
+    """(B, F, 3, S, S) uint8 windows -> (B, rows, C) float32 sigmoid scores (a row per token or frame), the model in
+    whatever mode it is in."""
     with autocast(device, amp_dtype):
         logits = model(to_model_input(frames.to(device, non_blocking=True)))
     return torch.sigmoid(logits.float()).cpu().numpy()
@@ -127,13 +134,18 @@ class Inference:
     def stride_tokens(self) -> int:
         return self.rates.tokens(self.eval_cfg.window_stride_seconds, "eval.window_stride_seconds")
 
+    @property
+    def frames_per_row(self) -> int:
+        """Frames per row of the model's scores: a token's (the paper's head) or one (model.head=frame)."""
+        return 1 if getattr(self.model_cfg, "head", "token") == "frame" else self.rates.frames_per_token
+
     def merge(self, window_scores: Iterable[tuple[int, np.ndarray]], num_frames: int) -> np.ndarray:
-        """(num_frames, C): (start token, (T, C) scores) windows merged as eval_cfg says (`merge_window_scores`)."""
+        """(num_frames, C): (start token, (rows, C) scores) windows merged as eval_cfg says (`merge_window_scores`)."""
         return merge_window_scores(window_scores, num_frames, self.eval_cfg.trim_seconds, self.eval_cfg.half_end,
-                                   self.rates)
+                                   self.rates, self.frames_per_row)
 
     def scores(self, frames: torch.Tensor) -> np.ndarray:
-        """(B, F, 3, S, S) uint8 windows -> (B, F / FRAMES_PER_TOKEN, C) sigmoid scores (`window_scores`)."""
+        """(B, F, 3, S, S) uint8 windows -> (B, rows, C) sigmoid scores (`window_scores`)."""
         return window_scores(self.model, frames, self.device, self.amp_dtype)
 
 

@@ -11,7 +11,7 @@ from configs.inference import inference_config
 from configs.schema import SpottingConfig
 from data.catalog import Dataset, described_dataset, load_dataset
 from models.loading import SpottingWeights, load_spotting_weights, read_spotting_weights
-from models.registry import build_video
+from models.registry import build_spotting
 from models.spotting import SpottingModel
 from utils.checkpoint import checkpoint_dict, save_checkpoint
 from utils.config import config_to_dict
@@ -31,8 +31,7 @@ def build_inference_model(checkpoint: Path | None, config: str | None, overrides
                                     overrides)
     dataset = described_dataset(weights.dataset) if weights and weights.dataset else load_dataset(cfg.data.dataset)
     torch.manual_seed(cfg.run.seed)
-    model = SpottingModel(build_video(cfg.model, Rates.of(cfg.data.fps)), len(dataset.columns),
-                          cfg.model.head_bias_prior)
+    model = build_spotting(cfg.model, len(dataset.columns), Rates.of(cfg.data.fps))
     if weights is not None:
         load_spotting_weights(model, weights.state, weights.source)
     return cfg, sources, dataset, model.eval()

@@ -103,8 +103,9 @@ def load_stage1_into_video(video: VideoTransformer, path: str | os.PathLike, vid
 
 def init_spotting_model(model: nn.Module, path: str | os.PathLike, video_preset: str) -> None:
     """Initialise a spotting model from whichever stage `path` comes from (the file is read once): stage 2
-    (phase a), stage 3 (phase a into phase b), stage 1 (the stage-1-only ablation), or nothing ('' : the
-    no-pretraining ablation)."""
+    (phase a), stage 3 (phase a into phase b; a stage 3 of another dataset or head, such as SoccerNet-v2's for Ball
+    Action Spotting, gives its trunk only), stage 1 (the stage-1-only ablation), or nothing ('' : the no-pretraining
+    ablation)."""
     logger = logging.getLogger("comedian")
     if not path:
         logger.warning("model.init_checkpoint is empty: training from random weights (the no-pretraining ablation)")
@@ -119,9 +120,14 @@ def init_spotting_model(model: nn.Module, path: str | os.PathLike, video_preset:
         if _trained_model(config) != video_preset:
             raise CheckpointMismatch(f"{path} holds {holds} of {_trained_model(config)!r}, but this run builds "
                                      f"{video_preset!r}")
+        head = {"head.weight", "head.bias"}
         if stage == "distill":  # the distillation projector is left behind
             state = {f"trunk.{key}": value for key, value in _sub_state(state, "trunk.").items()}
-        load_exact(model, state, {"head.weight", "head.bias"} if stage == "distill" else set(), f"{holds} ({path})")
+        elif state["head.weight"].shape != model.head.weight.shape:  # another dataset's columns, or another head
+            logger.info(f"{path}: its head gives {state['head.weight'].shape[0]} outputs per token, this model's "
+                        f"{model.head.weight.shape[0]}: the trunk is loaded and the head starts afresh")
+            state = {key: value for key, value in state.items() if key not in head}
+        load_exact(model, state, head if "head.weight" not in state else set(), f"{holds} ({path})")
     else:
         raise CheckpointMismatch(f"{path}: a checkpoint of stage {stage!r}; expected a stage 1, 2 or 3 checkpoint")
     logger.info(f"initialised from the {stage} checkpoint {path}")

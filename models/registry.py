@@ -10,6 +10,7 @@ from torch import nn
 from configs import architectures
 from configs.architectures import SPATIAL, VIDEO, ViTShape
 from configs.schema import VideoModelConfig
+from models.spotting import SpottingModel
 from models.swin import SpatialSwin
 from models.video import TemporalTransformer, VideoTransformer
 from models.vit import SpatialViT
@@ -37,6 +38,13 @@ def build_video(config, rates: Rates = Rates()) -> VideoTransformer:
                                    config.temporal_drop_path,
                                    grad_checkpointing=config.grad_checkpointing)
     return VideoTransformer(spatial, temporal, config.mask_ratio)
+
+
+def build_spotting(config, num_classes: int, rates: Rates = Rates()) -> SpottingModel:
+    """Stage 3's model a model config section describes (configs/schema.py: SpottingModelConfig): the video trunk at
+    the run's rates and its head, a row per token or per frame (model.head) of num_classes logits."""
+    rows_per_token = rates.frames_per_token if config.head == "frame" else 1
+    return SpottingModel(build_video(config, rates), num_classes, config.head_bias_prior, rows_per_token)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,6 +1,11 @@
 """Stage 3's model: the video trunk and one linear layer per token, a logit per column of the dataset (SoccerNet-v2's
 17 classes; a class and a team each for Team-BAS: data/catalog.py), no background class (docs/METHOD.md section 4).
-The head is N(0, 0.01) with a zero bias, as eztorch's `models/heads/linear.py: LinearHead` (init_std 0.01)."""
+The head is N(0, 0.01) with a zero bias, as eztorch's `models/heads/linear.py: LinearHead` (init_std 0.01).
+
+`model.head=token` (the paper's) gives one row of logits per token; `frame` gives one per frame (rows_per_token =
+FRAMES_PER_TOKEN): the same linear layer, FRAMES_PER_TOKEN times wider, each token's output read as its frames' rows.
+Ball Action Spotting's actions come less than a token's width apart at 12.5 fps; a row per frame keeps them apart at
+no cost to the trunk (the T-DEED and lRomul models also score every frame)."""
 
 from __future__ import annotations
 
@@ -11,20 +16,22 @@ from torch import nn
 
 
 class SpottingModel(nn.Module):
-    """Stage 3: video trunk + one linear layer per token. (B, 3, 128, H, W) -> (B, 64, C) logits.
+    """Stage 3: video trunk + one linear layer per token. (B, 3, F, H, W) -> (B, T x rows_per_token, C) logits,
+    T = F / FRAMES_PER_TOKEN tokens (F = 128: (B, 64, C) with the token head, (B, 128, C) with the frame head).
 
     bias_prior > 0 starts every class at that probability (bias -log((1 - p) / p), the RetinaNet prior): with ~1%
     positives, a zero bias spends the first hundreds of steps learning the prior, which a short run (the CPU quick
     start) cannot afford. 0 keeps the official zero bias."""
 
-    def __init__(self, trunk: nn.Module, num_classes: int, bias_prior: float = 0.0):
+    def __init__(self, trunk: nn.Module, num_classes: int, bias_prior: float = 0.0, rows_per_token: int = 1):
         super().__init__()
-        self.trunk = trunk
-        self.head = nn.Linear(trunk.out_dim, num_classes)
+        self.trunk, self.num_classes = trunk, num_classes
+        self.head = nn.Linear(trunk.out_dim, num_classes * rows_per_token)  # token j's rows: its frames, in order
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
         if bias_prior > 0:
             nn.init.constant_(self.head.bias, -math.log((1 - bias_prior) / bias_prior))
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(video))
+        logits = self.head(self.trunk(video))  # (B, T, rows_per_token x C)
+        return logits.view(logits.shape[0], -1, self.num_classes)  # (B, T x rows_per_token, C)

@@ -32,15 +32,14 @@ def spotting_checkpoint(path: Path, *overrides: str, seed: int = 0) -> Path:
 
     from configs.schema import SpottingConfig
     from data.catalog import load_dataset
-    from models.registry import build_video
-    from models.spotting import SpottingModel
+    from models.registry import build_spotting
     from utils.checkpoint import checkpoint_dict, save_checkpoint
     from utils.config import config_to_dict, load_config
 
     cfg = load_config(SpottingConfig, ROOT / "configs" / "spotting" / "tiny_mini_phase_b.yaml", list(overrides))
     torch.manual_seed(seed)
     dataset = load_dataset(cfg.data.dataset)
-    model = SpottingModel(build_video(cfg.model), len(dataset.columns), cfg.model.head_bias_prior)
+    model = build_spotting(cfg.model, len(dataset.columns))
     save_checkpoint(path, checkpoint_dict(model.state_dict(), config_to_dict(cfg), "spotting",
                                           {"dataset": dataset.describe()}))
     return path

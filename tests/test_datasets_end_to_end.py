@@ -120,13 +120,14 @@ def test_team_ball_action_spotting_trains_tests_and_spots(ball, tmp_path):
 
 def test_ball_action_spotting_runs_at_12_5_fps_end_to_end(ball, tmp_path):
     """data.fps=12.5, as every BAS winner reads the 25 fps videos: a store prepared at that rate, stage 3 with 2.56 s
-    windows (16 tokens of 0.16 s), `evaluate.py test` and `spot` at that rate, raw scores on the 80 ms grid. A window
-    that is not whole tokens is refused with the key named, before anything is written."""
+    windows (16 tokens of 0.16 s), the frame head and mirrored windows (their teams swapped), `evaluate.py test` and
+    `spot` at that rate, a score for every 80 ms frame. A window that is not whole tokens is refused with the key
+    named, before anything is written."""
     root, games = ball
     store = tmp_path / "store"
     prepare(BALL_2025, root, store, games, Preparation(size=(64, 64), fps=Fraction(25, 2)))
     at_12_5 = ["data.fps=12.5", f"data.store={store}", "model.window_seconds=2.56", "eval.window_stride_seconds=1.28",
-               "eval.trim_seconds=0.32"]
+               "eval.trim_seconds=0.32", "eval.half_end=scored", "model.head=frame", "augment.view.flip_p=0.5"]
     splits = ["data.train_split=train.txt", "data.valid_split=valid.txt"]
     stage3(root, tmp_path / "run", "soccernet_ball_2025", *splits, *at_12_5)
     checkpoint = tmp_path / "run" / "checkpoint_best.pth"
@@ -135,10 +136,12 @@ def test_ball_action_spotting_runs_at_12_5_fps_end_to_end(ball, tmp_path):
     meta = json.loads((tmp_path / "test" / "raw" / "raw_scores.json").read_text())
     raw = sorted((tmp_path / "test" / "raw").rglob("scores_half1.npy"))
     assert meta["fps"] == 12.5 and np.load(raw[0]).shape == (500, 24)  # 40 s at 12.5 fps
+    assert np.load(raw[0]).min(axis=1).all()  # the frame head: every frame scored, not every token's first
     test_game = BALL_2025.games("test.txt", root)[0]
     predictions = json.loads((tmp_path / "test" / "predictions" / test_game / "results_spotting.json").read_text())
     positions = [int(p["position"]) for p in predictions["predictions"]]
-    assert positions and all(position % 80 == 0 for position in positions)  # frames of 80 ms (tokens of 160 ms)
+    assert positions and all(position % 80 == 0 for position in positions)  # frames of 80 ms
+    assert any(position % 160 for position in positions)  # not only each token's first frame
     assert len({position // 1000 for position in positions}) < len(set(positions))  # finer than one per second
 
     video = BALL_2025.video_path(root, test_game, 1)

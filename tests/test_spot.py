@@ -95,6 +95,33 @@ def test_windows_at_12_5_fps_run_in_tokens_of_0_16_s_and_land_on_their_frames(nu
         Inference(model, SimpleNamespace(window_seconds=1.3, img_size=4), eval_cfg, V2, rates=Rates.of(12.5))
 
 
+class FrameRows(torch.nn.Module):
+    """A stand-in frame-head model: row k of a window's scores is a fixed function of its frame k alone."""
+
+    def forward(self, video):  # (B, 3, F, S, S) -> (B, F, 17)
+        means = video.mean(dim=(1, 3, 4))  # (B, F)
+        return torch.stack([means * (c + 1) - c for c in range(17)], dim=-1)
+
+
+@pytest.mark.parametrize("num_frames", [41, 64])
+def test_the_frame_head_scores_every_frame_at_its_own_place(num_frames):
+    """model.head=frame at 12.5 fps: a row per frame, each at its frame (not its token's first), kept and merged by
+    its own time; streamed and stored-source inference agree; every frame of the half gets a score."""
+    frames = torch.randint(0, 256, (num_frames, 4, 4, 3), dtype=torch.uint8)
+    eval_cfg = SimpleNamespace(window_stride_seconds=0.64, trim_seconds=0.32, batch_size=2, half_end="scored")
+    inference = Inference(FrameRows(), SimpleNamespace(window_seconds=1.28, img_size=4, head="frame"), eval_cfg, V2,
+                          rates=Rates.of(12.5))
+    spotter = HalfSpotter(inference)
+    for frame in frames.permute(0, 3, 1, 2):
+        spotter.push(frame)
+    streamed = spotter.finish()
+    np.testing.assert_allclose(streamed, predict_half(inference, FramesInMemory(frames), "game", 1), rtol=1e-5,
+                               atol=1e-6)
+    whole = frames.permute(0, 3, 1, 2)[None, :num_frames // 2 * 2].float().div(255).sub(0.45).div(0.225)
+    own = torch.sigmoid(FrameRows()(whole.transpose(1, 2)))[0].numpy()  # (frames, 17): each frame's own score
+    np.testing.assert_allclose(streamed[:len(own)], own, rtol=1e-5)  # a frame model: every window agrees
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """An untrained vivit_micro stage-3 checkpoint with 8-second windows (spotting needs weights, not skill)."""

@@ -1,5 +1,6 @@
 """Stage 3 and inference: sampling, window coverage, trimming and merging, mixup, the frozen phase, learning."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -237,3 +238,50 @@ def test_a_resumed_run_keeps_the_better_best_checkpoint(tmp_path):
     assert progress_of({**last, "best_metric": 0.53}, tmp_path).best.metric == 0.57
     resumed = progress_of({**last, "best_metric": 0.61}, tmp_path)
     assert (resumed.step, resumed.best.metric, resumed.best.validated_epoch) == (4, 0.61, 2)
+
+
+def test_a_mirrored_window_trades_its_left_and_right_team_targets():
+    """Team-BAS teams are the sides of the picture: a horizontally flipped window's PASS-left is a PASS-right. A flip
+    changes no column of SoccerNet-v2 (no teams) nor of teams that are not sides."""
+    from data.augment import photometric_and_flips
+    from data.catalog import BUILT_IN
+    from data.targets import mirror_targets
+    from tests.test_augment import OFF
+
+    team_bas = BUILT_IN["soccernet_ball_2025"]
+    mirrored = team_bas.mirrored_columns()
+    targets = torch.zeros(2, 4, len(team_bas.columns))
+    targets[:, 1, team_bas.columns.index("PASS-left")] = 1
+    targets[:, 3, team_bas.columns.index("GOAL-right")] = 1
+    swapped = mirror_targets(targets, torch.tensor([True, False]), mirrored)
+    assert torch.equal(swapped[1], targets[1])
+    assert {(row, team_bas.columns[column]) for row, column in swapped[0].nonzero().tolist()} == {
+        (1, "PASS-right"), (3, "GOAL-left")}
+    assert BUILT_IN["soccernet_v2"].mirrored_columns() is None
+    home_away = dataclasses.replace(team_bas, teams=("home", "away"))
+    assert home_away.mirrored_columns() is None and len(home_away.columns) == 24
+
+    frames = torch.randint(0, 256, (3, 2, 3, 4, 6), dtype=torch.uint8)
+    plain, none_flipped = photometric_and_flips(frames, OFF)
+    mirror, all_flipped = photometric_and_flips(frames, dataclasses.replace(OFF, flip_p=1.0))
+    assert not none_flipped.any() and all_flipped.all() and torch.equal(mirror, plain.flip(-1))
+
+
+def test_the_frame_head_gives_each_frame_of_a_token_its_own_row():
+    """model.head=frame: one linear layer FRAMES_PER_TOKEN times wider, token j's outputs read as frames 2j and
+    2j + 1; the token head is the paper's (B, T, C)."""
+    from models.spotting import SpottingModel
+
+    class Tokens(torch.nn.Module):
+        out_dim = 8
+
+        def forward(self, video):  # (B, 3, F, S, S) -> (B, F / 2, 8)
+            return video.mean(dim=(1, 3, 4)).view(video.shape[0], -1, 2).repeat(1, 1, 4)
+
+    video = torch.randn(2, 3, 16, 4, 4)
+    frames = SpottingModel(Tokens(), 5, rows_per_token=2)
+    logits = frames(video)
+    assert logits.shape == (2, 16, 5)
+    outputs = frames.head(Tokens()(video))  # (2, 8, 10)
+    assert torch.equal(logits[:, 0::2], outputs[..., :5]) and torch.equal(logits[:, 1::2], outputs[..., 5:])
+    assert SpottingModel(Tokens(), 5)(video).shape == (2, 8, 5)
