@@ -190,7 +190,7 @@ def command_convergence(args: argparse.Namespace) -> None:
 
 def add_nms_arguments(parser: argparse.ArgumentParser) -> None:
     """The NMS flags of postprocess and ensemble; each defaults to the paper config's eval section."""
-    parser.add_argument("--nms", help="soft (the paper's linear decay), hard (local maxima only) or none")
+    parser.add_argument("--nms", help="soft (the paper's linear decay), tdeed (T-DEED's quadratic one), hard or none")
     parser.add_argument("--window", type=int, nargs="+",
                         help="NMS window in slots of 1 / fps seconds (20 = +-5 s at 2 fps), or one per class")
     parser.add_argument("--threshold", type=float, help="minimum kept confidence")

@@ -23,7 +23,7 @@ from data.catalog import load_dataset
 from data.colour import batch_frames, planes_fit
 from data.datasets import WindowDataset, half_lengths
 from data.features import FeatureBank
-from data.samplers import check_long_enough, epoch_windows, jittered_windows
+from data.samplers import any_half, check_long_enough, epoch_windows, jittered_windows
 from data.sources import build_source
 from models.distill import DistillModel
 from models.loading import load_stage1_into_video
@@ -91,7 +91,8 @@ def main(cfg: DistillConfig) -> None:
     window_frames = rates.frames(cfg.model.window_seconds, "model.window_seconds")
     check_long_enough(halves, window_frames, rates.fps)
     windows = functools.partial(epoch_windows, halves, functools.partial(
-        jittered_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
+        any_half, jittered_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames,
+        cfg.run.seed)
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
                     tokens_per_step=cfg.run.global_batch_size * window_frames // rates.frames_per_token)
     yuv420 = cfg.data.colour_on_device and planes_fit(source, halves, cfg.model.img_size)

@@ -27,9 +27,9 @@ from data.augment import photometric_and_flips
 from data.catalog import Dataset, check_disjoint, checked_labels, described_dataset, load_dataset
 from data.colour import batch_frames, planes_fit
 from data.datasets import WindowDataset, half_lengths
-from data.samplers import check_long_enough, epoch_windows, uniform_windows
+from data.samplers import check_long_enough, epoch_windows, stage3_windows
 from data.sources import FrameSource, build_source
-from data.targets import WindowTargets, mirror_targets
+from data.targets import WindowTargets, action_frames, mirror_targets
 from evaluation.inference import Inference, predict_games
 from evaluation.scoring import score
 from models.loading import init_spotting_model
@@ -160,8 +160,9 @@ def main(cfg: SpottingConfig) -> None:
     check_long_enough(halves, window_frames, rates.fps)
     labels = checked_labels(dataset, cfg.data.root, halves, rates.fps, "training")  # {game: annotations, label: column}
     checked_labels(dataset, cfg.data.root, valid_halves, rates.fps, "validation")
-    windows = functools.partial(epoch_windows, halves, functools.partial(
-        uniform_windows, count=cfg.data.windows_per_half, window_frames=window_frames), window_frames, cfg.run.seed)
+    per_half = functools.partial(stage3_windows, count=cfg.data.windows_per_half, window_frames=window_frames,
+                                 events=action_frames(labels, halves, rates.fps), share=cfg.data.event_share)
+    windows = functools.partial(epoch_windows, halves, per_half, window_frames, cfg.run.seed)
     plan = plan_run(cfg.run, cfg.optim.lr, ctx.info.world_size, len(windows(0)), train_games=len(games),
                     valid_games=len(validation.games))
     yuv420 = cfg.data.colour_on_device and planes_fit(source, halves, cfg.model.img_size)

@@ -120,6 +120,9 @@ class SpottingDataConfig(FramesConfig):
     valid_split: str = required()  # the split validation scores (checkpoint_best.pth)
     test_split: str = required()  # the split `evaluate.py test` scores when no --split is given
     windows_per_half: int = bounded(REQUIRED, low=1)  # training windows per half and epoch
+    # the share of them placed around an action of the half (data/samplers.py: stage3_windows); 0: the paper's
+    # uniform windows; Ball Action Spotting recipes: 0.5, as lRomul's sampler
+    event_share: float = bounded(0.0, **PROBABILITY)
     label_radius: float = bounded(REQUIRED, low=0.0)  # a frame is positive within this many seconds of an action
     # a frame store at the model's input size sends windows as YUV 4:2:0 planes, converted to RGB on the training
     # device, the same frames (data/colour.py); false converts in the loader workers
@@ -258,7 +261,9 @@ class EvalConfig:
     # the last trim_seconds of every half: "official" scores them 0, as the official code does (a quirk its paper
     # numbers include: evaluation/inference.py, kept_tokens); "scored" keeps the end-aligned window's last seconds
     half_end: Literal["official", "scored"] = required()
-    nms: Literal["soft", "hard", "none"] = required()
+    # soft: the paper's linear decay; tdeed: T-DEED's quadratic decay, teams of a class as one series (evaluation/
+    # postprocess.py); hard: local maxima only; none
+    nms: Literal["soft", "tdeed", "hard", "none"] = required()
     # in slots of 1 / data.fps seconds (20 = +-5 s at 2 fps); a list gives one window per class, in label order
     nms_window: int | list[int] = bounded(REQUIRED, low=1)
     nms_threshold: float = bounded(REQUIRED, **FRACTION)  # [0, 1): scores are probabilities, 1 would keep nothing

@@ -47,6 +47,14 @@ def pool_tokens(frame_level: np.ndarray, frames_per_token: int = FRAMES_PER_TOKE
     return grouped.max(axis=-2)
 
 
+def action_frames(labels: dict[str, list[Annotation]], halves: dict[tuple[str, int], int],
+                  fps: Fraction) -> dict[tuple[str, int], np.ndarray]:
+    """{(game, half): the frames nearest its actions, (N,) int64} for the halves of `halves` (data/samplers.py:
+    stage3_windows)."""
+    return {(game, half): np.asarray([round(a.position_ms * fps / 1000) for a in labels[game] if a.half == half],
+                                     np.int64) for game, half in halves}
+
+
 def mirror_targets(targets: torch.Tensor, flipped: torch.Tensor, mirrored: list[int] | None) -> torch.Tensor:
     """(B, rows, C) targets of windows, `flipped` (B,) of which were mirrored: their columns permuted by `mirrored`
     (data/catalog.py: Dataset.mirrored_columns, left and right teams trading places), the others unchanged."""

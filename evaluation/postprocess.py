@@ -12,6 +12,10 @@ NMS follows the official code (eztorch `evaluation/nms.py`; docs/METHOD.md secti
   current value, multiply the scores within +-ceil(window / 2) slots by min_weight + (1 - min_weight) |d| / (window / 2)
   clipped to [0, 1], remove the taken slot; stop when the highest remaining score is below threshold. Taken slots
   with a score > 0 are the output.
+- tdeed (T-DEED's Ball Action Spotting soft NMS, arturxe2/T-DEED util/eval.py: soft_non_maximum_supression: window
+  12, threshold 0.01 at 12.5 fps): the same loop with a quadratic decay, a neighbour d slots away keeps (d / window)^2
+  of its score within +-window slots; the teams of a class are one series (sn-teamspotting groups left and right under
+  one class name), so a slot keeps its more confident team and the two teams decay each other.
 The window may be one value or one per class (`eval.nms_window`, `--window`).
 """
 
@@ -56,8 +60,10 @@ def hard_nms(scores: np.ndarray, window: int | list[int], threshold: float) -> n
     return keep
 
 
-def soft_nms(scores: np.ndarray, window: int | list[int], threshold: float, min_weight: float = 0.0) -> np.ndarray:
-    """(T, C) float: each slot's score when it was taken by linear-decay soft NMS, 0 where it was not taken.
+def soft_nms(scores: np.ndarray, window: int | list[int], threshold: float, min_weight: float = 0.0,
+             decay: str = "linear") -> np.ndarray:
+    """(T, C) float: each slot's score when it was taken by soft NMS, 0 where it was not taken. decay "linear" (the
+    paper's, within +-ceil(window / 2)) or "quadratic" (T-DEED's, (d / window)^2 within +-window; min_weight unused).
 
     The sequential algorithm takes one slot at a time. Here every slot that would be taken before all of its
     neighbours (it beats every remaining neighbour within the decay radius, ties to the earlier slot as argmax
@@ -68,11 +74,14 @@ def soft_nms(scores: np.ndarray, window: int | list[int], threshold: float, min_
     scores = np.asarray(scores, np.float64)
     num_slots, num_classes = scores.shape
     windows = np.array(_per_class(window, num_classes), np.float64)
-    radius = windows / 2.0  # (C,)
+    radius = windows / 2.0 if decay == "linear" else windows  # (C,)
     reach = int(np.ceil(radius.max())) if num_classes else 0
     # decay weight at distance d = 1..reach, per class: (reach, C); beyond a class's own ceil(radius) the weight is 1
     distance = np.arange(1, reach + 1)[:, None]
-    weights = np.clip(min_weight + (1.0 - min_weight) * distance / radius[None, :], 0.0, 1.0)
+    if decay == "linear":
+        weights = np.clip(min_weight + (1.0 - min_weight) * distance / radius[None, :], 0.0, 1.0)
+    else:
+        weights = np.minimum((distance / radius[None, :]) ** 2, 1.0)
     weights[distance > np.ceil(radius)[None, :]] = 1.0
 
     taken = np.zeros_like(scores)
@@ -99,11 +108,30 @@ def soft_nms(scores: np.ndarray, window: int | list[int], threshold: float, min_
     return np.where(taken > 0, taken, 0.0)
 
 
-def scores_to_predictions(scores: np.ndarray, fps: Fraction, nms: str, window: int | list[int],
-                          threshold: float, min_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One half's (T, C) scores -> (times in seconds, class indices, confidences) after NMS, sorted by time."""
-    if nms == "soft":
-        kept = soft_nms(scores, window, threshold, min_weight)
+def tdeed_nms(scores: np.ndarray, window: int | list[int], threshold: float, teams: int = 0) -> np.ndarray:
+    """(T, C) float: T-DEED's soft NMS (quadratic decay). With teams (C = classes x teams, class-major), each class's
+    teams are one series: a slot keeps only its more confident team (the other, 0 slots away, decays to 0) and the
+    taken score goes back to that team's column."""
+    scores = np.asarray(scores, np.float64)
+    if not teams:
+        return soft_nms(scores, window, threshold, decay="quadratic")
+    per_team = scores.reshape(len(scores), -1, teams)  # (T, classes, teams)
+    best = per_team.argmax(axis=2)  # (T, classes): the earlier team on a tie, as T-DEED's max over its event list
+    series = np.take_along_axis(per_team, best[..., None], axis=2)[..., 0]  # (T, classes)
+    windows = _per_class(window, scores.shape[1])[::teams]  # a class's teams share its window
+    taken = soft_nms(series, windows, threshold, decay="quadratic")
+    kept = np.zeros_like(per_team)
+    np.put_along_axis(kept, best[..., None], taken[..., None], axis=2)
+    return kept.reshape(scores.shape)
+
+
+def scores_to_predictions(scores: np.ndarray, fps: Fraction, nms: str, window: int | list[int], threshold: float,
+                          min_weight: float = 0.0, teams: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One half's (T, C) scores -> (times in seconds, column indices, confidences) after NMS, sorted by time (teams:
+    per class, for tdeed's grouping)."""
+    if nms in ("soft", "tdeed"):
+        kept = soft_nms(scores, window, threshold, min_weight) if nms == "soft" else \
+            tdeed_nms(scores, window, threshold, teams)
         slots, classes = np.nonzero(kept > 0)
         confidence = kept[slots, classes]
     elif nms == "hard":
@@ -113,7 +141,7 @@ def scores_to_predictions(scores: np.ndarray, fps: Fraction, nms: str, window: i
         slots, classes = np.nonzero(np.asarray(scores) >= threshold)
         confidence = np.asarray(scores, np.float64)[slots, classes]
     else:
-        raise ValueError(f"unknown NMS type {nms!r}: expected 'soft', 'hard' or 'none'")
+        raise ValueError(f"unknown NMS type {nms!r}: expected 'soft', 'tdeed', 'hard' or 'none'")
     return slots / float(fps), classes, confidence
 
 
@@ -125,7 +153,8 @@ def game_predictions(half_scores: dict[int, np.ndarray], eval_cfg: Any, dataset:
     halves, positions, labels, confidences = [], [], [], []
     for half, scores in sorted(half_scores.items()):
         times, classes, confidence = scores_to_predictions(scores, fps, eval_cfg.nms, eval_cfg.nms_window,
-                                                           eval_cfg.nms_threshold, eval_cfg.nms_min_weight)
+                                                           eval_cfg.nms_threshold, eval_cfg.nms_min_weight,
+                                                           len(dataset.teams))
         halves.append(np.full(len(times), half))
         positions.append(np.round(times * 1000).astype(np.int64))
         labels.append(classes)

@@ -11,7 +11,7 @@ import pytest
 
 from data.catalog import BUILT_IN
 from evaluation.postprocess import (ensemble_raw_scores, game_predictions, hard_nms, postprocess_raw, read_raw_scores,
-                                    soft_nms, write_raw_meta, write_raw_scores)
+                                    soft_nms, tdeed_nms, write_raw_meta, write_raw_scores)
 from evaluation.predictions import PredictionsSource, keep_best_per_row, write_challenge_zip, write_game_predictions
 from tests.conftest import run_script
 
@@ -73,6 +73,39 @@ def test_soft_nms_hand_case():
     # window 4 (radius 2): taking 1.0 halves its neighbours; 0.25 at slot 1 (earlier of a tie) goes next
     kept = soft_nms(np.array([[0.0], [0.5], [1.0], [0.5], [0.0]]), 4, 0.001)
     assert kept[:, 0].tolist() == [0.0, 0.25, 1.0, 0.25, 0.0]
+
+
+def tdeed_nms_loop(columns, window, threshold):
+    """T-DEED's sequential soft NMS over one class's events (arturxe2/T-DEED util/eval.py), written as a plain loop:
+    columns (T, teams) of one class, all teams one list of (slot, team) events in slot order; take the most confident
+    (the first on ties), multiply every event within +-window slots by (d / window)^2 (its own slot's: by 0), stop
+    below threshold."""
+    events = [[slot, team, float(columns[slot, team])] for slot in range(len(columns))
+              for team in range(columns.shape[1])]
+    kept = np.zeros(columns.shape)
+    while events:
+        best = max(events, key=lambda event: event[2])
+        if best[2] < threshold:
+            break
+        kept[best[0], best[1]] = best[2]
+        events.remove(best)
+        for event in events:
+            if abs(event[0] - best[0]) <= window:
+                event[2] *= abs(event[0] - best[0]) ** 2 / window ** 2
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tdeed_nms_equals_its_sequential_definition_with_teams_as_one_series(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.random((150, 6)) ** 3  # 3 classes x 2 teams, class-major
+    teams = 2 if seed % 2 else 0
+    ours = tdeed_nms(scores, 12, 0.01, teams)
+    for c in range(3 if teams else 6):
+        columns = slice(2 * c, 2 * c + 2) if teams else slice(c, c + 1)
+        np.testing.assert_allclose(ours[:, columns], tdeed_nms_loop(scores[:, columns], 12, 0.01), atol=1e-12)
+    if teams:  # one team per slot and class
+        assert not (ours.reshape(150, 3, 2) > 0).all(axis=2).any()
 
 
 @pytest.mark.parametrize("seed", range(3))

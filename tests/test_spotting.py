@@ -285,3 +285,22 @@ def test_the_frame_head_gives_each_frame_of_a_token_its_own_row():
     outputs = frames.head(Tokens()(video))  # (2, 8, 10)
     assert torch.equal(logits[:, 0::2], outputs[..., :5]) and torch.equal(logits[:, 1::2], outputs[..., 5:])
     assert SpottingModel(Tokens(), 5)(video).shape == (2, 8, 5)
+
+
+def test_a_share_of_stage3_windows_is_placed_around_actions():
+    """data.event_share: that share of a half's windows each hold one of its actions; share 0 draws exactly the
+    paper's uniform windows (the same RNG draws), and a half without actions gets uniform windows only."""
+    from data.samplers import stage3_windows
+
+    events = {("g", 1): np.array([3000, 3010, 4990]), ("g", 2): np.empty(0, np.int64)}
+    uniform = uniform_windows(5400, 24, 128, np.random.default_rng(5))
+    assert stage3_windows(("g", 1), 5400, np.random.default_rng(5), count=24, window_frames=128) == uniform
+    assert stage3_windows(("g", 1), 5400, np.random.default_rng(5), count=24, window_frames=128, events=events,
+                          share=0.0) == uniform
+    for seed in range(5):
+        starts = stage3_windows(("g", 1), 5400, np.random.default_rng(seed), count=24, window_frames=128,
+                                events=events, share=0.5)
+        holding = [s for s in starts if any(s <= e < s + 128 for e in events[("g", 1)])]
+        assert len(starts) <= 24 and len(holding) >= 12 and all(0 <= s <= 5400 - 128 for s in starts)
+    assert stage3_windows(("g", 2), 5400, np.random.default_rng(5), count=24, window_frames=128, events=events,
+                          share=0.5) == uniform
