@@ -8,20 +8,28 @@ import yaml
 
 from configs.schema import DistillConfig, EnsembleConfig, SpottingConfig, SSLConfig
 from tests.conftest import ROOT, run_script
+from data.catalog import load_dataset
 from utils.config import ConfigError, load_config
+from utils.rates import Rates
 
 SCHEMAS = {"ssl": SSLConfig, "distill": DistillConfig, "spotting": SpottingConfig, "ablations": SpottingConfig,
            "ensembles": EnsembleConfig}
 CONFIGS = sorted((ROOT / "configs").glob("**/*.yaml"))
 
 
+def stage_of(path: Path) -> str:
+    """A config's stage: its folder under configs/, or under configs/ball/ (the Ball Action Spotting recipes)."""
+    parts = path.relative_to(ROOT / "configs").parts
+    return parts[1] if parts[0] == "ball" else parts[0]
+
+
 def stage_schema(path: Path) -> type:
-    return SCHEMAS[path.relative_to(ROOT / "configs").parts[0]]
+    return SCHEMAS[stage_of(path)]
 
 
 def test_every_yaml_belongs_to_a_stage():
-    assert len(CONFIGS) >= 29
-    assert all(path.relative_to(ROOT / "configs").parts[0] in SCHEMAS for path in CONFIGS)
+    assert len(CONFIGS) >= 35
+    assert all(stage_of(path) in SCHEMAS for path in CONFIGS)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: str(path.relative_to(ROOT / "configs")))
@@ -66,7 +74,7 @@ def test_ensembles_average_the_test_scores_of_phase_b_runs():
 def test_paper_configs_carry_the_official_pipeline():
     """fp16 with a gradient scaler in every stage, stage-1 crops from native frames, the official end of half."""
     paper = [path for path in CONFIGS if path.name.startswith(("vi", "swin")) and stage_schema(path) is not
-             EnsembleConfig]
+             EnsembleConfig and "ball" not in path.parts]
     assert len(paper) >= 20
     for path in paper:
         schema = stage_schema(path)
@@ -76,6 +84,21 @@ def test_paper_configs_carry_the_official_pipeline():
             assert config.data.source == "frames", path  # native 398x224 JPEG folders to crop from
         if schema is SpottingConfig:
             assert config.eval.half_end == "official" and config.eval.trim_seconds == 12, path
+
+
+def test_the_ball_action_spotting_recipes_read_12_5_fps_in_64_token_windows():
+    """configs/ball/: every stage at 12.5 fps; stage 3 with the v2 model's 64 tokens per window, a row per frame,
+    T-DEED's NMS and the whole game scored; the 2025 recipes score teams, whose flips swap them."""
+    ball = [path for path in CONFIGS if "ball" in path.parts]
+    assert len(ball) >= 6
+    for path in ball:
+        config = load_config(stage_schema(path), path)
+        assert config.data.fps == 12.5 and config.data.dataset.startswith("soccernet_ball_"), path
+        if stage_schema(path) is SpottingConfig:
+            assert Rates.of(config.data.fps).tokens(config.model.window_seconds, "model.window_seconds") == 64
+            assert (config.model.head, config.eval.nms, config.eval.half_end) == ("frame", "tdeed", "scored"), path
+            assert load_dataset(config.data.dataset).mirrored_columns() is not None or \
+                config.data.dataset != "soccernet_ball_2025", path
 
 
 @pytest.mark.parametrize("schema, config, override", [
