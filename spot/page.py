@@ -60,6 +60,8 @@ def write_page(folder: Path, spotted, shown, sources: dict[Path, str], clips: li
     data = {
         "name": spotted.name,
         "classes": spotted.classes,
+        # the teams the actions name (Team-BAS: left, right): the page's team filter; none, no filter
+        "teams": sorted({str(p["team"]) for p in spotted.predictions if p.get("team")}),
         "min_confidence": shown.threshold,
         "threshold_note": shown.note if shown.fallback else None,
         "lane_scale": 1.0 if highest >= 0.5 else max(highest, 1e-6),  # a weak model's peaks stay visible

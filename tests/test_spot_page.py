@@ -273,9 +273,10 @@ def test_exports_hold_exactly_the_shown_actions(spotted, chromium, tmp_path):
                                    first["label"], repr(first["confidence"])]
 
 
-def test_team_actions_are_exported_with_their_team(chromium, tmp_path):
-    """A Team-BAS page (a lane per class and team, written by spot's own page writer): the CSV has a team column,
-    each row the team of its action in results_spotting.json, and the JSON keeps the team."""
+def test_team_actions_are_filtered_and_exported_with_their_team(chromium, tmp_path):
+    """A Team-BAS page (a lane per class and team, written by spot's own page writer): a team filter shows one
+    team's actions and goes into the address; the CSV has a team column, each row the team of its action in
+    results_spotting.json, and the JSON keeps the team."""
     team_bas = BUILT_IN["soccernet_ball_2025"]
     clip = own_video(tmp_path / "clip.mp4", 8, 25, (144, 256), "libx264")
     rng = np.random.default_rng(5)
@@ -287,7 +288,18 @@ def test_team_actions_are_exported_with_their_team(chromium, tmp_path):
     folder = tmp_path / "page"
     folder.mkdir()
     page = write_page(folder, spotted, default_view(predictions, 0.5), {clip: "../clip.mp4"}, [], "team actions")
-    load(chromium, page)
+    data = load(chromium, page)
+    assert data["teams"] == ["left", "right"] and chromium.run("return !document.getElementById('team-choice').hidden")
+    chromium.run("const f = document.getElementById('team-filter'); f.value = 'left'; "
+                 "f.dispatchEvent(new Event('change'));")
+    left = {(int(p["position"]), p["label"]) for p in predictions if p["team"] == "left"}
+    assert {(position, label.rsplit("-", 1)[0]) for _, position, label, _ in shown_rows(chromium)} == left
+    assert "team=left" in chromium.run("return location.hash")
+    chromium.open(page.as_uri() + "#team=right")  # the address sets the filter
+    chromium.wait_for("document.getElementById('team-filter').value === 'right'")
+    assert {label.rsplit("-", 1)[1] for _, _, label, _ in shown_rows(chromium)} == {"right"}
+    chromium.run("const f = document.getElementById('team-filter'); f.value = ''; "
+                 "f.dispatchEvent(new Event('change'));")
     chromium.allow_downloads(tmp_path / "downloads")
     chromium.click(chromium.find("#export-csv"))
     chromium.click(chromium.find("#export-json"))
