@@ -3,6 +3,7 @@
 #   1. the stage-3 model step, eager and compiled, ViViT-T and ViSwin-T, with the GPU augmentation's cost (bench_model),
 #      and the augmentation against its previous version (bench_augment);
 #   2. spotting a 45-minute half end to end, one read against 8 decoding processes, identical scores (bench_inference);
+#      a Ball Action Spotting model's spot against a SoccerNet-v2 one's, per video minute (bench_spot_rates);
 #   3. stages 1, 2 and 3 end to end at the paper's batch and shapes on generated data, compiled, 14 loader workers:
 #      samples/s, data wait, and the wall-clock estimate of the paper's epochs (summarised by stage_speed.py);
 #   4. the loader per core, this host's CPU (bench_data): store windows as YUV planes, JPEG clips sent encoded;
@@ -19,14 +20,14 @@ mkdir -p "$OUT"
 if [[ ${DRY:-0} == 1 ]]; then  # toy sizes: every command runs, no figure means anything
   GAMES=5; SECONDS_PER_HALF=70; WORKERS=2; STEPS=1; HALF_MINUTES=3
   MODEL=(--device cpu --models vivit_micro --steps 1 --compile off --augment)
-  INFER=(--device cpu --model vivit_micro --decode-workers 2)
+  INFER=(--device cpu --model vivit_micro --decode-workers 2); SPOT_RATES=(--device cpu --model vivit_micro)
   BATCH=(run.global_batch_size=4); WINDOW_BATCH=(run.global_batch_size=2)
   DEVICE=(run.device=cpu run.compile=false run.precision=fp32)  # the paper configs train in fp16, CUDA only
   DATA=(--minutes 2 --windows 1 --clips 10); BANK=(--dim 64); DISTILL=(loss.dim=64)  # too few bank rows for 512
   AUGMENT=(--device cpu --batch 1 --repeats 1)
 else
   GAMES=12; SECONDS_PER_HALF=600; WORKERS=14; STEPS=10; HALF_MINUTES=45
-  MODEL=(--models vivit_tiny --compile both --augment); INFER=(--decode-workers 8)
+  MODEL=(--models vivit_tiny --compile both --augment); INFER=(--decode-workers 8); SPOT_RATES=()
   BATCH=(); WINDOW_BATCH=(); DEVICE=(run.compile=true)
   DATA=(--minutes 2 --windows 8 --clips 300); BANK=(--dim 512); DISTILL=()
   AUGMENT=(--device cuda --batch 32)
@@ -50,6 +51,10 @@ log "2. spot one ${HALF_MINUTES}-minute half end to end"
 "$PY" benchmarks/bench_inference.py --minutes "$HALF_MINUTES" --workdir "$OUT/inference" "${INFER[@]}" 2>&1 \
   | tee "$OUT/inference.txt" | grep -v "^BENCH" || true
 grep "^BENCH" "$OUT/inference.txt" >> "$OUT/summary.txt"
+log "2b. spot with a Ball Action Spotting model (12.5 fps, frame head) against a SoccerNet-v2 one, per video minute"
+"$PY" benchmarks/bench_spot_rates.py --minutes "$HALF_MINUTES" --workdir "$OUT/inference" "${SPOT_RATES[@]}" 2>&1 \
+  | tee "$OUT/spot_rates.txt" | grep -v "^BENCH" || true
+grep "^BENCH" "$OUT/spot_rates.txt" >> "$OUT/summary.txt"
 
 log "3. stages 1-3 at the paper's batch on generated data ($GAMES games, ${SECONDS_PER_HALF} s halves)"
 D=$OUT/mini_soccernet
