@@ -281,7 +281,7 @@ def checked_labels(dataset: Dataset, root: str | os.PathLike, lengths: dict[tupl
             where = f"{dataset.labels_path(root, game)}: {game} annotation {index} at {annotation.position_ms} ms"
             if annotation.position_ms * fps / 1000 >= lengths[(game, annotation.half)]:
                 late[f"{game} half {annotation.half}"] = late.get(f"{game} half {annotation.half}", 0) + 1
-                late_events.append(f"{where} (the video lasts {lengths[(game, annotation.half)] / fps:.1f} s)")
+                late_events.append(f"{where} (the video lasts {float(lengths[(game, annotation.half)] / fps):.1f} s)")
             slot = (annotation.half, annotation.label, dataset.row(annotation.position_ms))
             if slot in rows:
                 doubles.append(f"{where} ({dataset.columns[annotation.label]} twice in one row)")

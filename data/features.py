@@ -209,7 +209,7 @@ class FeatureBank:
                 problems.append(f"{path}: {bank.shape[1]}-d rows, expected {dim} (loss.dim)")
             elif last_second - covered > LENGTH_TOLERANCE_S:
                 problems.append(f"{path}: {bank.shape[0]} rows at {self.fps:g} fps cover {bank.shape[0] / self.fps:.1f}"
-                                f" s, but its video lasts {num_frames / video_fps:.1f} s")
+                                f" s, but its video lasts {float(num_frames / video_fps):.1f} s")
             elif len(bad := np.flatnonzero(~np.isfinite(bank).all(axis=1))):  # one read of every bank, at start-up
                 problems.append(f"{path}: {len(bad)} rows hold NaN or infinite values (rows {bad[:5].tolist()}"
                                 f"{' ...' if len(bad) > 5 else ''}): the distillation loss would be NaN")

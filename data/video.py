@@ -249,8 +249,8 @@ def _select(frames: Iterator[av.VideoFrame], info: VideoInfo, fps: float, first:
         previous, previous_slot = frame, slot
     # past the last decoded frame: the end rounds up by at most a slot, anything more means frames went missing
     if previous is None or last - 1 - previous_slot > max(1, fps):
-        ended = "no frame decoded" if previous is None else f"the last frame is at {previous_slot / fps:.2f} s"
-        raise VideoError(f"{info.path}: frames up to {(last - 1) / fps:.2f} s were requested (the video ends at "
+        ended = "no frame decoded" if previous is None else f"the last frame is at {float(previous_slot / fps):.2f} s"
+        raise VideoError(f"{info.path}: frames up to {float((last - 1) / fps):.2f} s were requested (the video ends at "
                          f"{float(info.end):.2f} s) but {ended}; the file looks truncated or corrupt")
     for k in range(target, last):
         yield k, previous

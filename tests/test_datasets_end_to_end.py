@@ -31,6 +31,15 @@ def ball(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def ball_at_12_5(tmp_path_factory):
+    """A generated Team-BAS dataset of 5 games of 90 s (train 3, valid 1, test 1), its store at 12.5 fps, 64x64."""
+    root = tmp_path_factory.mktemp("ball_12_5")
+    games, _ = generate_ball(root, 5, 90, seed=3, rate_per_minute=None, edition="soccernet_ball_2025")
+    prepare(BALL_2025, root, root / "store", games, Preparation(size=(64, 64), fps=Fraction(25, 2)))
+    return root
+
+
+@pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
     root = tmp_path_factory.mktemp("manifest")
     generate_manifest(root, 5, 40, seed=2, rate_per_minute=None)
@@ -118,16 +127,15 @@ def test_team_ball_action_spotting_trains_tests_and_spots(ball, tmp_path):
     assert not (tmp_path / "spot2").exists()
 
 
-def test_ball_action_spotting_runs_at_12_5_fps_end_to_end(ball, tmp_path):
+def test_ball_action_spotting_runs_at_12_5_fps_end_to_end(ball_at_12_5, tmp_path):
     """data.fps=12.5, as every BAS winner reads the 25 fps videos: a store prepared at that rate, stage 3 with 2.56 s
     windows (16 tokens of 0.16 s), the frame head and mirrored windows (their teams swapped), `evaluate.py test` and
     `spot` at that rate, a score for every 80 ms frame. A window that is not whole tokens is refused with the key
     named, before anything is written."""
-    root, games = ball
-    store = tmp_path / "store"
-    prepare(BALL_2025, root, store, games, Preparation(size=(64, 64), fps=Fraction(25, 2)))
-    at_12_5 = ["data.fps=12.5", f"data.store={store}", "model.window_seconds=2.56", "eval.window_stride_seconds=1.28",
-               "eval.trim_seconds=0.32", "eval.half_end=scored", "model.head=frame", "augment.view.flip_p=0.5"]
+    root = ball_at_12_5
+    at_12_5 = ["data.fps=12.5", f"data.store={root / 'store'}", "model.window_seconds=2.56",
+               "eval.window_stride_seconds=1.28", "eval.trim_seconds=0.32", "eval.half_end=scored", "model.head=frame",
+               "augment.view.flip_p=0.5"]
     splits = ["data.train_split=train.txt", "data.valid_split=valid.txt"]
     stage3(root, tmp_path / "run", "soccernet_ball_2025", *splits, *at_12_5)
     checkpoint = tmp_path / "run" / "checkpoint_best.pth"
@@ -135,8 +143,10 @@ def test_ball_action_spotting_runs_at_12_5_fps_end_to_end(ball, tmp_path):
                 "--out", str(tmp_path / "test")])
     meta = json.loads((tmp_path / "test" / "raw" / "raw_scores.json").read_text())
     raw = sorted((tmp_path / "test" / "raw").rglob("scores_half1.npy"))
-    assert meta["fps"] == 12.5 and np.load(raw[0]).shape == (500, 24)  # 40 s at 12.5 fps
-    assert np.load(raw[0]).min(axis=1).all()  # the frame head: every frame scored, not every token's first
+    assert meta["fps"] == 12.5 and np.load(raw[0]).shape == (1125, 24)  # 90 s at 12.5 fps
+    # the frame head: every frame scored, not every token's first (but for an odd last frame, half a token that no
+    # window holds, as at 2 fps)
+    assert np.load(raw[0])[:1124].min(axis=1).all()
     test_game = BALL_2025.games("test.txt", root)[0]
     predictions = json.loads((tmp_path / "test" / "predictions" / test_game / "results_spotting.json").read_text())
     positions = [int(p["position"]) for p in predictions["predictions"]]
@@ -153,6 +163,31 @@ def test_ball_action_spotting_runs_at_12_5_fps_end_to_end(ball, tmp_path):
                                         "model.window_seconds=2.5"), check=False)
     expect_user_error(refused, "model.window_seconds=2.5: at data.fps=12.5 a token is 0.16 s")
     assert not (tmp_path / "refused").exists()
+
+
+def test_comedian_learns_team_ball_action_spotting_on_the_cpu(ball_at_12_5, tmp_path):
+    """The Team-BAS recipe at toy scale, as docs/DATASETS.md runs it: a tiny stage 1 on 2-frame clips at 12.5 fps,
+    stage 3 from it with the frame head and the teams (configs/ball/*/tiny_mini*.yaml), `evaluate.py test` with the
+    official Team-BAS metric: well above the same model untrained."""
+    root = ball_at_12_5
+    data = [f"data.root={root}", f"data.store={root / 'store'}"]
+    run_script(["train_ssl.py", "--config", "configs/ball/ssl/tiny_mini.yaml", *data,
+                f"run.output_dir={tmp_path / 'ssl'}"])
+    spot = run_script(["train_spotting.py", "--config", "configs/ball/spotting/tiny_mini_2025.yaml", *data,
+                       f"run.output_dir={tmp_path / 'spot'}",
+                       f"model.init_checkpoint={tmp_path / 'ssl' / 'checkpoint_last.pth'}"])
+    assert "initialised from the ssl checkpoint" in spot.stdout + spot.stderr
+    trained = run_script(["evaluate.py", "test", "--checkpoint", str(tmp_path / "spot" / "checkpoint_best.pth"),
+                          "--out", str(tmp_path / "test")]).stdout
+    untrained = run_script(["evaluate.py", "test", "--random-init", "--config",
+                            "configs/ball/spotting/tiny_mini_2025.yaml", *data, f"run.output_dir={tmp_path / 'none'}",
+                            "--out", str(tmp_path / "untrained")]).stdout
+    assert "at1 team" in trained and "at1 team" in untrained
+    scores = {name: json.loads((tmp_path / name / "scores.json").read_text())["at1"]
+              for name in ("test", "untrained")}
+    print({name: (round(100 * s["team_a_mAP"], 2), round(100 * s["a_mAP"], 2)) for name, s in scores.items()})
+    assert scores["test"]["team_a_mAP"] > 4 * scores["untrained"]["team_a_mAP"] + 0.02
+    assert scores["test"]["a_mAP"] > 2 * scores["untrained"]["a_mAP"] + 0.02
 
 
 def test_a_manifest_dataset_trains_tests_and_spots(manifest, tmp_path):

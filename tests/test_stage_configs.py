@@ -94,7 +94,7 @@ def test_the_ball_action_spotting_recipes_read_12_5_fps_in_64_token_windows():
     for path in ball:
         config = load_config(stage_schema(path), path)
         assert config.data.fps == 12.5 and config.data.dataset.startswith("soccernet_ball_"), path
-        if stage_schema(path) is SpottingConfig:
+        if stage_schema(path) is SpottingConfig and not path.name.startswith("tiny"):
             assert Rates.of(config.data.fps).tokens(config.model.window_seconds, "model.window_seconds") == 64
             assert (config.model.head, config.eval.nms, config.eval.half_end) == ("frame", "tdeed", "scored"), path
             assert load_dataset(config.data.dataset).mirrored_columns() is not None or \
