@@ -304,3 +304,27 @@ def test_a_share_of_stage3_windows_is_placed_around_actions():
         assert len(starts) <= 24 and len(holding) >= 12 and all(0 <= s <= 5400 - 128 for s in starts)
     assert stage3_windows(("g", 2), 5400, np.random.default_rng(5), count=24, window_frames=128, events=events,
                           share=0.5) == uniform
+
+
+def test_the_frame_head_targets_keep_close_actions_apart_where_per_second_tokens_merge_them():
+    """What each head is trained to output for two actions 0.4 s apart (two classes) and two 0.6 s apart (one class):
+    the paper's per-second tokens (2 fps, radius 0.5 s, OR-pooled) make the same-class pair one run of positive
+    tokens, which any model fitting them, and the NMS after it, report as one action; the frame head at 12.5 fps
+    (radius 0.16 s) keeps four separate runs, each around its action's frame."""
+    from fractions import Fraction
+
+    from data.labels import Annotation
+    from data.targets import WindowTargets
+
+    def runs(column: np.ndarray) -> list[tuple[int, int]]:  # (first, last) row of each run of positive rows
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], column, [0]])))
+        return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+    actions = [(10_000, 0), (10_400, 1), (20_000, 2), (20_600, 2)]
+    labels = {"g": [Annotation(half=1, position_ms=ms, label=c, team=None, visible=True) for ms, c in actions]}
+    per_second = WindowTargets(labels, 3, Fraction(2), 0.5).of("g", 1, 0, 64)  # (32 tokens of 1 s, 3)
+    assert len(runs(per_second[:, 2])) == 1  # the 0.6-s pair: one run of tokens 19-21, one action
+    assert runs(per_second[:, 0]) == [(9, 10)] and runs(per_second[:, 1]) == [(10, 10)]  # one second: no order
+    per_frame = WindowTargets(labels, 3, Fraction(25, 2), 0.16, per_frame=True).of("g", 1, 0, 400)  # (400, 3)
+    assert runs(per_frame[:, 0]) == [(123, 127)] and runs(per_frame[:, 1]) == [(128, 132)]  # around 125 and 130
+    assert runs(per_frame[:, 2]) == [(248, 252), (256, 259)]  # around 250 and 257.5: two actions
