@@ -12,6 +12,8 @@ single-threaded), times what a loader worker does, through the datasets themselv
   frames (1,600 per 64 s at 25 fps) per second.
 - stage-2/3 windows from the 224x224 store as YUV 4:2:0 planes (`WindowDataset(yuv420=True)`, the default for a
   store at the model's size), and what their conversion to RGB costs per window on this CPU (data/colour.py);
+- Ball Action Spotting windows: the same 25 fps source in a 224x224 store at 12.5 fps, windows of 128 frames
+  (10.24 s: the 64 tokens of a v2 window), RGB and YUV planes, against the 2 fps store's 64-s windows;
 - stage-1 clips from the JPEG folders sent encoded (`ClipPairDataset(encoded=True)`, what a GPU run does), and what
   decoding a batch of them in one call and cropping costs per clip on this CPU (data/jpeg_batches.py).
 Sources: the original video; the store at 224x224 (stages 2 and 3); the store at native size; JPEG folders at native
@@ -26,6 +28,7 @@ import json
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -51,6 +54,7 @@ V2 = BUILT_IN["soccernet_v2"]
 FPS = int(DEFAULT_FPS)  # SoccerNet-v2's rate: the paper's windows
 WINDOW_FRAMES = 64 * FPS  # a 64-second window
 CLIP_FRAMES = FRAMES_PER_TOKEN  # a 1-second clip
+BAS_FPS = Fraction(25, 2)  # Ball Action Spotting's rate: 128 frames are 10.24 s
 
 
 def rate(dataset, source, game: str, length: int, repeats: int, rng: np.random.Generator) -> float:
@@ -130,6 +134,12 @@ def main() -> None:
         yuv_windows = WindowDataset(store, WINDOW_FRAMES, 224, yuv420=True)
         planes = {"windows_per_s": rate(yuv_windows, store, game, WINDOW_FRAMES, args.windows, rng),
                   "conversion_ms_per_window": conversion_ms(yuv_windows, Segment(game, 1, 0))}
+        prepare(V2, root, tmp / "store224_bas", [game], Preparation(size=(224, 224), fps=BAS_FPS))
+        bas_store = StoreSource(tmp / "store224_bas", BAS_FPS)
+        bas = {"windows_per_s": rate(WindowDataset(bas_store, WINDOW_FRAMES, 224), bas_store, game, WINDOW_FRAMES,
+                                     args.windows, rng),
+               "yuv420_windows_per_s": rate(WindowDataset(bas_store, WINDOW_FRAMES, 224, yuv420=True), bas_store,
+                                            game, WINDOW_FRAMES, args.windows, rng)}
         jpeg = sources["JPEG native (-q:v 1)"]
         encoded_clips = ClipPairDataset(jpeg, 224, encoded=True)
         encoded = {"clips_per_s": rate(encoded_clips, jpeg, game, CLIP_FRAMES, args.clips, rng),
@@ -160,12 +170,18 @@ def main() -> None:
           f"{planes['windows_per_s']:.2f} windows/s ({planes['vs_store224_rgb']:.2f}x the RGB windows above); "
           f"their conversion on the training device, here this CPU: {planes['conversion_ms_per_window']:.0f} ms "
           f"per window")
+    bas["vs_store224_rgb"] = bas["windows_per_s"] / store["windows_per_s"]
+    bas["yuv420_vs_store224_yuv420"] = bas["yuv420_windows_per_s"] / planes["windows_per_s"]
+    print(f"Ball Action Spotting, store 224x224 at 12.5 fps, windows of 128 frames (10.24 s): "
+          f"{bas['windows_per_s']:.2f} windows/s RGB ({bas['vs_store224_rgb']:.2f}x the 2 fps store's 64-s windows), "
+          f"{bas['yuv420_windows_per_s']:.2f} as YUV planes ({bas['yuv420_vs_store224_yuv420']:.2f}x)")
     encoded["vs_jpeg_decoded_in_worker"] = encoded["clips_per_s"] / results["JPEG native (-q:v 1)"]["clips_per_s"]
     print(f"JPEG native, clips sent encoded (data.jpeg_on_device on a GPU): {encoded['clips_per_s']:.1f} clips/s per "
           f"loader core ({encoded['vs_jpeg_decoded_in_worker']:.2f}x the JPEG clips above); their batched decode and "
           f"crops on the training device, here this CPU: {encoded['decode_ms_per_clip']:.2f} ms per clip")
     print("BENCH data " + json.dumps({"results": results, "raw_decode_ceiling_windows_per_s": ceiling,
-                                      "store224_yuv420_windows": planes, "jpeg_encoded_clips": encoded}))
+                                      "store224_yuv420_windows": planes, "jpeg_encoded_clips": encoded,
+                                      "ball_action_spotting_12_5fps_windows": bas}))
 
 
 if __name__ == "__main__":
