@@ -6,7 +6,8 @@ before it worked in place (kept below as the reference), same inputs, same rando
 Stage 3 (and 2): a batch of 64 s windows (128 frames at 224x224, uint8) through `data.augment.photometric` with the
 view of configs/spotting/vivit_tiny_phase_b.yaml (colour jitter 0.8, blur 0.5, flip 0.5); stage 1: a batch of
 1-second clips (2 frames) through the two views of configs/ssl/vit_tiny_soccernet.yaml. The outputs of the two
-versions must be equal, bit for bit (the same operations on the same floats, in place). Prints a table and one JSON line `BENCH augment {...}`.
+versions must be equal, bit for bit (the same operations on the same floats, in place). Prints a table and one JSON
+line `BENCH augment {...}`.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def main() -> None:
         finally:
             augment.color_jitter = current
         difference = max(float((a - b).abs().max()) for a, b in zip(ours_out, reference_out))
-        results[name] = {"ms_per_sample": 1000 * ours / shape[0], "reference_ms_per_sample": 1000 * reference / shape[0],
-                         "speedup": reference / ours, "max_difference": difference}
+        results[name] = {"ms_per_sample": 1000 * ours / shape[0],
+                         "reference_ms_per_sample": 1000 * reference / shape[0], "speedup": reference / ours, "max_difference": difference}
         if difference:
             sys.exit(f"error: {name}: the two versions differ by up to {difference:.2e}; they must be equal")
     print(f"{args.device}, {torch.get_num_threads()} threads; ms per sample (window or clip), photometric only")

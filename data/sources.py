@@ -134,8 +134,8 @@ class StoreSource(_Videos):
 
         def planes(frame: av.VideoFrame) -> np.ndarray:
             if frame.format.name != "yuv420p":
-                raise VideoError(f"{path}: frames in {frame.format.name}, but a store written by python -m data.prepare "
-                                 f"holds yuv420p; prepare this game again")
+                raise VideoError(f"{path}: frames in {frame.format.name}, but a store written by python -m "
+                                 f"data.prepare holds yuv420p; prepare this game again")
             return frame.to_ndarray(format="yuv420p")
 
         return self.read(game, half, first, count, planes)
