@@ -43,7 +43,8 @@ import numpy as np
 from tqdm import tqdm
 
 from data.catalog import Dataset, SoccerNetDataset, load_dataset
-from data.video import Encoding, VideoError, VideoInfo, VideoWriter, iter_frames, probe_video, resized_rgb
+from data.video import (Encoding, VideoError, VideoInfo, VideoWriter, iter_frames, probe_video, reformat,
+                        resized_rgb)
 from utils.errors import MissingFileError, UserError, run_entry_point
 from utils.files import atomic_path, remove_stale_temporaries, write_json
 from utils.rates import DEFAULT_FPS  # the official extraction's rate
@@ -100,7 +101,7 @@ def _write_store(path: Path, frames: Iterator[tuple[int, av.VideoFrame]], fps: F
     """H.264 frames into one .mkv file at `fps`; returns the frames the file holds."""
     with VideoWriter(path, fps, STORE_ENCODING) as writer:
         for index, frame in frames:
-            writer.add(frame.reformat(format="yuv420p"), index)
+            writer.add(reformat(frame, format="yuv420p"), index)
     return probe_video(path).num_frames(fps)
 
 
@@ -115,7 +116,7 @@ def _write_jpegs(folder: Path, frames: Iterator[tuple[int, av.VideoFrame]], size
     encoder.qscale = True
     encoder.global_quality = JPEG_QSCALE * FF_QP2LAMBDA
     for index, frame in frames:
-        frame = frame.reformat(format="yuvj420p")  # limited -> full range, as ffmpeg's auto-inserted scaler does
+        frame = reformat(frame, format="yuvj420p")  # limited -> full range, as ffmpeg's auto-inserted scaler does
         frame.pts, frame.time_base = index, 1 / fps
         (folder / f"{index + 1:08d}.jpg").write_bytes(b"".join(bytes(packet) for packet in encoder.encode(frame)))
     encoder.encode(None)

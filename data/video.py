@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +36,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 from data.augment import resize_frames
 from utils.errors import MissingFileError, UserError
@@ -272,13 +274,25 @@ def iter_frames(path: str | os.PathLike, fps: float, first: int, count: int, inf
         yield from _select(decode(path, info, 0.0, threaded), info, fps, first, last, seeked=False)
 
 
+_REFORMATTERS = threading.local()
+
+
+def reformat(frame: av.VideoFrame, **kwargs) -> av.VideoFrame:
+    """`frame.reformat(**kwargs)` through one swscale context per thread, kept from frame to frame: PyAV's
+    `frame.reformat` and `to_ndarray(format=...)` build a new context for every frame, which costs 3x the conversion
+    itself at 224p (0.57 against 0.15 ms for 398x224 to RGB here); the pixels are the same bytes."""
+    if not hasattr(_REFORMATTERS, "reformatter"):
+        _REFORMATTERS.reformatter = VideoReformatter()
+    return _REFORMATTERS.reformatter.reformat(frame, **kwargs)
+
+
 def frame_to_rgb(frame: av.VideoFrame, height: int | None = None) -> np.ndarray:
     """(H, W, 3) uint8 RGB at the frame's own size; with `height`, first scaled to that height keeping the aspect
     ratio with FFmpeg's bicubic scaler, as SoccerNet made its 224p files from the broadcasts (`scale=-1:224`)."""
     if height is None or frame.height == height:
-        return frame.to_ndarray(format="rgb24")
+        return reformat(frame, format="rgb24").to_ndarray()
     width = max(1, round(frame.width * height / frame.height))
-    return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="BICUBIC")
+    return reformat(frame, format="rgb24", width=width, height=height, interpolation="BICUBIC").to_ndarray()
 
 
 def resized_rgb(frame: av.VideoFrame, size: tuple[int, int], height: int | None = None) -> torch.Tensor:
