@@ -38,9 +38,9 @@ from data.video import SOCCERNET_HEIGHT, iter_frames, probe_video, resized_rgb, 
 from configs.schema import SpotConfig, SpottingConfig, VideoModelConfig  # noqa: E402
 from data.decode_pool import DecodePool  # noqa: E402
 from data.catalog import BUILT_IN  # noqa: E402
-from evaluation.inference import Inference, predict_half  # noqa: E402
+from evaluation.inference import HalfSpotter, Inference, predict_half  # noqa: E402
 from evaluation.postprocess import write_spotted  # noqa: E402
-from evaluation.streaming import HalfSpotter, spot_file  # noqa: E402
+from evaluation.streaming import spot_file  # noqa: E402
 from models.registry import build_video  # noqa: E402
 from spot.jobs import Job  # noqa: E402
 from spot.views import SpottedVideo, write_views  # noqa: E402

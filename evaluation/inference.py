@@ -15,6 +15,7 @@ The result is one (frames, C) raw-score array per half, saved for NMS sweeps and
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -36,7 +37,8 @@ from utils.run import autocast
 
 
 def window_starts(num_tokens: int, window_tokens: int, stride_tokens: int) -> list[int]:
-    """Start tokens: 0, stride, 2 stride, ... and the half's whole tokens - window for the last one."""
+    """Start tokens: 0, stride, 2 stride, ... and the half's whole tokens - window for the last one (the windows a
+    `HalfSpotter` runs, as it learns the half's length)."""
     if num_tokens < window_tokens:
         raise ValueError(f"a half of {num_tokens} tokens is shorter than one {window_tokens}-token window")
     last = num_tokens - window_tokens
@@ -148,23 +150,105 @@ class Inference:
         """(B, F, 3, S, S) uint8 windows -> (B, rows, C) sigmoid scores (`window_scores`)."""
         return window_scores(self.model, frames, self.device, self.amp_dtype)
 
+    @torch.no_grad()
+    def clip_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """(F, 3, S, S) uint8 consecutive frames, F even -> (F / 2, D) spatial tokens, on the device."""
+        with autocast(self.device, self.amp_dtype):
+            return self.model.clip_tokens(to_model_input(frames[None].to(self.device, non_blocking=True)))[0]
+
+    @torch.no_grad()
+    def token_scores(self, tokens: torch.Tensor) -> np.ndarray:
+        """(B, T, D) windows of clip tokens -> (B, rows, C) float32 sigmoid scores."""
+        with autocast(self.device, self.amp_dtype):
+            logits = self.model.token_logits(tokens)
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+
+class HalfSpotter:
+    """Sliding-window inference over one half, fed one (3, S, S) uint8 frame at a time, in order, and read once.
+
+    The windows are those of `window_starts` (every stride tokens, the last aligned to the half's end), merged by
+    `Inference.merge`. A clip's spatial token does not depend on its window (models/video.py: clip_tokens), so each
+    is computed once, however many windows hold it: with the half-window stride of every recipe, half the trunk's
+    work of running whole windows. The spotter keeps the frames and tokens that a later window still needs (at most
+    about batch_size x stride tokens), so memory stays flat however long the half is. A half shorter than one window
+    is padded with its last frame and the padding's scores are cut off."""
+
+    def __init__(self, inference: Inference):
+        self.inference = inference
+        self.window = inference.window_tokens
+        self.stride = inference.stride_tokens  # tokens between window starts
+        self.frames_per_window = FRAMES_PER_TOKEN * self.window
+        self.recent: deque[torch.Tensor] = deque(maxlen=self.frames_per_window)  # for a half shorter than a window
+        self.unencoded: list[torch.Tensor] = []  # frames pushed since the last encoding, (3, S, S) each
+        self.tokens: torch.Tensor | None = None  # (n, D) clip tokens first_token .. first_token + n - 1
+        self.first_token = 0
+        self.count = 0  # frames pushed
+        self.next_start = 0  # tokens: start of the next regular window
+        self.pending: list[int] = []  # starts of the windows waiting for a batch
+        self.done: list[tuple[int, np.ndarray]] = []  # (start, (rows, C) scores)
+        self.windows_run = 0
+
+    def push(self, frame: torch.Tensor) -> None:
+        self.recent.append(frame)
+        self.unencoded.append(frame)
+        self.count += 1
+        # the regular window starting at token next_start is complete when its last frame is in
+        if FRAMES_PER_TOKEN * (self.next_start + self.window) == self.count:
+            self.pending.append(self.next_start)
+            self.next_start += self.stride
+            if len(self.pending) >= self.inference.eval_cfg.batch_size:
+                self._run()
+
+    def _encode(self) -> None:
+        """Clip tokens of every whole token pushed and not encoded yet, at most a batch of windows' frames per call
+        (the memory of running a batch of windows)."""
+        whole = len(self.unencoded) - len(self.unencoded) % FRAMES_PER_TOKEN
+        most = self.frames_per_window * self.inference.eval_cfg.batch_size
+        encoded = [self.inference.clip_tokens(torch.stack(self.unencoded[first:min(first + most, whole)]))
+                   for first in range(0, whole, most)]  # (frames / 2, D) each
+        self.unencoded = self.unencoded[whole:]
+        self.tokens = torch.cat(([] if self.tokens is None else [self.tokens]) + encoded)
+
+    def _run(self) -> None:
+        if not self.pending:
+            return
+        self._encode()
+        offsets = [start - self.first_token for start in self.pending]
+        windows = torch.stack([self.tokens[offset:offset + self.window] for offset in offsets])  # (B, T, D)
+        self.done += list(zip(self.pending, self.inference.token_scores(windows)))
+        self.windows_run += len(self.pending)
+        # every later window starts at or after the last one run (the end-aligned one too): older tokens go
+        self.tokens, self.first_token = self.tokens[offsets[-1]:], self.pending[-1]
+        self.pending = []
+
+    def finish(self) -> np.ndarray:
+        """(frames, C) merged scores of the half; the spotter cannot be fed afterwards."""
+        if self.count == 0:
+            raise ValueError("no frame was decoded for this half")
+        num_frames, num_tokens, window_frames = self.count, self.count // FRAMES_PER_TOKEN, self.frames_per_window
+        if num_tokens < self.window:  # too short for one window: pad with the last frame, cut the padding's scores
+            frames = list(self.recent) + [self.recent[-1]] * (window_frames - len(self.recent))
+            self.done = [(0, self.inference.scores(torch.stack(frames)[None])[0])]
+            self.windows_run = 1
+            return self.inference.merge(self.done, window_frames)[:num_frames]
+        last = num_tokens - self.window  # the end-aligned window, unless a regular one already starts there
+        if max([start for start, _ in self.done] + self.pending) != last:
+            self.pending.append(last)
+        self._run()
+        return self.inference.merge(self.done, num_frames)
+
 
 @torch.no_grad()
 def predict_half(inference: Inference, source: FrameSource, game: str, half: int) -> np.ndarray:
-    """(frames at data.fps, C) max-merged sigmoid scores of one half."""
-    num_frames = source.num_frames(game, half)
-    window, batch, size = inference.window_tokens, inference.eval_cfg.batch_size, inference.model_cfg.img_size
-    starts = window_starts(num_frames // FRAMES_PER_TOKEN, window, inference.stride_tokens)
-
-    def windows():
-        for index in range(0, len(starts), batch):
-            chunk = starts[index:index + batch]
-            frames = torch.stack([resize_frames(source.read(game, half, s * FRAMES_PER_TOKEN,
-                                                            window * FRAMES_PER_TOKEN), size)
-                                  for s in chunk])  # (B, F, 3, S, S) uint8
-            yield from zip(chunk, inference.scores(frames))
-
-    return inference.merge(windows(), num_frames)
+    """(frames at data.fps, C) max-merged sigmoid scores of one half: its frames read once, in chunks of a window's
+    frames, through a `HalfSpotter`."""
+    num_frames, size = source.num_frames(game, half), inference.model_cfg.img_size
+    spotter, chunk = HalfSpotter(inference), FRAMES_PER_TOKEN * inference.window_tokens
+    for first in range(0, num_frames, chunk):
+        for frame in resize_frames(source.read(game, half, first, min(chunk, num_frames - first)), size):
+            spotter.push(frame)  # (3, S, S) uint8
+    return spotter.finish()
 
 
 def predict_games(inference: Inference, source: FrameSource, games: list[str], out_dir: str | Path) -> Path:

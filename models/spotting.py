@@ -33,5 +33,16 @@ class SpottingModel(nn.Module):
             nn.init.constant_(self.head.bias, -math.log((1 - bias_prior) / bias_prior))
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.trunk(video))  # (B, T, rows_per_token x C)
-        return logits.view(logits.shape[0], -1, self.num_classes)  # (B, T x rows_per_token, C)
+        return self._rows(self.head(self.trunk(video)))  # (B, T x rows_per_token, C)
+
+    def clip_tokens(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, F, H, W) -> (B, F / 2, D): the trunk's per-clip spatial tokens (models/video.py: clip_tokens)."""
+        return self.trunk.clip_tokens(video)
+
+    def token_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) clip tokens of whole windows -> (B, T x rows_per_token, C): in eval mode,
+        token_logits(clip_tokens(video)) is forward(video)."""
+        return self._rows(self.head(self.trunk.temporal(tokens)))
+
+    def _rows(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.view(logits.shape[0], -1, self.num_classes)  # (B, T, rows_per_token x C) -> (B, rows, C)

@@ -65,24 +65,33 @@ class VideoTransformer(nn.Module):
     def num_masked(self, num_clips: int) -> int:
         return int(round(num_clips * self.mask_ratio)) if self.training else 0
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
+    def _clips(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, F, H, W) -> (B, T, 3, tube, H, W): one clip of `tube` frames per token."""
         batch, channels, frames, height, width = video.shape
         if frames % self.tube_size:
             raise ValueError(f"{frames} frames do not split into clips of {self.tube_size}")
-        clips_per_window = frames // self.tube_size
-        # (B, 3, F, H, W) -> (B, T, 3, tube, H, W): one 2-frame clip per second
-        clips = video.view(batch, channels, clips_per_window, self.tube_size, height, width).transpose(1, 2)
+        return video.view(batch, channels, frames // self.tube_size, self.tube_size, height, width).transpose(1, 2)
+
+    def clip_tokens(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, F, H, W) frames of any whole number of clips -> (B, F / tube, D): each clip's spatial token, none
+        masked. A clip's token does not depend on its neighbours, so inference over overlapping windows computes it
+        once (evaluation/inference.py: HalfSpotter) and `forward` in eval mode is temporal(clip_tokens(video))."""
+        clips = self._clips(video)
+        batch, num_clips = clips.shape[:2]
+        return self.spatial(clips.flatten(0, 1)).view(batch, num_clips, -1)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        clips = self._clips(video)  # (B, T, 3, tube, H, W)
+        batch, clips_per_window = clips.shape[:2]
         masked = self.num_masked(clips_per_window)
         if masked == 0:
-            tokens = self.spatial(clips.reshape(batch * clips_per_window, channels, self.tube_size, height, width))
-            return self.temporal(tokens.view(batch, clips_per_window, -1))
+            return self.temporal(self.clip_tokens(video))
 
         kept = clips_per_window - masked
         # a random subset of each window's clips, in time order
         keep_index = torch.rand(batch, clips_per_window, device=video.device).argsort(dim=1)[:, :kept].sort(1).values
         kept_clips = clips[torch.arange(batch, device=video.device)[:, None], keep_index]  # (B, kept, 3, tube, H, W)
-        kept_tokens = self.spatial(kept_clips.reshape(batch * kept, channels, self.tube_size, height, width))
-        kept_tokens = kept_tokens.view(batch, kept, -1)
+        kept_tokens = self.spatial(kept_clips.flatten(0, 1)).view(batch, kept, -1)
         dim = kept_tokens.shape[-1]
         # mask tokens everywhere, the computed tokens scattered back to their seconds (gradients reach both)
         base = self.temporal.mask_token.to(kept_tokens.dtype).expand(batch, clips_per_window, dim)

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from configs.schema import SpottingModelConfig
 from data.catalog import BUILT_IN
 from data.synthetic import GLYPHS, PALETTE
 from data.video import write_video
-from evaluation.inference import Inference, merge_window_scores, predict_half, window_starts
+from evaluation.inference import HalfSpotter, Inference, predict_half, window_starts
 from evaluation.predictions import parse_predictions
-from evaluation.streaming import HalfSpotter
+from models.registry import build_spotting
 from tests.conftest import run_script, spotting_checkpoint
 from utils.config import ConfigError
 from utils.rates import Rates
@@ -22,37 +23,82 @@ WINDOW, STRIDE, TRIM = 8, 4, 2
 V2 = BUILT_IN["soccernet_v2"]
 
 
-class FrameMeans(torch.nn.Module):
-    """A stand-in model whose token scores are a fixed function of its two frames: any misplaced frame shows."""
+class StandIn(torch.nn.Module):
+    """A stand-in spotting model built as the real one is (models/spotting.py): a clip token per two frames (their
+    means), then windows of tokens to rows of 17 logits, each a fixed function of its token (or frame, rows_per_token
+    = 2) and of its place in the window: a frame in the wrong clip or a window at the wrong start changes the scores."""
 
-    def forward(self, video):  # (B, 3, F, S, S) -> (B, F / 2, 17)
+    def __init__(self, rows_per_token: int = 1):
+        super().__init__()
+        self.rows_per_token = rows_per_token
+
+    def clip_tokens(self, video):  # (B, 3, F, S, S) -> (B, F / 2, 2)
         means = video.mean(dim=(1, 3, 4))  # (B, F)
-        pairs = means.view(means.shape[0], -1, 2)  # (B, T, 2)
-        return torch.stack([pairs[..., 0] * (c + 1) - pairs[..., 1] * c for c in range(17)], dim=-1)
+        return means.view(means.shape[0], -1, 2)
+
+    def token_logits(self, tokens):  # (B, T, 2) -> (B, T x rows_per_token, 17)
+        place = torch.linspace(0, 1, tokens.shape[1])[:, None]  # (T, 1)
+        if self.rows_per_token == 1:
+            rows = torch.stack([tokens[..., 0] * (c + 1) - tokens[..., 1] * c for c in range(17)], -1)  # (B, T, 17)
+        else:  # a row per frame: its own mean
+            rows = torch.stack([tokens * (c + 1) - c for c in range(17)], -1)  # (B, T, 2, 17)
+            place = place[..., None]
+        return (rows + place).flatten(1, -2)
+
+    def forward(self, video):
+        return self.token_logits(self.clip_tokens(video))
+
+
+def windowed(inference: Inference, frames: torch.Tensor) -> np.ndarray:
+    """(frames, C): the reference, every window of the half through the whole model, then merged; a half shorter
+    than one window padded with its last frame. frames: (F, 3, S, S) uint8."""
+    window = 2 * inference.window_tokens
+    if len(frames) < window:
+        padded = torch.cat([frames, frames[-1:].expand(window - len(frames), -1, -1, -1)])
+        return inference.merge([(0, inference.scores(padded[None])[0])], window)[:len(frames)]
+    starts = window_starts(len(frames) // 2, inference.window_tokens, inference.stride_tokens)
+    return inference.merge([(s, inference.scores(frames[None, 2 * s:2 * s + window])[0]) for s in starts], len(frames))
+
+
+def spotted(inference: Inference, frames: torch.Tensor) -> np.ndarray:
+    spotter = HalfSpotter(inference)
+    for frame in frames:
+        spotter.push(frame)
+    return spotter.finish()
 
 
 @pytest.mark.parametrize("num_frames", [16, 17, 18, 31, 40, 41, 57, 9])
 def test_streaming_equals_windowed_inference(num_frames):
+    """Each clip encoded once, windows run in batches: the scores of every window through the whole model."""
     frames = torch.randint(0, 256, (num_frames, 3, 4, 4), dtype=torch.uint8)
-    model = FrameMeans()
     eval_cfg = SimpleNamespace(window_stride_seconds=STRIDE, trim_seconds=TRIM, batch_size=3, half_end="scored")
-    spotter = HalfSpotter(Inference(model, SimpleNamespace(window_seconds=WINDOW, img_size=4), eval_cfg, V2))
+    inference = Inference(StandIn(), SimpleNamespace(window_seconds=WINDOW, img_size=4), eval_cfg, V2)
+    spotter = HalfSpotter(inference)
     for frame in frames:
         spotter.push(frame)
-        assert len(spotter.buffer) <= 2 * WINDOW + 1 and len(spotter.pending) < 3  # memory stays bounded
+        held = 0 if spotter.tokens is None else len(spotter.tokens)
+        # memory stays bounded: at most a batch of strides of frames waits, and one window of tokens stays
+        assert len(spotter.pending) < 3 and len(spotter.unencoded) <= 2 * (3 * STRIDE + WINDOW) and held <= WINDOW
     streamed = spotter.finish()
-    if num_frames >= 2 * WINDOW:
-        num_seconds = num_frames // 2
-        starts = window_starts(num_seconds, WINDOW, STRIDE)
-        windows = [(s, torch.sigmoid(model(frames[None, 2 * s:2 * s + 2 * WINDOW].float().div(255)
-                                           .sub(0.45).div(0.225).transpose(1, 2)))[0].numpy()) for s in starts]
-        expected = merge_window_scores(windows, num_frames, TRIM, half_end="scored")
-    else:  # shorter than one window: padded with the last frame, the padding's scores cut off
-        padded = torch.cat([frames, frames[-1:].expand(2 * WINDOW - num_frames, -1, -1, -1)])
-        scores = torch.sigmoid(model(padded[None].float().div(255).sub(0.45).div(0.225).transpose(1, 2)))[0]
-        expected = merge_window_scores([(0, scores.numpy())], 2 * WINDOW, TRIM, half_end="scored")[:num_frames]
     assert streamed.shape == (num_frames, 17)
-    np.testing.assert_allclose(streamed, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(streamed, windowed(inference, frames), rtol=1e-5, atol=1e-6)
+    if num_frames >= 2 * WINDOW:
+        assert [start for start, _ in spotter.done] == window_starts(num_frames // 2, WINDOW, STRIDE)
+    if num_frames >= 2 * WINDOW:  # a stored half, read in chunks: the same
+        stored = predict_half(inference, FramesInMemory(frames.permute(0, 2, 3, 1)), "game", 1)
+        np.testing.assert_allclose(stored, streamed, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["token", "frame"])
+def test_the_spotter_equals_the_whole_model_on_every_window(head):
+    """The real model (vivit_micro, eval mode): its clip tokens, then windows of them, give what whole windows give."""
+    config = SpottingModelConfig(name="vivit_micro", img_size=32, window_seconds=WINDOW, temporal_depth=2, head=head)
+    torch.manual_seed(0)
+    model = build_spotting(config, 17).eval()
+    eval_cfg = SimpleNamespace(window_stride_seconds=STRIDE, trim_seconds=TRIM, batch_size=2, half_end="scored")
+    inference = Inference(model, config, eval_cfg, V2)
+    frames = torch.randint(0, 256, (45, 3, 32, 32), dtype=torch.uint8)
+    np.testing.assert_allclose(spotted(inference, frames), windowed(inference, frames), rtol=1e-4, atol=1e-5)
 
 
 class FramesInMemory:
@@ -71,18 +117,17 @@ class FramesInMemory:
 @pytest.mark.parametrize("num_frames", [41, 64, 10])
 def test_windows_at_12_5_fps_run_in_tokens_of_0_16_s_and_land_on_their_frames(num_frames):
     """Ball Action Spotting's rate: a 1.28 s window is 8 tokens (16 frames), a 0.64 s stride 4 tokens; the streamed
-    and the stored-source inference agree, and each token's score sits on its first frame (80 ms apart)."""
+    and the stored-source inference equal the windowed one, and each token's score sits on its first frame (80 ms
+    apart)."""
     frames = torch.randint(0, 256, (num_frames, 4, 4, 3), dtype=torch.uint8)
-    model = FrameMeans()
+    model = StandIn()
     eval_cfg = SimpleNamespace(window_stride_seconds=0.64, trim_seconds=0.32, batch_size=3, half_end="scored")
     inference = Inference(model, SimpleNamespace(window_seconds=1.28, img_size=4), eval_cfg, V2,
                           rates=Rates.of(12.5))
     assert (inference.window_tokens, inference.stride_tokens) == (8, 4)
-    spotter = HalfSpotter(inference)
-    for frame in frames.permute(0, 3, 1, 2):
-        spotter.push(frame)
-    streamed = spotter.finish()
+    streamed = spotted(inference, frames.permute(0, 3, 1, 2))
     assert streamed.shape == (num_frames, 17)
+    np.testing.assert_allclose(streamed, windowed(inference, frames.permute(0, 3, 1, 2)), rtol=1e-5, atol=1e-6)
     if num_frames >= 16:
         np.testing.assert_allclose(streamed, predict_half(inference, FramesInMemory(frames), "game", 1), rtol=1e-5,
                                    atol=1e-6)
@@ -95,31 +140,21 @@ def test_windows_at_12_5_fps_run_in_tokens_of_0_16_s_and_land_on_their_frames(nu
         Inference(model, SimpleNamespace(window_seconds=1.3, img_size=4), eval_cfg, V2, rates=Rates.of(12.5))
 
 
-class FrameRows(torch.nn.Module):
-    """A stand-in frame-head model: row k of a window's scores is a fixed function of its frame k alone."""
-
-    def forward(self, video):  # (B, 3, F, S, S) -> (B, F, 17)
-        means = video.mean(dim=(1, 3, 4))  # (B, F)
-        return torch.stack([means * (c + 1) - c for c in range(17)], dim=-1)
-
-
 @pytest.mark.parametrize("num_frames", [41, 64])
 def test_the_frame_head_scores_every_frame_at_its_own_place(num_frames):
     """model.head=frame at 12.5 fps: a row per frame, each at its frame (not its token's first), kept and merged by
-    its own time; streamed and stored-source inference agree; every frame of the half gets a score."""
+    its own time; streamed, stored-source and windowed inference agree; every frame of the half gets a score."""
     frames = torch.randint(0, 256, (num_frames, 4, 4, 3), dtype=torch.uint8)
     eval_cfg = SimpleNamespace(window_stride_seconds=0.64, trim_seconds=0.32, batch_size=2, half_end="scored")
-    inference = Inference(FrameRows(), SimpleNamespace(window_seconds=1.28, img_size=4, head="frame"), eval_cfg, V2,
-                          rates=Rates.of(12.5))
-    spotter = HalfSpotter(inference)
-    for frame in frames.permute(0, 3, 1, 2):
-        spotter.push(frame)
-    streamed = spotter.finish()
+    inference = Inference(StandIn(rows_per_token=2), SimpleNamespace(window_seconds=1.28, img_size=4, head="frame"),
+                          eval_cfg, V2, rates=Rates.of(12.5))
+    streamed = spotted(inference, frames.permute(0, 3, 1, 2))
+    np.testing.assert_allclose(streamed, windowed(inference, frames.permute(0, 3, 1, 2)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(streamed, predict_half(inference, FramesInMemory(frames), "game", 1), rtol=1e-5,
                                atol=1e-6)
-    whole = frames.permute(0, 3, 1, 2)[None, :num_frames // 2 * 2].float().div(255).sub(0.45).div(0.225)
-    own = torch.sigmoid(FrameRows()(whole.transpose(1, 2)))[0].numpy()  # (frames, 17): each frame's own score
-    np.testing.assert_allclose(streamed[:len(own)], own, rtol=1e-5)  # a frame model: every window agrees
+    first = frames.permute(0, 3, 1, 2)[None, :16].float().div(255).sub(0.45).div(0.225).transpose(1, 2)
+    own = torch.sigmoid(StandIn(rows_per_token=2)(first))[0].numpy()  # (16, 17): the first window's frames
+    np.testing.assert_allclose(streamed[:4], own[:4], rtol=1e-5)  # kept, at their own frames: 0.32 s of the start
 
 
 @pytest.fixture(scope="module")
