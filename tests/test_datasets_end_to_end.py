@@ -13,8 +13,10 @@ import pytest
 from data.catalog import BUILT_IN, load_dataset
 from data.prepare import Preparation, prepare
 from data.sources import JpegFolderSource, StoreSource, VideoSource
-from data.synthetic_datasets import generate_ball, generate_manifest
-from data.video import probe_video
+from data.labels import game_time
+from data.synthetic import render_half
+from data.synthetic_datasets import BALL_FPS, BALL_TRACE, generate_ball, generate_manifest
+from data.video import probe_video, write_video
 from tests.conftest import run_script
 from tests.test_user_errors import expect_user_error
 
@@ -188,6 +190,77 @@ def test_comedian_learns_team_ball_action_spotting_on_the_cpu(ball_at_12_5, tmp_
     print({name: (round(100 * s["team_a_mAP"], 2), round(100 * s["a_mAP"], 2)) for name, s in scores.items()})
     assert scores["test"]["team_a_mAP"] > 4 * scores["untrained"]["team_a_mAP"] + 0.02
     assert scores["test"]["a_mAP"] > 2 * scores["untrained"]["a_mAP"] + 0.02
+
+
+# a group every 4 s: PASS, then CROSS 0.4 s later (two classes); two HEADERs 0.6 s apart (one class). Classes whose
+# generated glyphs do not overlap on the frame (PASS's and DRIVE's do, which then makes DRIVE a question of colour
+# rather than of time: at this budget it was not learnt, 9 of 36 actions missed): the test is about time.
+CLOSE_GROUP = ((0, "PASS"), (400, "CROSS"), (2000, "HEADER"), (2600, "HEADER"))
+CLOSE_SPLITS = {"train": ["england_efl/2019-2020/2019-10-01 - Reading - Fulham",
+                           "england_efl/2019-2020/2019-10-03 - Derby - Luton",
+                           "england_efl/2019-2020/2019-10-04 - Millwall - Wigan"],
+                "test": ["england_efl/2019-2020/2019-10-02 - Hull City - Stoke City"]}
+
+
+def close_actions(seconds: float, classes: list[str]) -> list[tuple[int, int, bool]]:
+    """(position ms, class index, visible) of the groups of CLOSE_GROUP every 4 s from 1.5 s."""
+    return [(int(start * 1000) + offset, classes.index(label), True)
+            for start in np.arange(1.5, seconds - 3, 4.0) for offset, label in CLOSE_GROUP]
+
+
+def write_close_pairs(root, seconds: float = 40):
+    """Ball Action Spotting 2024 games made of CLOSE_GROUP (three to train on, one to test), each under its own
+    camera, drawn as the generated BAS games are (0.2 s either side of each action); their store at 12.5 fps, 64x64."""
+    dataset, games = BUILT_IN["soccernet_ball_2024"], [game for split in CLOSE_SPLITS.values() for game in split]
+    for seed, game in enumerate(games):
+        events = close_actions(seconds, list(dataset.classes))
+        write_video(dataset.video_path(root, game, 1),
+                    render_half(np.random.default_rng(seed), seconds, events, fps=BALL_FPS, trace=BALL_TRACE),
+                    BALL_FPS, gop=BALL_FPS, options={"preset": "ultrafast", "crf": "20"})
+        annotations = [{"gameTime": game_time(1, position), "label": dataset.classes[label],
+                        "position": str(position), "visibility": "visible"} for position, label, _ in events]
+        (root / game / dataset.labels_file).write_text(json.dumps({"UrlLocal": game, "annotations": annotations}))
+    for split, members in CLOSE_SPLITS.items():
+        (root / f"{split}.txt").write_text("".join(f"{game}\n" for game in members))
+    prepare(dataset, root, root / "store", games, Preparation(size=(64, 64), fps=Fraction(25, 2)))
+
+
+@pytest.fixture(scope="module")
+def close_pairs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("close_pairs")
+    write_close_pairs(root)
+    return root
+
+
+def test_a_trained_frame_head_returns_actions_0_4_s_and_0_6_s_apart_as_four(close_pairs, tmp_path):
+    """BAS actions closer than a second, through stage 3 (frame head, 12.5 fps, configs/ball/spotting/
+    tiny_mini_2025.yaml from random weights) and `evaluate.py test` on an unseen game: each of the four actions of
+    every group comes back at its frame, within 2 frames (the +-0.12 s label radius makes 3 frames positive; pairs
+    5 and 7.5 frames apart stay distinct), above anything its class scores more than 0.3 s from its actions; the
+    same-class pair 0.6 s apart as two predictions. (What a per-second head is trained to output for such pairs, one
+    run for the two HEADERs: tests/test_spotting.py.)"""
+    root, out = close_pairs, tmp_path / "run"
+    run_script(["train_spotting.py", "--config", "configs/ball/spotting/tiny_mini_2025.yaml",
+                "data.dataset=soccernet_ball_2024", f"data.root={root}", f"data.store={root / 'store'}",
+                "data.train_split=train.txt", "data.valid_split=test.txt", "data.test_split=test.txt",
+                f"run.output_dir={out}", "model.init_checkpoint=", "data.windows_per_half=32",
+                "data.label_radius=0.12", "augment.mixup_alpha=0", "run.epochs=40", "eval.every_epochs=40",
+                "optim.lr=3e-2"])
+    test = tmp_path / "test"
+    run_script(["evaluate.py", "test", "--checkpoint", str(out / "checkpoint_best.pth"), "--out", str(test)])
+    document = json.loads((test / "predictions" / CLOSE_SPLITS["test"][0] / "results_spotting.json").read_text())
+    predictions = [(int(p["position"]), p["label"], float(p["confidence"])) for p in document["predictions"]]
+    classes = list(BUILT_IN["soccernet_ball_2024"].classes)
+    actions = [(position, classes[label]) for position, label, _ in close_actions(40, classes)]
+    for position, label in actions:
+        own = [p for p in predictions if p[1] == label and abs(p[0] - position) <= 300]
+        elsewhere = [p[2] for p in predictions if p[1] == label
+                     and min(abs(p[0] - other) for other, name in actions if name == label) > 300]
+        assert own, f"{label} at {position} ms: no prediction within 0.3 s"
+        found = max(own, key=lambda p: p[2])
+        assert abs(found[0] - position) <= 160, f"{label} at {position} ms came back at {found[0]} ms"
+        assert found[2] > max(elsewhere, default=0), f"{label} at {position} ms: {found[2]:.3f}, below its class " \
+                                                     f"elsewhere ({max(elsewhere):.3f})"
 
 
 def test_a_manifest_dataset_trains_tests_and_spots(manifest, tmp_path):
