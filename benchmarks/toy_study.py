@@ -1,0 +1,198 @@
+"""The toy study, part 1: what the features of each stage are worth to a linear layer (docs/TOY_STUDY.md).
+
+    bash scripts/quickstart.sh                                    # the generated data, stages 1 and 2
+    python -m benchmarks.toy_study --quickstart quickstart        # the probes: under a minute on 2 cores
+
+The quick start's stage 3a trains a linear head on the frozen stage-2 trunk for 30 steps and reached 4 tight a-mAP on
+validation: too few steps to say whether the features are poor or the head unfinished. Here the trunk is frozen as
+each stage leaves it: random weights, after stage 1 (SCE: the spatial ViT; the temporal transformer stays random, as
+stage 3 would start it), after stage 2 (distillation: the whole ViViT). Its per-second tokens over every training half
+(non-overlapping windows of model.window_seconds; no augmentation, the linear-probe protocol) train a linear layer,
+full batch, with stage 3's loss (mean BCE against the same targets, data.label_radius); after each of --steps steps
+the layer becomes the head of the stage-3 model and the valid split is scored as stage 3 validates it (sliding
+windows, merge, NMS, the official metric). A last row probes the feature bank that stage 2 distils (one row per
+second), scored the same way: what stage 2 could teach. Every row over --seeds (the random parts' and the head's
+initialisation), as mean and spread. Writes `<out>/probes.json` and `<out>/probes.txt` (a Markdown table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from configs.schema import SpottingConfig  # noqa: E402
+from data.augment import resize_frames, to_model_input  # noqa: E402
+from data.catalog import checked_labels, load_dataset  # noqa: E402
+from data.datasets import half_lengths  # noqa: E402
+from data.features import bank_path, open_bank  # noqa: E402
+from data.sources import build_source  # noqa: E402
+from data.targets import WindowTargets  # noqa: E402
+from evaluation.inference import Inference, predict_games, window_starts  # noqa: E402
+from evaluation.postprocess import game_predictions  # noqa: E402
+from evaluation.predictions import write_game_predictions  # noqa: E402
+from evaluation.scoring import score  # noqa: E402
+from models.loading import init_spotting_model  # noqa: E402
+from models.registry import build_spotting  # noqa: E402
+from utils.config import load_config  # noqa: E402
+from utils.errors import MissingFileError, run_entry_point  # noqa: E402
+from utils.rates import FRAMES_PER_TOKEN, Rates  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs/spotting/tiny_mini_phase_a.yaml"  # the quick start's stage 3a: model, targets, inference
+
+
+@torch.no_grad()
+def half_features(model, source, game: str, half: int, size: int, window: int) -> torch.Tensor:
+    """(tokens, D) the frozen trunk's per-second tokens of a whole half: windows of `window` tokens side by side, the
+    last aligned to the half's end (a token in two windows keeps the later one's)."""
+    frames = resize_frames(source.read(game, half, 0, source.num_frames(game, half)), size)  # (F, 3, S, S) uint8
+    num_tokens = len(frames) // FRAMES_PER_TOKEN
+    clips = model.clip_tokens(to_model_input(frames[None, :num_tokens * FRAMES_PER_TOKEN]))[0]  # (T, D)
+    tokens = torch.empty_like(clips)
+    for start in window_starts(num_tokens, window, window):
+        tokens[start:start + window] = model.trunk.temporal(clips[None, start:start + window])[0]
+    return tokens
+
+
+def split_features(model, cfg, source, dataset, games: list[str], targets: WindowTargets, window: int):
+    """(N, D) tokens and (N, C) targets of every half of `games`."""
+    tokens, labels = [], []
+    for game in games:
+        for half in dataset.halves:
+            features = half_features(model, source, game, half, cfg.model.img_size, window)
+            tokens.append(features)
+            labels.append(torch.from_numpy(targets.of(game, half, 0, FRAMES_PER_TOKEN * len(features))))
+    return torch.cat(tokens), torch.cat(labels)
+
+
+def train_head(head: torch.nn.Linear, features: torch.Tensor, targets: torch.Tensor, steps: list[int], lr: float,
+               evaluate) -> dict:
+    """Full-batch Adam on stage 3's loss (mean BCE); after each of `steps`, evaluate() -> {tight, loose}."""
+    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    results, done = {}, 0
+    for target in steps:
+        for _ in range(target - done):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(head(features), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        done = target
+        results[target] = {"loss": loss.item(), **evaluate()}
+    return results
+
+
+def scored(data: dict, predictions: Path) -> dict:
+    scores = score(data["dataset"], data["root"], predictions, data["valid"], ("tight", "loose"), workers=0)
+    return {"tight": 100 * scores["tight"]["a_mAP"], "loose": 100 * scores["loose"]["a_mAP"]}
+
+
+def probe_trunk(cfg, init: str | None, seed: int, steps: list[int], data: dict, out: Path) -> dict:
+    """Valid a-mAP of a linear head trained on the trunk `init` leaves (None: random), after each of `steps`."""
+    dataset, rates, source = data["dataset"], data["rates"], data["source"]
+    torch.manual_seed(seed)
+    model = build_spotting(cfg.model, len(dataset.columns), rates)
+    init_spotting_model(model, init, cfg.model.name)
+    model.eval()
+    window = rates.tokens(cfg.model.window_seconds, "model.window_seconds")
+    features, targets = split_features(model, cfg, source, dataset, data["train"], data["targets"], window)
+    inference = Inference(model, cfg.model, cfg.eval, dataset, torch.device("cpu"), None, rates)
+    return train_head(model.head, features, targets, steps, data["lr"],
+                      lambda: scored(data, predict_games(inference, source, data["valid"], out)))
+
+
+def half_bank(data: dict, game: str, half: int) -> tuple[np.ndarray, int]:
+    """A half's bank rows (one per second, the teacher of stage 2) cut to its whole tokens, and its frames."""
+    frames = data["source"].num_frames(game, half)
+    bank = open_bank(bank_path(Path(data["root"]), game, half, data["bank"]))
+    return np.array(bank[:frames // FRAMES_PER_TOKEN], np.float32), frames  # a copy: the bank is memory-mapped
+
+
+def probe_bank(cfg, seed: int, steps: list[int], data: dict, out: Path) -> dict:
+    """Valid a-mAP of a linear head trained on the feature bank's rows themselves: what stage 2 can teach."""
+    dataset, train_rows, train_targets = data["dataset"], [], []
+    for game in data["train"]:
+        for half in dataset.halves:
+            rows, _ = half_bank(data, game, half)
+            train_rows.append(torch.from_numpy(rows))
+            train_targets.append(torch.from_numpy(data["targets"].of(game, half, 0, FRAMES_PER_TOKEN * len(rows))))
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(train_rows[0].shape[1], len(dataset.columns))  # initialised as stage 3's head
+    torch.nn.init.normal_(head.weight, std=0.01)
+    torch.nn.init.constant_(head.bias, -np.log((1 - cfg.model.head_bias_prior) / cfg.model.head_bias_prior))
+
+    @torch.no_grad()
+    def evaluate() -> dict:
+        for game in data["valid"]:
+            halves = {}
+            for half in dataset.halves:
+                rows, frames = half_bank(data, game, half)
+                halves[half] = np.zeros((frames, len(dataset.columns)), np.float32)
+                halves[half][::FRAMES_PER_TOKEN][:len(rows)] = torch.sigmoid(head(torch.from_numpy(rows))).numpy()
+            write_game_predictions(out, game, game_predictions(halves, cfg.eval, dataset, data["rates"].fps))
+        return scored(data, out)
+
+    return train_head(head, torch.cat(train_rows), torch.cat(train_targets), steps, data["lr"], evaluate)
+
+
+def table(rows: dict, steps: list[int]) -> str:
+    """Markdown: a row per trunk, a column per step count, mean +- spread (max - min over seeds) of tight a-mAP."""
+    lines = ["| frozen features | " + " | ".join(f"tight after {s} steps" for s in steps) + " | loose, last |",
+             "|---|" + "---|" * (len(steps) + 1)]
+    for name, seeds in rows.items():
+        cells = []
+        for key, step in [("tight", s) for s in steps] + [("loose", steps[-1])]:
+            values = np.array([result[step][key] for result in seeds.values()])
+            cells.append(f"{values.mean():.2f} +- {np.ptp(values) / 2:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quickstart", type=Path, default=Path("quickstart"), help="a quick start's folder")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, nargs="+", default=[30, 300, 3000])
+    parser.add_argument("--lr", type=float, default=1e-2, help="Adam's, full batch")
+    parser.add_argument("--bank", default="bank_pca64.npy", help="the bank stage 2 distils (the quick start's)")
+    parser.add_argument("--out", type=Path, default=None, help="default: <quickstart>/toy_study")
+    parser.add_argument("overrides", nargs="*", help="section.key=value for the stage-3 config")
+    args = parser.parse_args()
+    data_root, runs = args.quickstart / "mini_soccernet", args.quickstart / "runs"
+    cfg = load_config(SpottingConfig, CONFIG, [f"data.root={data_root}", "data.source=store",
+                                               f"data.store={data_root / 'store'}", *args.overrides])
+    dataset, rates = load_dataset(cfg.data.dataset), Rates.of(cfg.data.fps)
+    source = build_source(cfg.data, dataset)
+    train, valid = (dataset.games(split, cfg.data.root) for split in (cfg.data.train_split, cfg.data.valid_split))
+    labels = checked_labels(dataset, cfg.data.root, half_lengths(source, train, dataset.halves), rates.fps, "training")
+    data = {"dataset": dataset, "rates": rates, "source": source, "train": train, "valid": valid, "lr": args.lr,
+            "root": cfg.data.root, "bank": args.bank,
+            "targets": WindowTargets(labels, len(dataset.columns), rates.fps, cfg.data.label_radius)}
+    inits = {"random": None, "stage 1 (SCE)": runs / "ssl" / "checkpoint_last.pth",
+             "stages 1 and 2 (distillation)": runs / "distill" / "checkpoint_last.pth"}
+    for path in inits.values():
+        if path is not None and not path.is_file():  # found before the first probe writes anything
+            raise MissingFileError(f"{path} not found: the probes read a finished quick start's checkpoints (bash "
+                                   f"scripts/quickstart.sh {args.quickstart})")
+    out = args.out or args.quickstart / "toy_study"
+    steps = sorted(args.steps)
+    rows = {name: {seed: probe_trunk(cfg, init, seed, steps, data, out / "probes" / f"{index}_{seed}")
+                   for seed in args.seeds} for index, (name, init) in enumerate(inits.items())}
+    rows[f"the feature bank ({args.bank}), stage 2's teacher"] = {
+        seed: probe_bank(cfg, seed, steps, data, out / "probes" / f"bank_{seed}") for seed in args.seeds}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "probes.json").write_text(json.dumps(rows, indent=1))
+    text = (f"Linear probes on the frozen trunk, valid split ({len(valid)} games), average-mAP in %, mean +- half the "
+            f"range over seeds {args.seeds}:\n\n{table(rows, steps)}\n")
+    (out / "probes.txt").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    run_entry_point(main)
