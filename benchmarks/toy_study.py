@@ -40,7 +40,7 @@ from evaluation.predictions import write_game_predictions  # noqa: E402
 from evaluation.scoring import score  # noqa: E402
 from models.loading import init_spotting_model  # noqa: E402
 from models.registry import build_spotting  # noqa: E402
-from utils.config import load_config  # noqa: E402
+from utils.config import ConfigError, load_config  # noqa: E402
 from utils.errors import MissingFileError, run_entry_point  # noqa: E402
 from utils.rates import FRAMES_PER_TOKEN, Rates  # noqa: E402
 
@@ -160,6 +160,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, nargs="+", default=[30, 300, 3000])
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam's, full batch")
+    parser.add_argument("--trunk", action="append", default=[], metavar="NAME=CHECKPOINT",
+                        help="another frozen trunk to probe (a stage-1, 2 or 3 checkpoint), as a row of its own")
     parser.add_argument("--bank", default="bank_pca64.npy", help="the bank stage 2 distils (the quick start's)")
     parser.add_argument("--out", type=Path, default=None, help="default: <quickstart>/toy_study")
     parser.add_argument("overrides", nargs="*", help="section.key=value for the stage-3 config")
@@ -176,6 +178,11 @@ def main() -> None:
             "targets": WindowTargets(labels, len(dataset.columns), rates.fps, cfg.data.label_radius)}
     inits = {"random": None, "stage 1 (SCE)": runs / "ssl" / "checkpoint_last.pth",
              "stages 1 and 2 (distillation)": runs / "distill" / "checkpoint_last.pth"}
+    for entry in args.trunk:
+        name, separator, path = entry.partition("=")
+        if not separator or not name or not path:
+            raise ConfigError(f"--trunk {entry!r}: expected NAME=CHECKPOINT")
+        inits[name] = Path(path)
     for path in inits.values():
         if path is not None and not path.is_file():  # found before the first probe writes anything
             raise MissingFileError(f"{path} not found: the probes read a finished quick start's checkpoints (bash "

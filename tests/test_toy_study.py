@@ -22,10 +22,12 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
                 "data.bank.name=baidu_soccer_embeddings.npy", f"run.output_dir={runs / 'distill'}",
                 f"model.init_checkpoint={runs / 'ssl' / 'checkpoint_last.pth'}"])
     printed = run_script(["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--seeds", "0", "1",
-                          "--steps", "1", "300", "--bank", "baidu_soccer_embeddings.npy"]).stdout
+                          "--steps", "1", "300", "--bank", "baidu_soccer_embeddings.npy",
+                          "--trunk", f"stage 1 again={runs / 'ssl' / 'checkpoint_last.pth'}"]).stdout
     rows = json.loads((quickstart / "toy_study" / "probes.json").read_text())
-    assert list(rows) == ["random", "stage 1 (SCE)", "stages 1 and 2 (distillation)",
+    assert list(rows) == ["random", "stage 1 (SCE)", "stages 1 and 2 (distillation)", "stage 1 again",
                           "the feature bank (baidu_soccer_embeddings.npy), stage 2's teacher"]
+    assert rows.pop("stage 1 again") == rows["stage 1 (SCE)"]  # a trunk given by --trunk: the same numbers again
     for name, seeds in rows.items():
         assert list(seeds) == ["0", "1"]
         for steps in seeds.values():
@@ -38,4 +40,4 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
     assert min(seed["300"]["tight"] for seed in bank.values()) > 2 * trunks
     assert rows["random"]["0"]["300"] != rows["random"]["1"]["300"]
     table = (quickstart / "toy_study" / "probes.txt").read_text()
-    assert table in printed + "\n" and table.count("\n| ") == 5  # the header and a row per trunk and the bank
+    assert table in printed + "\n" and table.count("\n| ") == 6  # the header and a row per trunk and the bank
