@@ -173,7 +173,8 @@ def main() -> None:
                "end_to_end_single_thread_decode_s": single_thread_s + stream_post_s,
                "decode_workers": args.decode_workers, "end_to_end_parallel_decode_s": parallel_s + stream_post_s,
                "parallel_speedup": end_to_end / (parallel_s + stream_post_s),
-               "predict_half_s": stored_s + post_s, "reference_windowed_s": reference_s + post_s, "speedup_vs_reference": (reference_s + post_s) / end_to_end}
+               "predict_half_s": stored_s + post_s, "reference_windowed_s": reference_s + post_s,
+               "speedup_vs_reference": (reference_s + post_s) / end_to_end}
     print(f"{where}; {name} {shapes}; one {args.minutes:g}-minute half ({total} frames at {FPS} fps), 398x224 25 fps")
     print(f"{'part':<46} {'seconds':>8}")
     for label, key in ((f"decode ({FPS} fps, RGB, resize)", "decode_s"), ("model (sliding windows, merge)", "model_s"),

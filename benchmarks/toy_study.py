@@ -40,6 +40,7 @@ from evaluation.predictions import write_game_predictions  # noqa: E402
 from evaluation.scoring import score  # noqa: E402
 from models.loading import init_spotting_model  # noqa: E402
 from models.registry import build_spotting  # noqa: E402
+from models.spotting import linear_head  # noqa: E402
 from utils.config import ConfigError, load_config  # noqa: E402
 from utils.errors import MissingFileError, run_entry_point  # noqa: E402
 from utils.rates import FRAMES_PER_TOKEN, Rates  # noqa: E402
@@ -123,9 +124,7 @@ def probe_bank(cfg, seed: int, steps: list[int], data: dict, out: Path) -> dict:
             train_rows.append(torch.from_numpy(rows))
             train_targets.append(torch.from_numpy(data["targets"].of(game, half, 0, FRAMES_PER_TOKEN * len(rows))))
     torch.manual_seed(seed)
-    head = torch.nn.Linear(train_rows[0].shape[1], len(dataset.columns))  # initialised as stage 3's head
-    torch.nn.init.normal_(head.weight, std=0.01)
-    torch.nn.init.constant_(head.bias, -np.log((1 - cfg.model.head_bias_prior) / cfg.model.head_bias_prior))
+    head = linear_head(train_rows[0].shape[1], len(dataset.columns), cfg.model.head_bias_prior)
 
     @torch.no_grad()
     def evaluate() -> dict:

@@ -15,6 +15,17 @@ import torch
 from torch import nn
 
 
+def linear_head(in_dim: int, out_dim: int, bias_prior: float = 0.0) -> nn.Linear:
+    """Stage 3's linear layer as eztorch initialises it, N(0, 0.01) weights and a zero bias; bias_prior > 0 starts
+    every output at that probability instead (`SpottingModel`)."""
+    head = nn.Linear(in_dim, out_dim)
+    nn.init.normal_(head.weight, std=0.01)
+    nn.init.zeros_(head.bias)
+    if bias_prior > 0:
+        nn.init.constant_(head.bias, -math.log((1 - bias_prior) / bias_prior))
+    return head
+
+
 class SpottingModel(nn.Module):
     """Stage 3: video trunk + one linear layer per token. (B, 3, F, H, W) -> (B, T x rows_per_token, C) logits,
     T = F / FRAMES_PER_TOKEN tokens (F = 128: (B, 64, C) with the token head, (B, 128, C) with the frame head).
@@ -26,11 +37,7 @@ class SpottingModel(nn.Module):
     def __init__(self, trunk: nn.Module, num_classes: int, bias_prior: float = 0.0, rows_per_token: int = 1):
         super().__init__()
         self.trunk, self.num_classes = trunk, num_classes
-        self.head = nn.Linear(trunk.out_dim, num_classes * rows_per_token)  # token j's rows: its frames, in order
-        nn.init.normal_(self.head.weight, std=0.01)
-        nn.init.zeros_(self.head.bias)
-        if bias_prior > 0:
-            nn.init.constant_(self.head.bias, -math.log((1 - bias_prior) / bias_prior))
+        self.head = linear_head(trunk.out_dim, num_classes * rows_per_token, bias_prior)  # token j's rows: its frames
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self._rows(self.head(self.trunk(video)))  # (B, T x rows_per_token, C)
