@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from configs.schema import SpottingConfig  # noqa: E402
+from benchmarks.toy_finetune import Grid, epochs_for, finetune, plots, summary  # noqa: E402
 from data.augment import resize_frames, to_model_input  # noqa: E402
 from data.catalog import checked_labels, load_dataset  # noqa: E402
 from data.datasets import half_lengths  # noqa: E402
@@ -42,7 +45,7 @@ from models.loading import init_spotting_model  # noqa: E402
 from models.registry import build_spotting  # noqa: E402
 from models.spotting import linear_head  # noqa: E402
 from utils.config import ConfigError, load_config  # noqa: E402
-from utils.errors import MissingFileError, run_entry_point  # noqa: E402
+from utils.errors import InvalidInputError, MissingFileError, run_entry_point  # noqa: E402
 from utils.rates import FRAMES_PER_TOKEN, Rates  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,21 +156,52 @@ def table(rows: dict, steps: list[int]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def write_section(doc: Path, name: str, text: str) -> None:
+    """Replace what lies between `<!-- toy_study: NAME -->` and `<!-- /toy_study: NAME -->` in `doc`."""
+    begin, end = f"<!-- toy_study: {name} -->", f"<!-- /toy_study: {name} -->"
+    content = doc.read_text(encoding="utf-8")
+    head, _, rest = content.partition(begin)
+    _, _, tail = rest.partition(end)
+    doc.write_text(f"{head}{begin}\n{text.strip()}\n{end}{tail}", encoding="utf-8")
+
+
+def check_doc(doc: Path | None, parts: list[str]) -> None:
+    for name in parts if doc else []:
+        content = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+        if f"<!-- toy_study: {name} -->" not in content or f"<!-- /toy_study: {name} -->" not in content:
+            raise InvalidInputError(f"--doc {doc}: expected a file with the lines <!-- toy_study: {name} --> and "
+                                    f"<!-- /toy_study: {name} --> around the section the study writes")
+
+
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quickstart", type=Path, default=Path("quickstart"), help="a quick start's folder")
+    parser.add_argument("--parts", nargs="+", choices=("probes", "finetune"), default=["probes", "finetune"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, nargs="+", default=[30, 300, 3000])
-    parser.add_argument("--lr", type=float, default=1e-2, help="Adam's, full batch")
+    parser.add_argument("--steps", type=int, nargs="+", default=[30, 300, 3000], help="the probes' Adam steps")
+    parser.add_argument("--lr", type=float, default=1e-2, help="the probes' Adam LR, full batch")
     parser.add_argument("--trunk", action="append", default=[], metavar="NAME=CHECKPOINT",
                         help="another frozen trunk to probe (a stage-1, 2 or 3 checkpoint), as a row of its own")
     parser.add_argument("--bank", default="bank_pca64.npy", help="the bank stage 2 distils (the quick start's)")
+    parser.add_argument("--games", type=int, nargs="+", default=None,
+                        help="fine-tuning: labelled training games per column (default: 1 2 4 and all)")
+    parser.add_argument("--budget", type=int, default=7200, help="fine-tuning: training windows per run")
+    parser.add_argument("--batch", type=int, default=6, help="fine-tuning: every run's global batch (1 game: 6 "
+                                                              "windows per epoch)")
+    parser.add_argument("--jobs", type=int, default=2, help="fine-tuning runs at a time, one thread each")
+    parser.add_argument("--doc", type=Path, default=None,
+                        help="a Markdown file whose marked sections get the tables (docs/TOY_STUDY.md), the plots "
+                             "going to a toy_study/ folder beside it")
     parser.add_argument("--out", type=Path, default=None, help="default: <quickstart>/toy_study")
     parser.add_argument("overrides", nargs="*", help="section.key=value for the stage-3 config")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_arguments()
     data_root, runs = args.quickstart / "mini_soccernet", args.quickstart / "runs"
-    cfg = load_config(SpottingConfig, CONFIG, [f"data.root={data_root}", "data.source=store",
-                                               f"data.store={data_root / 'store'}", *args.overrides])
+    common = [f"data.root={data_root}", "data.source=store", f"data.store={data_root / 'store'}"]
+    cfg = load_config(SpottingConfig, CONFIG, [*common, *args.overrides])
     dataset, rates = load_dataset(cfg.data.dataset), Rates.of(cfg.data.fps)
     source = build_source(cfg.data, dataset)
     train, valid = (dataset.games(split, cfg.data.root) for split in (cfg.data.train_split, cfg.data.valid_split))
@@ -187,17 +221,50 @@ def main() -> None:
             raise MissingFileError(f"{path} not found: the probes read a finished quick start's checkpoints (bash "
                                    f"scripts/quickstart.sh {args.quickstart})")
     out = args.out or args.quickstart / "toy_study"
-    steps = sorted(args.steps)
-    rows = {name: {seed: probe_trunk(cfg, init, seed, steps, data, out / "probes" / f"{index}_{seed}")
-                   for seed in args.seeds} for index, (name, init) in enumerate(inits.items())}
-    rows[f"the feature bank ({args.bank}), stage 2's teacher"] = {
-        seed: probe_bank(cfg, seed, steps, data, out / "probes" / f"bank_{seed}") for seed in args.seeds}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "probes.json").write_text(json.dumps(rows, indent=1))
-    text = (f"Linear probes on the frozen trunk, valid split ({len(valid)} games), average-mAP in %, mean +- half the "
-            f"range over seeds {args.seeds}:\n\n{table(rows, steps)}\n")
-    (out / "probes.txt").write_text(text)
-    print(text)
+    games = sorted(set(args.games or [1, 2, 4, len(train)]))
+    if games[0] < 1 or games[-1] > len(train):
+        raise ConfigError(f"--games {' '.join(map(str, games))}: expected counts from 1 to {len(train)}, the "
+                          f"training split's games")
+    grid = Grid(common, cfg.data.windows_per_half, len(dataset.halves), args.budget, args.batch, out / "finetune")
+    for count in games if "finetune" in args.parts else []:
+        epochs_for(grid, count)
+    check_doc(args.doc, args.parts)
+    if "probes" in args.parts:
+        started = time.perf_counter()
+        steps = sorted(args.steps)
+        rows = {name: {seed: probe_trunk(cfg, init, seed, steps, data, out / "probes" / f"{index}_{seed}")
+                       for seed in args.seeds} for index, (name, init) in enumerate(inits.items())}
+        rows[f"the feature bank ({args.bank}), stage 2's teacher"] = {
+            seed: probe_bank(cfg, seed, steps, data, out / "probes" / f"bank_{seed}") for seed in args.seeds}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "probes.json").write_text(json.dumps(rows, indent=1))
+        text = (f"Linear probes on the frozen trunk, valid split ({len(valid)} games), average-mAP in %, mean +- half "
+                f"the range over seeds {args.seeds} ({minutes(started)} on {os.cpu_count()} cores):\n\n"
+                f"{table(rows, steps)}\n")
+        (out / "probes.txt").write_text(text)
+        print(text)
+        if args.doc:
+            write_section(args.doc, "probes", text)
+    if "finetune" in args.parts:
+        started = time.perf_counter()
+        fine = {"random": None, **{name: init for name, init in list(inits.items())[1:3]}}
+        results = finetune(grid, fine, games, args.seeds, train, args.jobs)
+        (out / "finetune.json").write_text(json.dumps(results, indent=1))
+        svgs = plots(results, args.doc.parent / "toy_study" if args.doc else out)
+        text = (f"Stage 3 from each init, valid split ({len(valid)} games), tight average-mAP in % after {args.budget:,}"
+                f" training windows (batch {args.batch}), mean +- half the range over seeds {args.seeds} "
+                f"({minutes(started)} on {os.cpu_count()} cores, {args.jobs} runs at a time):\n\n"
+                f"{summary(results, 'random')}\n\nConvergence (mean curves): "
+                + ", ".join(f"[{path.stem}]({path.relative_to(args.doc.parent) if args.doc else path})" for path in svgs)
+                + "\n")
+        (out / "finetune.txt").write_text(text)
+        print(text)
+        if args.doc:
+            write_section(args.doc, "finetune", text)
+
+
+def minutes(started: float) -> str:
+    return f"{(time.perf_counter() - started) / 60:.1f} min"
 
 
 if __name__ == "__main__":

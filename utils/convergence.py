@@ -44,14 +44,18 @@ def validation_curve(run_dirs: list[Path], metric: str = "valid_tight_a_mAP") ->
 
 
 def _nice_step(span: float) -> float:
-    for step in (1, 2, 5, 10, 20, 25, 50, 100):
-        if span / step <= 8:
-            return step
-    return 200
+    """The smallest of 1, 2, 2.5, 5 times a power of ten (at least 1) that cuts `span` into at most 8 ticks."""
+    scale = 1
+    while True:
+        for step in (scale, 2 * scale, 2.5 * scale, 5 * scale):
+            if step == int(step) and span / step <= 8:
+                return int(step)
+        scale *= 10
 
 
 def write_convergence(path: str | os.PathLike, curves: dict[str, tuple[list[tuple[int, float]], list[int]]],
-                      title: str = "validation tight average-mAP per stage-3 epoch") -> Path:
+                      title: str = "validation tight average-mAP per stage-3 epoch",
+                      x_label: str = "stage-3 epoch") -> Path:
     """One polyline with markers per run; a dashed line where a run changes phase (its next folder starts)."""
     last_epoch = max(epoch for points, _ in curves.values() for epoch, _ in points)
     top_value = max(value for points, _ in curves.values() for _, value in points)
@@ -78,7 +82,7 @@ def write_convergence(path: str | os.PathLike, curves: dict[str, tuple[list[tupl
         out.append(f'<text x="{x(tick):.1f}" y="{TOP + plot_h + 19}" text-anchor="middle" fill="#444">{tick}</text>')
     out.append(f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#444"/>')
     out.append(f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" stroke="#444"/>')
-    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 12}" text-anchor="middle">stage-3 epoch</text>')
+    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 12}" text-anchor="middle">{html.escape(x_label)}</text>')
     out.append(f'<text x="16" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" transform="rotate(-90 16 '
                f'{TOP + plot_h / 2:.1f})">tight a-mAP (%)</text>')
     for index, (name, (points, boundaries)) in enumerate(curves.items()):
