@@ -31,7 +31,9 @@ from tqdm import tqdm
 
 from data.catalog import BUILT_IN, V2_CLASSES as CLASSES
 from data.labels import game_time
+from data.synthetic_players import sample_players
 from data.video import write_video
+from utils.config import ConfigError
 from utils.errors import run_entry_point
 
 WIDTH, HEIGHT, SOURCE_FPS = 398, 224, 25
@@ -169,14 +171,19 @@ def sample_camera(rng: np.random.Generator, seconds: float) -> Camera:
 
 
 def render_half(rng: np.random.Generator, seconds: float, events: list[tuple], looks: list | None = None,
-                fps: int = SOURCE_FPS, trace: float = TRACE_SECONDS):
+                fps: int = SOURCE_FPS, trace: float = TRACE_SECONDS, players: int = 0):
     """Yield the RGB frames of one half at `fps`. An event (position_ms, class, visible[, team]) draws its class's
     glyph within `trace` seconds of it, in the class's colour, inverted for team 1 (a generated "right" team).
     `looks`, when given, receives for every whole second s the 4x4 grid of mean colours of the frame at s + 0.5 s
-    (48 values in [-0.5, 0.5]): what the feature bank encodes."""
+    (48 values in [-0.5, 0.5]): what the feature bank encodes. `players` > 0 adds that many running players and a
+    ball passed between them (data/synthetic_players.py), drawn under the glyphs."""
     texture = _pitch_texture(rng)
     camera = sample_camera(rng, seconds)
     num_frames = int(round(seconds * fps))
+    crowd = None
+    if players:  # their own stream, seeded from the half's
+        crowd = sample_players(np.random.default_rng(rng.integers(2**63)), players, num_frames, fps,
+                               texture.shape[:2], grass_top=texture.shape[0] // 4)
     event_times = np.array([e[0] / 1000 for e in events])
     travel_x, travel_y = texture.shape[1] - WIDTH, texture.shape[0] - HEIGHT
     for index in range(num_frames):
@@ -184,6 +191,8 @@ def render_half(rng: np.random.Generator, seconds: float, events: list[tuple], l
         fraction_x, fraction_y = camera.position(time)
         x, y = int(travel_x * fraction_x), int(travel_y * fraction_y)
         frame = texture[y:y + HEIGHT, x:x + WIDTH].copy()
+        if crowd is not None:
+            crowd.draw(frame, index, x, y)
         if len(event_times):
             for event_index in np.flatnonzero(np.abs(event_times - time) <= trace):
                 _, class_index, visible, *team = events[event_index]
@@ -234,7 +243,7 @@ def feature_bank(rng: np.random.Generator, seconds: float, events: list[tuple[in
 
 
 def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: float, rate_per_minute: float,
-                  basis: BankBasis) -> None:
+                  basis: BankBasis, players: int = 0) -> None:
     folder = root / game
     folder.mkdir(parents=True, exist_ok=True)
     annotations = []
@@ -246,8 +255,9 @@ def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: floa
                                 "team": str(rng.choice(["home", "away", "not applicable"])),
                                 "visibility": "visible" if visible else "not shown"})
         looks: list[np.ndarray] = []
-        write_video(folder / f"{half}_224p.mkv", render_half(rng, seconds, events, looks=looks), SOURCE_FPS,
-                    gop=SOURCE_FPS, options={"preset": "ultrafast", "crf": "20"})
+        frames = render_half(rng, seconds, events, looks=looks, players=players)
+        write_video(folder / f"{half}_224p.mkv", frames, SOURCE_FPS, gop=SOURCE_FPS,
+                    options={"preset": "ultrafast", "crf": "20"})
         np.save(folder / f"{half}_{BANK_NAME}", feature_bank(rng, seconds, events, basis, looks))
     date, hour, home, home_goals, away_goals, away = GAME_FOLDER.match(game.split("/")[-1]).groups()
     document = {"UrlLocal": game + "/", "UrlYoutube": "", "gameHomeTeam": home, "gameAwayTeam": away,
@@ -257,12 +267,12 @@ def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: floa
 
 
 def _generate_job(job: tuple) -> None:
-    out, name, game_seed, seconds, rate_per_minute, basis = job
-    generate_game(out, name, np.random.default_rng(game_seed), seconds, rate_per_minute, basis)
+    out, name, game_seed, seconds, rate_per_minute, basis, players = job
+    generate_game(out, name, np.random.default_rng(game_seed), seconds, rate_per_minute, basis, players)
 
 
 def generate(out: str | Path, games: int, seconds: float, seed: int = 0, rate_per_minute: float = 8.0,
-             bank_dim: int = 512, workers: int = 1) -> list[str]:
+             bank_dim: int = 512, workers: int = 1, players: int = 0) -> list[str]:
     """Write the dataset; returns the game paths. A quarter of the games (at least one) go to valid and to test, the
     rest to train; with fewer than 3 games every split lists every game. Each game has its own random stream, so
     the output is the same for any number of worker processes."""
@@ -275,7 +285,7 @@ def generate(out: str | Path, games: int, seconds: float, seed: int = 0, rate_pe
         while name in names:
             name = game_name(rng, index + 1000 * len(names))
         names.append(name)
-    jobs = [(out, name, [seed, index], seconds, rate_per_minute, basis) for index, name in enumerate(names)]
+    jobs = [(out, name, [seed, index], seconds, rate_per_minute, basis, players) for index, name in enumerate(names)]
     with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
         done = pool.imap_unordered(_generate_job, jobs) if workers > 1 else map(_generate_job, jobs)
         for _ in tqdm(done, total=games, desc="generating games", disable=None):  # a bar on a terminal only
@@ -306,12 +316,17 @@ def main() -> None:
                         help="default: 8 for soccernet_v2, 40 for Ball Action Spotting, 10 for the manifest")
     parser.add_argument("--bank-dim", type=int, default=512, help="feature bank width (Baidu's is 8576)")
     parser.add_argument("--workers", type=int, default=1, help="games generated in parallel processes")
+    parser.add_argument("--players", type=int, default=0, help="running players and a ball on the pitch "
+                                                               "(data/synthetic_players.py; default: none)")
     args = parser.parse_args()
     if args.dataset == "soccernet_v2":
         games = generate(args.out, args.games, args.seconds, args.seed, args.events_per_minute or 8.0, args.bank_dim,
-                         workers=args.workers)
+                         workers=args.workers, players=args.players)
         print(f"wrote {len(games)} games under {args.out} (splits: train.txt, valid.txt, test.txt)")
         return
+    if args.players:
+        raise ConfigError(f"--players {args.players} with --dataset {args.dataset}: players are drawn on the "
+                          f"generated SoccerNet-v2 pitch only; leave --players out")
     generator = synthetic_datasets.GENERATORS[args.dataset]
     games, splits = generator(args.out, args.games, args.seconds, args.seed, args.events_per_minute)
     print(f"wrote {len(games)} games of {args.dataset} under {args.out} (splits: {', '.join(splits)})")
