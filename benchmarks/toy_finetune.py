@@ -52,7 +52,7 @@ def epochs_for(grid: Grid, games: int) -> int:
     """Epochs of `games` games that make the budget; refused when the budget is not a whole number of them."""
     per_epoch = games * grid.halves * grid.windows_per_half
     if grid.budget % (per_epoch * PHASE_A_SHARE) or per_epoch % grid.batch:
-        raise InvalidInputError(f"--budget {grid.budget} windows at {games} games ({per_epoch} windows per epoch, "
+        raise InvalidInputError(f"--budget {grid.budget} windows at {games} game{'s' * (games > 1)} ({per_epoch} windows per epoch, "
                                 f"batch {grid.batch}): expected a multiple of {per_epoch * PHASE_A_SHARE} windows and "
                                 f"epochs of whole batches, so that every row gets the same steps")
     return grid.budget // per_epoch
@@ -66,7 +66,7 @@ def run_plan(grid: Grid, inits: dict[str, Path | None], games: int, seed: int,
               "run.num_workers=0"]
     plan = {}
     for row, init in inits.items():
-        folder = grid.out / "runs" / f"{games}games" / f"seed{seed}" / re.sub(r"\W+", "_", row).strip("_").lower()
+        folder = grid.out / "runs" / f"{games}games" / f"seed{seed}" / slug(row)
         if init is None:
             every = epochs // VALIDATIONS
             plan[row] = [["--config", str(SPOTTING / "tiny_mini_scratch.yaml"), *shared, f"run.epochs={epochs}",
@@ -83,6 +83,11 @@ def run_plan(grid: Grid, inits: dict[str, Path | None], games: int, seed: int,
                       f"model.init_checkpoint={folder / 'phase_a' / 'checkpoint_last.pth'}",
                       f"run.output_dir={folder / 'phase_b'}"]]
     return plan
+
+
+def slug(name: str) -> str:
+    """A folder or file name for a row or world name: 'stage 1 (SCE)' -> 'stage_1_sce'."""
+    return re.sub(r"\W+", "_", name).strip("_").lower()
 
 
 def output_dir(arguments: list[str]) -> Path:
@@ -174,12 +179,13 @@ def mean_curve(seeds: dict) -> list[tuple[int, float]]:
     return [(windows, float(np.mean([c[index][1] for c in curves]))) for index, (windows, _) in enumerate(curves[0])]
 
 
-def plots(results: dict, out: Path) -> list[Path]:
-    """One SVG per game count: each row's mean curve over the seeds."""
+def plots(results: dict, out: Path, world: str = "") -> list[Path]:
+    """One SVG per game count: each row's mean curve over the seeds (names end in _WORLD when a world is named)."""
     written = []
     for games, rows in results.items():
         curves = {row: (mean_curve(seeds), []) for row, seeds in rows.items()}
-        written.append(write_convergence(out / f"finetune_{games}games.svg", curves,
+        name = f"finetune_{games}games" + ("_" + slug(world) if world else "")
+        written.append(write_convergence(out / f"{name}.svg", curves,
                                          title=f"stage 3 on {games} labelled game{'s' * (games > 1)}: valid tight "
                                                f"a-mAP, mean of {len(next(iter(rows.values())))} seeds",
                                          x_label="training windows seen"))

@@ -156,21 +156,27 @@ def table(rows: dict, steps: list[int]) -> str:
     return "\n".join(lines)
 
 
-def write_section(doc: Path, name: str, text: str) -> None:
+def marks(name: str, world: str) -> tuple[str, str]:
+    tag = f"{name} ({world})" if world else name
+    return f"<!-- toy_study: {tag} -->", f"<!-- /toy_study: {tag} -->"
+
+
+def write_section(doc: Path, name: str, world: str, text: str) -> None:
     """Replace what lies between `<!-- toy_study: NAME -->` and `<!-- /toy_study: NAME -->` in `doc`."""
-    begin, end = f"<!-- toy_study: {name} -->", f"<!-- /toy_study: {name} -->"
+    begin, end = marks(name, world)
     content = doc.read_text(encoding="utf-8")
     head, _, rest = content.partition(begin)
     _, _, tail = rest.partition(end)
     doc.write_text(f"{head}{begin}\n{text.strip()}\n{end}{tail}", encoding="utf-8")
 
 
-def check_doc(doc: Path | None, parts: list[str]) -> None:
+def check_doc(doc: Path | None, parts: list[str], world: str) -> None:
     for name in parts if doc else []:
         content = doc.read_text(encoding="utf-8") if doc.is_file() else ""
-        if f"<!-- toy_study: {name} -->" not in content or f"<!-- /toy_study: {name} -->" not in content:
-            raise InvalidInputError(f"--doc {doc}: expected a file with the lines <!-- toy_study: {name} --> and "
-                                    f"<!-- /toy_study: {name} --> around the section the study writes")
+        begin, end = marks(name, world)
+        if begin not in content or end not in content:
+            raise InvalidInputError(f"--doc {doc}: expected a file with the lines {begin} and {end} around the "
+                                    f"section the study writes")
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -192,6 +198,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--doc", type=Path, default=None,
                         help="a Markdown file whose marked sections get the tables (docs/TOY_STUDY.md), the plots "
                              "going to a toy_study/ folder beside it")
+    parser.add_argument("--world", default="", help="a name for the generated world, when the doc holds several: "
+                                                     "its sections are marked 'toy_study: probes (NAME)'")
     parser.add_argument("--out", type=Path, default=None, help="default: <quickstart>/toy_study")
     parser.add_argument("overrides", nargs="*", help="section.key=value for the stage-3 config")
     return parser.parse_args()
@@ -228,7 +236,7 @@ def main() -> None:
     grid = Grid(common, cfg.data.windows_per_half, len(dataset.halves), args.budget, args.batch, out / "finetune")
     for count in games if "finetune" in args.parts else []:
         epochs_for(grid, count)
-    check_doc(args.doc, args.parts)
+    check_doc(args.doc, args.parts, args.world)
     if "probes" in args.parts:
         started = time.perf_counter()
         steps = sorted(args.steps)
@@ -244,13 +252,13 @@ def main() -> None:
         (out / "probes.txt").write_text(text)
         print(text)
         if args.doc:
-            write_section(args.doc, "probes", text)
+            write_section(args.doc, "probes", args.world, text)
     if "finetune" in args.parts:
         started = time.perf_counter()
         fine = {"random": None, **{name: init for name, init in list(inits.items())[1:3]}}
         results = finetune(grid, fine, games, args.seeds, train, args.jobs)
         (out / "finetune.json").write_text(json.dumps(results, indent=1))
-        svgs = plots(results, args.doc.parent / "toy_study" if args.doc else out)
+        svgs = plots(results, args.doc.parent / "toy_study" if args.doc else out, args.world)
         text = (f"Stage 3 from each init, valid split ({len(valid)} games), tight average-mAP in % after {args.budget:,}"
                 f" training windows (batch {args.batch}), mean +- half the range over seeds {args.seeds} "
                 f"({minutes(started)} on {os.cpu_count()} cores, {args.jobs} runs at a time):\n\n"
@@ -260,7 +268,7 @@ def main() -> None:
         (out / "finetune.txt").write_text(text)
         print(text)
         if args.doc:
-            write_section(args.doc, "finetune", text)
+            write_section(args.doc, "finetune", args.world, text)
 
 
 def minutes(started: float) -> str:

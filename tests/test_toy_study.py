@@ -2,15 +2,17 @@
 start's folder and give a table a reader can trust."""
 
 import json
+import xml.etree.ElementTree as ElementTree
 
 import pytest
 
 from tests.conftest import run_script
 
 
-@pytest.mark.slow
-def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(mini_soccernet, tmp_path):
-    quickstart = tmp_path / "quickstart"
+@pytest.fixture(scope="module")
+def quickstart(mini_soccernet, tmp_path_factory):
+    """A quick start's folder: the session's mini-SoccerNet, stage 1 and stage 2 for an epoch each."""
+    quickstart = tmp_path_factory.mktemp("toy") / "quickstart"
     runs = quickstart / "runs"
     quickstart.mkdir()
     (quickstart / "mini_soccernet").symlink_to(mini_soccernet)  # the layout scripts/quickstart.sh leaves
@@ -21,8 +23,14 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
                 "run.global_batch_size=4",
                 "data.bank.name=baidu_soccer_embeddings.npy", f"run.output_dir={runs / 'distill'}",
                 f"model.init_checkpoint={runs / 'ssl' / 'checkpoint_last.pth'}"])
-    printed = run_script(["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--seeds", "0", "1",
-                          "--steps", "1", "300", "--bank", "baidu_soccer_embeddings.npy",
+    return quickstart
+
+
+@pytest.mark.slow
+def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(quickstart):
+    runs = quickstart / "runs"
+    printed = run_script(["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "probes",
+                          "--seeds", "0", "1", "--steps", "1", "300", "--bank", "baidu_soccer_embeddings.npy",
                           "--trunk", f"stage 1 again={runs / 'ssl' / 'checkpoint_last.pth'}"]).stdout
     rows = json.loads((quickstart / "toy_study" / "probes.json").read_text())
     assert list(rows) == ["random", "stage 1 (SCE)", "stages 1 and 2 (distillation)", "stage 1 again",
@@ -41,3 +49,46 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
     assert rows["random"]["0"]["300"] != rows["random"]["1"]["300"]
     table = (quickstart / "toy_study" / "probes.txt").read_text()
     assert table in printed + "\n" and table.count("\n| ") == 6  # the header and a row per trunk and the bank
+
+
+@pytest.mark.slow
+def test_fine_tuning_gives_every_row_the_same_budget_writes_the_doc_and_resumes(quickstart, tmp_path):
+    doc = tmp_path / "TOY_STUDY.md"
+    doc.write_text("# Study\n\nkept\n<!-- toy_study: finetune -->\nold table\n<!-- /toy_study: finetune -->\nkept too\n")
+    command = ["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "finetune", "--seeds", "0",
+               "--games", "1", "2", "--budget", "120", "--doc", str(doc)]
+    printed = run_script(command).stdout
+    results = json.loads((quickstart / "toy_study" / "finetune.json").read_text())
+    rows = ["random", "stage 1 (SCE)", "stages 1 and 2 (distillation)"]
+    assert list(results) == ["1", "2"] and all(list(results[games]) == rows for games in results)
+    for games, by_row in results.items():
+        for row, seeds in by_row.items():
+            points = seeds["0"]
+            # 10 validations, the last after the whole budget; a pretrained row's first is phase a's end (12 of 120)
+            assert len(points) == 10 and points[-1][0] == 120, (games, row, points)
+            assert all(0 <= value <= 100 for _, value in points)
+    # one row, two runs: the 1-game and the 2-game run of stage 3 from random weights saw different games
+    assert results["1"]["random"] != results["2"]["random"]
+    text = doc.read_text()
+    assert text.startswith("# Study\n\nkept\n<!-- toy_study: finetune -->\nStage 3 from each init")
+    assert text.endswith("<!-- /toy_study: finetune -->\nkept too\n") and "old table" not in text
+    assert "| stages 1 and 2 (distillation) |" in text and "| stage 3 from | 1 game | 2 games |" in printed
+    for games in (1, 2):  # a plot per game count, a mean curve per row, linked from the doc
+        svg = ElementTree.parse(tmp_path / "toy_study" / f"finetune_{games}games.svg").getroot()
+        assert len(svg.findall("{http://www.w3.org/2000/svg}polyline")) == 3
+        assert f"(toy_study/finetune_{games}games.svg)" in text
+    # run again: every run is finished, so train_spotting.py stops at once and the numbers are the same
+    run_script(command)
+    assert json.loads((quickstart / "toy_study" / "finetune.json").read_text()) == results
+
+
+def test_a_budget_that_is_not_whole_epochs_of_every_column_is_refused_before_anything_runs(mini_soccernet, tmp_path):
+    quickstart = tmp_path / "quickstart"
+    for stage in ("ssl", "distill"):  # the checkpoints are only looked for here
+        (quickstart / "runs" / stage).mkdir(parents=True)
+        (quickstart / "runs" / stage / "checkpoint_last.pth").touch()
+    (quickstart / "mini_soccernet").symlink_to(mini_soccernet)
+    failed = run_script(["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "finetune",
+                         "--games", "1", "2", "--budget", "100", "--out", str(tmp_path / "out")], check=False)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert "--budget 100 windows at 1 game (6 windows per epoch" in failed.stderr and not (tmp_path / "out").exists()
