@@ -52,7 +52,8 @@ def epochs_for(grid: Grid, games: int) -> int:
     """Epochs of `games` games that make the budget; refused when the budget is not a whole number of them."""
     per_epoch = games * grid.halves * grid.windows_per_half
     if grid.budget % (per_epoch * PHASE_A_SHARE) or per_epoch % grid.batch:
-        raise InvalidInputError(f"--budget {grid.budget} windows at {games} game{'s' * (games > 1)} ({per_epoch} windows per epoch, "
+        raise InvalidInputError(f"--budget {grid.budget} windows at {games} game{'s' * (games > 1)} ({per_epoch} "
+                                f"windows per epoch, "
                                 f"batch {grid.batch}): expected a multiple of {per_epoch * PHASE_A_SHARE} windows and "
                                 f"epochs of whole batches, so that every row gets the same steps")
     return grid.budget // per_epoch
@@ -104,7 +105,8 @@ def run_phases(phases: list[list[str]]) -> list[Path]:
                               capture_output=True, text=True)
         (folder.parent / f"{folder.name}.out").write_text(done.stdout + done.stderr)
         if done.returncode:
-            raise RuntimeError(f"train_spotting.py {' '.join(arguments)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+            log = (done.stdout + done.stderr)[-3000:]
+            raise RuntimeError(f"train_spotting.py {' '.join(arguments)} failed:\n{log}")
     return [output_dir(arguments) for arguments in phases]
 
 

@@ -54,7 +54,8 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
 @pytest.mark.slow
 def test_fine_tuning_gives_every_row_the_same_budget_writes_the_doc_and_resumes(quickstart, tmp_path):
     doc = tmp_path / "TOY_STUDY.md"
-    doc.write_text("# Study\n\nkept\n<!-- toy_study: finetune -->\nold table\n<!-- /toy_study: finetune -->\nkept too\n")
+    doc.write_text("# Study\n\nkept\n<!-- toy_study: finetune -->\nold table\n"
+                   "<!-- /toy_study: finetune -->\nkept too\n")
     command = ["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "finetune", "--seeds", "0",
                "--games", "1", "2", "--budget", "120", "--doc", str(doc)]
     printed = run_script(command).stdout

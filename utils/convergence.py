@@ -82,7 +82,8 @@ def write_convergence(path: str | os.PathLike, curves: dict[str, tuple[list[tupl
         out.append(f'<text x="{x(tick):.1f}" y="{TOP + plot_h + 19}" text-anchor="middle" fill="#444">{tick}</text>')
     out.append(f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#444"/>')
     out.append(f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" stroke="#444"/>')
-    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 12}" text-anchor="middle">{html.escape(x_label)}</text>')
+    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 12}" text-anchor="middle">'
+               f'{html.escape(x_label)}</text>')
     out.append(f'<text x="16" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" transform="rotate(-90 16 '
                f'{TOP + plot_h / 2:.1f})">tight a-mAP (%)</text>')
     for index, (name, (points, boundaries)) in enumerate(curves.items()):
