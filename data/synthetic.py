@@ -242,20 +242,28 @@ def feature_bank(rng: np.random.Generator, seconds: float, events: list[tuple[in
     return bank.astype(np.float32)
 
 
-def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: float, rate_per_minute: float,
-                  basis: BankBasis, players: int = 0) -> None:
+@dataclasses.dataclass(frozen=True)
+class Content:
+    """What every half of a generated game shows besides the pitch: its events' rate, and how many players run."""
+
+    rate_per_minute: float = 8.0
+    players: int = 0  # with a ball (data/synthetic_players.py); 0: the pitch and the glyphs only
+
+
+def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: float, content: Content,
+                  basis: BankBasis) -> None:
     folder = root / game
     folder.mkdir(parents=True, exist_ok=True)
     annotations = []
     for half in (1, 2):
-        events = sample_events(rng, seconds, rate_per_minute)
+        events = sample_events(rng, seconds, content.rate_per_minute)
         for position_ms, class_index, visible in events:
             annotations.append({"gameTime": game_time(half, position_ms), "label": CLASSES[class_index],
                                 "position": str(position_ms),
                                 "team": str(rng.choice(["home", "away", "not applicable"])),
                                 "visibility": "visible" if visible else "not shown"})
         looks: list[np.ndarray] = []
-        frames = render_half(rng, seconds, events, looks=looks, players=players)
+        frames = render_half(rng, seconds, events, looks=looks, players=content.players)
         write_video(folder / f"{half}_224p.mkv", frames, SOURCE_FPS, gop=SOURCE_FPS,
                     options={"preset": "ultrafast", "crf": "20"})
         np.save(folder / f"{half}_{BANK_NAME}", feature_bank(rng, seconds, events, basis, looks))
@@ -267,12 +275,12 @@ def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: floa
 
 
 def _generate_job(job: tuple) -> None:
-    out, name, game_seed, seconds, rate_per_minute, basis, players = job
-    generate_game(out, name, np.random.default_rng(game_seed), seconds, rate_per_minute, basis, players)
+    out, name, game_seed, seconds, content, basis = job
+    generate_game(out, name, np.random.default_rng(game_seed), seconds, content, basis)
 
 
-def generate(out: str | Path, games: int, seconds: float, seed: int = 0, rate_per_minute: float = 8.0,
-             bank_dim: int = 512, workers: int = 1, players: int = 0) -> list[str]:
+def generate(out: str | Path, games: int, seconds: float, seed: int = 0, content: Content = Content(),
+             bank_dim: int = 512, workers: int = 1) -> list[str]:
     """Write the dataset; returns the game paths. A quarter of the games (at least one) go to valid and to test, the
     rest to train; with fewer than 3 games every split lists every game. Each game has its own random stream, so
     the output is the same for any number of worker processes."""
@@ -285,7 +293,7 @@ def generate(out: str | Path, games: int, seconds: float, seed: int = 0, rate_pe
         while name in names:
             name = game_name(rng, index + 1000 * len(names))
         names.append(name)
-    jobs = [(out, name, [seed, index], seconds, rate_per_minute, basis, players) for index, name in enumerate(names)]
+    jobs = [(out, name, [seed, index], seconds, content, basis) for index, name in enumerate(names)]
     with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
         done = pool.imap_unordered(_generate_job, jobs) if workers > 1 else map(_generate_job, jobs)
         for _ in tqdm(done, total=games, desc="generating games", disable=None):  # a bar on a terminal only
@@ -320,8 +328,8 @@ def main() -> None:
                                                                "(data/synthetic_players.py; default: none)")
     args = parser.parse_args()
     if args.dataset == "soccernet_v2":
-        games = generate(args.out, args.games, args.seconds, args.seed, args.events_per_minute or 8.0, args.bank_dim,
-                         workers=args.workers, players=args.players)
+        content = Content(args.events_per_minute or 8.0, args.players)
+        games = generate(args.out, args.games, args.seconds, args.seed, content, args.bank_dim, workers=args.workers)
         print(f"wrote {len(games)} games under {args.out} (splits: train.txt, valid.txt, test.txt)")
         return
     if args.players:

@@ -36,14 +36,15 @@ class Players:
     def draw(self, frame: np.ndarray, index: int, left: int, top: int) -> None:
         """Draw frame `index`'s players and ball on `frame` (H, W, 3), a view whose top-left is (left, top) in the
         scene; figures partly out of view are cut."""
-        height, width = frame.shape[:2]
         for (x, y), kit in zip(self.players[index], self.kits):
-            _paint(frame, int(x) - left, int(y) - top, PLAYER_W, PLAYER_H, kit, width, height)
+            _paint(frame, (int(x) - left, int(y) - top), (PLAYER_W, PLAYER_H), kit)
         x, y = self.ball[index]
-        _paint(frame, int(x) - left - BALL // 2, int(y) - top - BALL // 2, BALL, BALL, (255, 255, 255), width, height)
+        _paint(frame, (int(x) - left - BALL // 2, int(y) - top - BALL // 2), (BALL, BALL), (255, 255, 255))
 
 
-def _paint(frame: np.ndarray, x: int, y: int, w: int, h: int, colour, width: int, height: int) -> None:
+def _paint(frame: np.ndarray, corner: tuple[int, int], size: tuple[int, int], colour) -> None:
+    """Fill the (w, h) rectangle whose top-left is corner (x, y), cut to the frame."""
+    (x, y), (w, h), (height, width) = corner, size, frame.shape[:2]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
     if x0 < x1 and y0 < y1:
         frame[y0:y1, x0:x1] = colour

@@ -53,7 +53,7 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
 
 @pytest.mark.slow
 def test_fine_tuning_gives_every_row_the_same_budget_writes_the_doc_and_resumes(quickstart, tmp_path):
-    doc = tmp_path / "TOY_STUDY.md"
+    doc = tmp_path / "study.txt"  # any text file with the marks
     doc.write_text("# Study\n\nkept\n<!-- toy_study: finetune -->\nold table\n"
                    "<!-- /toy_study: finetune -->\nkept too\n")
     command = ["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "finetune", "--seeds", "0",
