@@ -53,8 +53,7 @@ def epochs_for(grid: Grid, games: int) -> int:
     per_epoch = games * grid.halves * grid.windows_per_half
     if grid.budget % (per_epoch * PHASE_A_SHARE) or per_epoch % grid.batch:
         raise InvalidInputError(f"--budget {grid.budget} windows at {games} game{'s' * (games > 1)} ({per_epoch} "
-                                f"windows per epoch, "
-                                f"batch {grid.batch}): expected a multiple of {per_epoch * PHASE_A_SHARE} windows and "
+                                f"windows per epoch, batch {grid.batch}): expected a multiple of {per_epoch * PHASE_A_SHARE} windows and "
                                 f"epochs of whole batches, so that every row gets the same steps")
     return grid.budget // per_epoch
 
@@ -144,6 +143,10 @@ def finetune(grid: Grid, inits: dict[str, Path | None], game_counts: list[int], 
         results: dict = {}
         for (games, row, seed), task in tasks.items():
             points, _ = curve(task.result(), grid.batch)
+            if points[-1][0] != grid.budget:  # the sampler drew fewer windows per half than the recipe asks for
+                raise InvalidInputError(f"stage 3 on {games} games, {row}, seed {seed}: {points[-1][0]} training "
+                                        f"windows instead of --budget {grid.budget}; are the halves shorter than "
+                                        f"data.windows_per_half={grid.windows_per_half} windows?")
             results.setdefault(games, {}).setdefault(row, {})[seed] = points
     return results
 
