@@ -229,8 +229,8 @@ def main() -> None:
             raise MissingFileError(f"{path} not found: the probes read a finished quick start's checkpoints (bash "
                                    f"scripts/quickstart.sh {args.quickstart})")
     out = args.out or args.quickstart / "toy_study"
-    games = sorted(set(args.games or [1, 2, 4, len(train)]))
-    if games[0] < 1 or games[-1] > len(train):
+    games = sorted(set(args.games or [count for count in (1, 2, 4) if count < len(train)] + [len(train)]))
+    if "finetune" in args.parts and (games[0] < 1 or games[-1] > len(train)):
         raise ConfigError(f"--games {' '.join(map(str, games))}: expected counts from 1 to {len(train)}, the "
                           f"training split's games")
     grid = Grid(common, cfg.data.windows_per_half, len(dataset.halves), args.budget, args.batch, out / "finetune")
