@@ -1,7 +1,10 @@
-"""The toy study, part 1: what the features of each stage are worth to a linear layer (docs/TOY_STUDY.md).
+"""The toy study: what the features of each stage are worth, probed and fine-tuned (docs/TOY_STUDY.md).
 
-    bash scripts/quickstart.sh                                    # the generated data, stages 1 and 2
-    python -m benchmarks.toy_study --quickstart quickstart        # the probes: under a minute on 2 cores
+    bash scripts/quickstart.sh                                            # the generated data, stages 1 and 2
+    python -m benchmarks.toy_study --quickstart quickstart --doc docs/TOY_STUDY.md   # 47 min on 2 cores
+
+Part 2 (`--parts finetune`, benchmarks/toy_finetune.py) fine-tunes stage 3 from each stage on fewer and fewer
+labelled games. Part 1 (`--parts probes`, 1.3 min), below:
 
 The quick start's stage 3a trains a linear head on the frozen stage-2 trunk for 30 steps and reached 4 tight a-mAP on
 validation: too few steps to say whether the features are poor or the head unfinished. Here the trunk is frozen as
@@ -12,7 +15,8 @@ full batch, with stage 3's loss (mean BCE against the same targets, data.label_r
 the layer becomes the head of the stage-3 model and the valid split is scored as stage 3 validates it (sliding
 windows, merge, NMS, the official metric). A last row probes the feature bank that stage 2 distils (one row per
 second), scored the same way: what stage 2 could teach. Every row over --seeds (the random parts' and the head's
-initialisation), as mean and spread. Writes `<out>/probes.json` and `<out>/probes.txt` (a Markdown table).
+initialisation), as mean and spread. Writes `<out>/probes.json` and `<out>/probes.txt` (a Markdown table), and with
+--doc the marked sections of that document (`<!-- toy_study: probes -->` ... `<!-- /toy_study: probes -->`).
 """
 
 from __future__ import annotations
