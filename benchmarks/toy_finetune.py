@@ -53,8 +53,9 @@ def epochs_for(grid: Grid, games: int) -> int:
     per_epoch = games * grid.halves * grid.windows_per_half
     if grid.budget % (per_epoch * PHASE_A_SHARE) or per_epoch % grid.batch:
         raise InvalidInputError(f"--budget {grid.budget} windows at {games} game{'s' * (games > 1)} ({per_epoch} "
-                                f"windows per epoch, batch {grid.batch}): expected a multiple of {per_epoch * PHASE_A_SHARE} windows and "
-                                f"epochs of whole batches, so that every row gets the same steps")
+                                f"windows per epoch, batch {grid.batch}): expected a multiple of "
+                                f"{per_epoch * PHASE_A_SHARE} windows and epochs of whole batches, so that every "
+                                f"row gets the same steps")
     return grid.budget // per_epoch
 
 
@@ -109,16 +110,14 @@ def run_phases(phases: list[list[str]]) -> list[Path]:
     return [output_dir(arguments) for arguments in phases]
 
 
-def curve(folders: list[Path], batch: int) -> tuple[list[tuple[int, float]], list[int]]:
-    """(training windows seen, valid tight a-mAP %) of chained phases, and the windows where a later phase starts."""
-    points, boundaries, offset = [], [], 0
-    for index, folder in enumerate(folders):
+def curve(folders: list[Path], batch: int) -> list[tuple[int, float]]:
+    """(training windows seen, valid tight a-mAP %) of chained phases: a phase's steps count after the one before."""
+    points, offset = [], 0
+    for folder in folders:
         records = read_metrics(folder / "metrics.jsonl")
         points += [(batch * (offset + int(r["step"])), 100 * float(r[METRIC])) for r in records if METRIC in r]
         offset += max(int(r["step"]) for r in records)
-        if index < len(folders) - 1:
-            boundaries.append(batch * offset)
-    return points, boundaries
+    return points
 
 
 def split_file(grid: Grid, train_games: list[str], games: int) -> Path:
@@ -130,9 +129,8 @@ def split_file(grid: Grid, train_games: list[str], games: int) -> Path:
 
 def finetune(grid: Grid, inits: dict[str, Path | None], game_counts: list[int], seeds: list[int], train_games:
              list[str], jobs: int) -> dict:
-    """{games: {row: {seed: [(windows, tight), ...]}}}, every run of the grid done, `jobs` processes at a time."""
-    for games in game_counts:  # every budget checked before the first run
-        epochs_for(grid, games)
+    """{games: {row: {seed: [(windows, tight), ...]}}}, every run of the grid done, `jobs` processes at a time. The
+    caller checks every count's budget (`epochs_for`) before anything runs."""
     tasks = {}
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         for games in game_counts:
@@ -142,7 +140,7 @@ def finetune(grid: Grid, inits: dict[str, Path | None], game_counts: list[int], 
                     tasks[games, row, seed] = pool.submit(run_phases, phases)
         results: dict = {}
         for (games, row, seed), task in tasks.items():
-            points, _ = curve(task.result(), grid.batch)
+            points = curve(task.result(), grid.batch)
             if points[-1][0] != grid.budget:  # the sampler drew fewer windows per half than the recipe asks for
                 raise InvalidInputError(f"stage 3 on {games} games, {row}, seed {seed}: {points[-1][0]} training "
                                         f"windows instead of --budget {grid.budget}; are the halves shorter than "
@@ -159,9 +157,9 @@ def summary(results: dict, reference: str) -> str:
     """Markdown: final valid tight a-mAP per row and game count (mean +- half range over seeds), and the training
     windows each row's mean curve takes to reach the `reference` row's final mean."""
     counts = list(results)
-    lines = ["| stage 3 from | " + " | ".join(f"{g} game{'s' * (g > 1)}" for g in counts) + " |",
-             "|---|" + "---|" * len(counts)]
-    reach = []
+    columns = ["| stage 3 from | " + " | ".join(f"{g} game{'s' * (g > 1)}" for g in counts) + " |",
+               "|---|" + "---|" * len(counts)]
+    lines, reach = list(columns), []
     for row in results[counts[0]]:
         cells, when = [], []
         for games in counts:
@@ -173,8 +171,7 @@ def summary(results: dict, reference: str) -> str:
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
         reach.append(f"| {row} | " + " | ".join(when) + " |")
     header = ["", f"Training windows until the mean curve first reaches {reference}'s final mean (same game count):",
-              "", "| stage 3 from | " + " | ".join(f"{g} game{'s' * (g > 1)}" for g in counts) + " |",
-              "|---|" + "---|" * len(counts)]
+              "", *columns]
     return "\n".join(lines + header + reach)
 
 

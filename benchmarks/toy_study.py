@@ -264,8 +264,8 @@ def main() -> None:
         (out / "finetune.json").write_text(json.dumps(results, indent=1))
         svgs = plots(results, args.doc.parent / "toy_study" if args.doc else out, args.world)
         text = (f"Stage 3 from each init, valid split ({len(valid)} games), tight average-mAP in % after "
-                f"{args.budget:,} training windows (batch {args.batch}), mean +- half the range over seeds {args.seeds} "
-                f"({minutes(started)} on {os.cpu_count()} cores, {args.jobs} runs at a time):\n\n"
+                f"{args.budget:,} training windows (batch {args.batch}), mean +- half the range over seeds "
+                f"{args.seeds} ({minutes(started)} on {os.cpu_count()} cores, {args.jobs} runs at a time):\n\n"
                 f"{summary(results, 'random')}\n\nConvergence (mean curves): "
                 + ", ".join(f"[{path.stem}]({path.relative_to(args.doc.parent) if args.doc else path})"
                             for path in svgs)
