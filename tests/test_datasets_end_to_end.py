@@ -28,7 +28,7 @@ BALL_2025 = BUILT_IN["soccernet_ball_2025"]
 def ball(tmp_path_factory):
     root = tmp_path_factory.mktemp("ball")
     games, _ = generate_ball(root, 4, 40, seed=1, rate_per_minute=None, edition="soccernet_ball_2025")
-    prepare(BALL_2025, root, root / "store", games, Preparation(size=(64, 64)))
+    prepare(BALL_2025, root, root / "store", games, Preparation(size=(64, 64)), workers=2)
     return root, games
 
 
@@ -37,7 +37,7 @@ def ball_at_12_5(tmp_path_factory):
     """A generated Team-BAS dataset of 5 games of 90 s (train 3, valid 1, test 1), its store at 12.5 fps, 64x64."""
     root = tmp_path_factory.mktemp("ball_12_5")
     games, _ = generate_ball(root, 5, 90, seed=3, rate_per_minute=None, edition="soccernet_ball_2025")
-    prepare(BALL_2025, root, root / "store", games, Preparation(size=(64, 64), fps=Fraction(25, 2)))
+    prepare(BALL_2025, root, root / "store", games, Preparation(size=(64, 64), fps=Fraction(25, 2)), workers=2)
     return root
 
 
@@ -47,7 +47,7 @@ def manifest(tmp_path_factory):
     generate_manifest(root, 5, 40, seed=2, rate_per_minute=None)
     dataset = load_dataset(str(root / "train.json"))
     games = [game for split in ("train", "valid", "test") for game in dataset.games(f"{split}.json", root)]
-    prepare(dataset, root, root / "store", games, Preparation(size=(64, 64)))
+    prepare(dataset, root, root / "store", games, Preparation(size=(64, 64)), workers=2)
     return root, games
 
 
@@ -222,7 +222,7 @@ def write_close_pairs(root, seconds: float = 40):
         (root / game / dataset.labels_file).write_text(json.dumps({"UrlLocal": game, "annotations": annotations}))
     for split, members in CLOSE_SPLITS.items():
         (root / f"{split}.txt").write_text("".join(f"{game}\n" for game in members))
-    prepare(dataset, root, root / "store", games, Preparation(size=(64, 64), fps=Fraction(25, 2)))
+    prepare(dataset, root, root / "store", games, Preparation(size=(64, 64), fps=Fraction(25, 2)), workers=2)
 
 
 @pytest.fixture(scope="module")
