@@ -13,6 +13,9 @@ Writes, for each game `league/season/game/` (real-looking folder names):
   features of its 4x4 grid of mean colours) and the events of their second (a class embedding), so that
   distillation teaches the video model things it can read off the pixels;
 and at the top `train.txt`, `valid.txt`, `test.txt` (game paths, one per line). Deterministic for a seed.
+`--players 22` adds running players and a ball (data/synthetic_players.py); `--unlabelled 30` adds 30 games written
+without `Labels-v2.json`, listed in `unlabelled.txt`, and `pretrain.txt` (train's games and those) for stages 1 and 2,
+the labelled games staying the same.
 """
 
 from __future__ import annotations
@@ -244,14 +247,18 @@ def feature_bank(rng: np.random.Generator, seconds: float, events: list[tuple[in
 
 @dataclasses.dataclass(frozen=True)
 class Content:
-    """What every half of a generated game shows besides the pitch: its events' rate, and how many players run."""
+    """What the generated games show besides the pitch: the events' rate and how many players run in every half,
+    and how many more games come without labels."""
 
     rate_per_minute: float = 8.0
     players: int = 0  # with a ball (data/synthetic_players.py); 0: the pitch and the glyphs only
+    # games beyond the labelled ones, drawn the same way (their videos show events, their bank encodes them) but
+    # written without a labels file: video for stages 1 and 2 only, as most real video is (docs/TOY_STUDY.md)
+    unlabelled: int = 0
 
 
 def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: float, content: Content,
-                  basis: BankBasis) -> None:
+                  basis: BankBasis, labelled: bool = True) -> None:
     folder = root / game
     folder.mkdir(parents=True, exist_ok=True)
     annotations = []
@@ -271,39 +278,45 @@ def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: floa
     document = {"UrlLocal": game + "/", "UrlYoutube": "", "gameHomeTeam": home, "gameAwayTeam": away,
                 "gameDate": f"{date[8:10]}/{date[5:7]}/{date[:4]} - {hour.replace('-', ':')}",
                 "gameScore": f"{home_goals} - {away_goals}", "annotations": annotations}
-    (folder / LABELS_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
+    if labelled:  # an unlabelled game draws the same annotations (the same random stream) and keeps them unwritten
+        (folder / LABELS_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
 
 
 def _generate_job(job: tuple) -> None:
-    out, name, game_seed, seconds, content, basis = job
-    generate_game(out, name, np.random.default_rng(game_seed), seconds, content, basis)
+    out, name, game_seed, seconds, content, basis, labelled = job
+    generate_game(out, name, np.random.default_rng(game_seed), seconds, content, basis, labelled)
 
 
 def generate(out: str | Path, games: int, seconds: float, seed: int = 0, content: Content = Content(),
              bank_dim: int = 512, workers: int = 1) -> list[str]:
-    """Write the dataset; returns the game paths. A quarter of the games (at least one) go to valid and to test, the
-    rest to train; with fewer than 3 games every split lists every game. Each game has its own random stream, so
-    the output is the same for any number of worker processes."""
+    """Write the dataset; returns the game paths. A quarter of the labelled games (at least one) go to valid and to
+    test, the rest to train; with fewer than 3 games every split lists every game. `content.unlabelled` more games
+    go to `unlabelled.txt`, and `pretrain.txt` lists train's and those (what stages 1 and 2 read); the labelled
+    games are the same with or without them. Each game has its own random stream, so the output is the same for any
+    number of worker processes."""
     out = Path(out)
     rng = np.random.default_rng(seed)
     basis = BankBasis.sample(rng, bank_dim)
     names: list[str] = []
-    for index in range(games):
+    for index in range(games + content.unlabelled):
         name = game_name(rng, index)
         while name in names:
             name = game_name(rng, index + 1000 * len(names))
         names.append(name)
-    jobs = [(out, name, [seed, index], seconds, content, basis) for index, name in enumerate(names)]
+    jobs = [(out, name, [seed, index], seconds, content, basis, index < games) for index, name in enumerate(names)]
     with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
         done = pool.imap_unordered(_generate_job, jobs) if workers > 1 else map(_generate_job, jobs)
-        for _ in tqdm(done, total=games, desc="generating games", disable=None):  # a bar on a terminal only
+        for _ in tqdm(done, total=len(jobs), desc="generating games", disable=None):  # a bar on a terminal only
             pass
+    labelled, unlabelled = names[:games], names[games:]
     if games >= 3:
         held_out = max(1, int(round(games / 4)))
-        split_games = {"train": names[:games - 2 * held_out], "valid": names[games - 2 * held_out:games - held_out],
-                       "test": names[games - held_out:]}
+        split_games = {"train": labelled[:games - 2 * held_out],
+                       "valid": labelled[games - 2 * held_out:games - held_out], "test": labelled[games - held_out:]}
     else:
-        split_games = {"train": names, "valid": names, "test": names}
+        split_games = {"train": labelled, "valid": labelled, "test": labelled}
+    if unlabelled:
+        split_games.update(unlabelled=unlabelled, pretrain=split_games["train"] + unlabelled)
     for split, members in split_games.items():
         (out / f"{split}.txt").write_text("".join(f"{game}\n" for game in members), encoding="utf-8")
     return names
@@ -326,15 +339,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="games generated in parallel processes")
     parser.add_argument("--players", type=int, default=0, help="running players and a ball on the pitch "
                                                                "(data/synthetic_players.py; default: none)")
+    parser.add_argument("--unlabelled", type=int, default=0,
+                        help="more games without labels (unlabelled.txt; pretrain.txt = train's games and those), "
+                             "for stages 1 and 2; default: none")
     args = parser.parse_args()
     if args.dataset == "soccernet_v2":
-        content = Content(args.events_per_minute or 8.0, args.players)
+        if args.unlabelled < 0:
+            raise ConfigError(f"--unlabelled {args.unlabelled}: expected a number of games, 0 or more")
+        content = Content(args.events_per_minute or 8.0, args.players, args.unlabelled)
         games = generate(args.out, args.games, args.seconds, args.seed, content, args.bank_dim, workers=args.workers)
-        print(f"wrote {len(games)} games under {args.out} (splits: train.txt, valid.txt, test.txt)")
+        splits = "train.txt, valid.txt, test.txt" + (", unlabelled.txt, pretrain.txt" if args.unlabelled else "")
+        print(f"wrote {len(games)} games under {args.out} (splits: {splits})")
         return
-    if args.players:
-        raise ConfigError(f"--players {args.players} with --dataset {args.dataset}: players are drawn on the "
-                          f"generated SoccerNet-v2 pitch only; leave --players out")
+    for flag, value in (("--players", args.players), ("--unlabelled", args.unlabelled)):
+        if value:
+            raise ConfigError(f"{flag} {value} with --dataset {args.dataset}: only the generated SoccerNet-v2 has "
+                              f"it; leave {flag} out")
     generator = synthetic_datasets.GENERATORS[args.dataset]
     games, splits = generator(args.out, args.games, args.seconds, args.seed, args.events_per_minute)
     print(f"wrote {len(games)} games of {args.dataset} under {args.out} (splits: {', '.join(splits)})")

@@ -18,7 +18,7 @@ from data.labels import Annotation, LabelError
 from data.prepare import Preparation, prepare
 from data.samplers import Segment
 from data.sources import JpegFolderSource, StoreSource, VideoSource, build_source
-from data.synthetic import BANK_NAME, GLYPH, GLYPHS, PALETTE, generate, glyph_origin
+from data.synthetic import BANK_NAME, GLYPH, GLYPHS, PALETTE, Content, generate, glyph_origin
 from data.targets import frame_targets, pool_tokens
 from data.video import VideoError
 from utils.config import ConfigError
@@ -196,13 +196,24 @@ def test_generated_layout_and_schemas(mini):
 
 
 @pytest.mark.slow
-def test_generation_is_deterministic_for_any_number_of_workers(mini, tmp_path):
+def test_generation_is_deterministic_for_any_number_of_workers_and_unlabelled_games(mini, tmp_path):
+    """Two workers instead of one, and 2 unlabelled games beside the 3 labelled ones: the labelled games come out the
+    same (labels, banks, splits), so a world with unlabelled video differs from the plain one by those games only."""
     root, games = mini
-    again = generate(tmp_path, games=3, seconds=24, seed=7, bank_dim=64, workers=2)
-    assert again == games
+    again = generate(tmp_path, games=3, seconds=24, seed=7, content=Content(unlabelled=2), bank_dim=64, workers=2)
+    assert again[:3] == games and len(set(again)) == 5
     for game in games:
         assert (tmp_path / game / "Labels-v2.json").read_text() == (root / game / "Labels-v2.json").read_text()
         assert np.array_equal(np.load(tmp_path / game / f"1_{BANK_NAME}"), np.load(root / game / f"1_{BANK_NAME}"))
+    for split in ("train", "valid", "test"):
+        assert read_games_file(tmp_path / f"{split}.txt") == read_games_file(root / f"{split}.txt")
+    assert read_games_file(tmp_path / "unlabelled.txt") == again[3:]
+    assert read_games_file(tmp_path / "pretrain.txt") == read_games_file(root / "train.txt") + again[3:]
+    for game in again[3:]:  # video and bank for stages 1 and 2, no labels
+        assert not (tmp_path / game / "Labels-v2.json").exists()
+        assert (tmp_path / game / "2_224p.mkv").is_file()
+        assert np.load(tmp_path / game / f"2_{BANK_NAME}").shape == (24, 64)
+    assert V2.discover(tmp_path) == sorted(games)  # a labels file marks a labelled game
 
 
 def test_decoded_frames_show_each_event_glyph(mini):
