@@ -15,9 +15,9 @@ GAMES=${GAMES:-20}
 SECONDS_PER_HALF=${SECONDS_PER_HALF:-60}
 PLAYERS=${PLAYERS:-0}  # running players and a ball on the pitch (data/synthetic_players.py; docs/TOY_STUDY.md)
 UNLABELLED=${UNLABELLED:-0}  # more games without labels, which stages 1 and 2 see and stage 3 does not
-SPLITS=(train valid test)
+SPLITS=(train.txt valid.txt test.txt)
 PRETRAIN=train.txt  # what stages 1 and 2 read
-if ((UNLABELLED > 0)); then SPLITS+=(unlabelled); PRETRAIN=pretrain.txt; fi
+if ((UNLABELLED > 0)); then SPLITS+=(unlabelled.txt); PRETRAIN=pretrain.txt; fi
 PY=${PYTHON:-python}  # the interpreter to use (tests pass their own, so that no environment needs activating)
 TORCHRUN=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC")
 COMMON=(data.root="$DATA" data.source=store data.store="$DATA/store")
@@ -25,19 +25,19 @@ mkdir -p "$WORK"
 
 step() { printf '\n== %s (at %d min %02d s) ==\n' "$1" $((SECONDS / 60)) $((SECONDS % 60)); }
 
-step "1/8 generate the mini-SoccerNet ($GAMES games, two ${SECONDS_PER_HALF}s halves each)"
+step "1/8 generate the mini-SoccerNet ($GAMES games, two ${SECONDS_PER_HALF}s halves each$( ((UNLABELLED)) &&
+  echo "; $UNLABELLED more without labels"))"
 if [[ -f $DATA/test.txt ]]; then echo "already there: $DATA"; else
   "$PY" -m data.synthetic --out "$DATA" --games "$GAMES" --seconds "$SECONDS_PER_HALF" --seed 0 \
     --events-per-minute 12 --workers "$NPROC" --players "$PLAYERS" --unlabelled "$UNLABELLED"; fi
 
 step "2/8 frame store (2 fps, 64x64: the tiny models' input size, so loaders decode 12x fewer pixels)"
-for split in "${SPLITS[@]}"; do
-  "$PY" -m data.prepare --root "$DATA" --out "$DATA/store" --games "$DATA/$split.txt" --workers "$NPROC" --size 64x64
-done
+"$PY" -m data.prepare --root "$DATA" --out "$DATA/store" --split "${SPLITS[@]/#/$DATA/}" --workers "$NPROC" \
+  --size 64x64
 
 step "3/8 feature bank: standardise + PCA to 64 dimensions, fitted on train"
 if [[ -f $DATA/bank_pca64_pca.npz ]]; then echo "already reduced"; else
-  "$PY" -m data.features --root "$DATA" --fit-split train.txt --apply-split "${SPLITS[@]/%/.txt}" \
+  "$PY" -m data.features --root "$DATA" --fit-split train.txt --apply-split "${SPLITS[@]}" \
     --out-name bank_pca64.npy --dim 64; fi
 
 step "4/8 stage 1: SCE self-supervised pretraining of the spatial ViT"
