@@ -22,6 +22,7 @@ initialisation), as mean and spread. Writes `<out>/probes.json` and `<out>/probe
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,9 +47,11 @@ from evaluation.inference import Inference, predict_games, window_starts  # noqa
 from evaluation.postprocess import game_predictions  # noqa: E402
 from evaluation.predictions import write_game_predictions  # noqa: E402
 from evaluation.scoring import score  # noqa: E402
+from models.heads import distill_projector  # noqa: E402
 from models.loading import init_spotting_model  # noqa: E402
 from models.registry import build_spotting  # noqa: E402
 from models.spotting import linear_head  # noqa: E402
+from utils.checkpoint import load_checkpoint, read_checkpoint_field  # noqa: E402
 from utils.config import ConfigError, load_config  # noqa: E402
 from utils.errors import InvalidInputError, MissingFileError, run_entry_point  # noqa: E402
 from utils.rates import FRAMES_PER_TOKEN, Rates  # noqa: E402
@@ -122,12 +126,36 @@ def half_bank(data: dict, game: str, half: int) -> tuple[np.ndarray, int]:
     return np.array(bank[:frames // FRAMES_PER_TOKEN], np.float32), frames  # a copy: the bank is memory-mapped
 
 
-def probe_bank(cfg, seed: int, steps: list[int], data: dict, out: Path) -> dict:
-    """Valid a-mAP of a linear head trained on the feature bank's rows themselves: what stage 2 can teach."""
+def projector_rows(cfg, checkpoint: Path, data: dict):
+    """(game, half) -> (rows, frames) like `half_bank`, the rows being stage 2's projector output for each second of
+    the half (L2-normalised, what the distillation loss compares with the bank's rows), from a stage-2 checkpoint."""
+    dataset, rates = data["dataset"], data["rates"]
+    model = build_spotting(cfg.model, len(dataset.columns), rates)
+    init_spotting_model(model, checkpoint, cfg.model.name)
+    model.eval()
+    state = load_checkpoint(checkpoint)  # a stage-2 checkpoint (main checks, before any probe)
+    config = state["config"]
+    projector = distill_projector(model.trunk.out_dim, config["model"]["projector_hidden"], config["loss"]["dim"])
+    projector.load_state_dict({key.removeprefix("projector."): value for key, value in state["model"].items()
+                               if key.startswith("projector.")})
+    window = rates.tokens(cfg.model.window_seconds, "model.window_seconds")
+
+    @torch.no_grad()
+    def rows_of(game: str, half: int) -> tuple[np.ndarray, int]:
+        tokens = half_features(model, data["source"], game, half, cfg.model.img_size, window)  # (T, D)
+        return F.normalize(projector(tokens), dim=1).numpy(), data["source"].num_frames(game, half)
+
+    return rows_of
+
+
+def probe_bank(cfg, seed: int, steps: list[int], data: dict, out: Path, rows_of=None) -> dict:
+    """Valid a-mAP of a linear head trained on the feature bank's rows themselves: what stage 2 can teach; or on
+    other per-second rows, `rows_of(game, half) -> (rows, frames)` (`projector_rows`)."""
+    rows_of = rows_of or (lambda game, half: half_bank(data, game, half))
     dataset, train_rows, train_targets = data["dataset"], [], []
     for game in data["train"]:
         for half in dataset.halves:
-            rows, _ = half_bank(data, game, half)
+            rows, _ = rows_of(game, half)
             train_rows.append(torch.from_numpy(rows))
             train_targets.append(torch.from_numpy(data["targets"].of(game, half, 0, FRAMES_PER_TOKEN * len(rows))))
     torch.manual_seed(seed)
@@ -138,7 +166,7 @@ def probe_bank(cfg, seed: int, steps: list[int], data: dict, out: Path) -> dict:
         for game in data["valid"]:
             halves = {}
             for half in dataset.halves:
-                rows, frames = half_bank(data, game, half)
+                rows, frames = rows_of(game, half)
                 halves[half] = np.zeros((frames, len(dataset.columns)), np.float32)
                 halves[half][::FRAMES_PER_TOKEN][:len(rows)] = torch.sigmoid(head(torch.from_numpy(rows))).numpy()
             write_game_predictions(out, game, game_predictions(halves, cfg.eval, dataset, data["rates"].fps))
@@ -192,6 +220,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-2, help="the probes' Adam LR, full batch")
     parser.add_argument("--trunk", action="append", default=[], metavar="NAME=CHECKPOINT",
                         help="another frozen trunk to probe (a stage-1, 2 or 3 checkpoint), as a row of its own")
+    parser.add_argument("--projector", action="append", default=[], metavar="NAME=CHECKPOINT",
+                        help="a stage-2 checkpoint whose projector output (what the distillation loss sees) is "
+                             "probed like the bank, as a row of its own")
     parser.add_argument("--bank", default="bank_pca64.npy", help="the bank stage 2 distils (the quick start's)")
     parser.add_argument("--games", type=int, nargs="+", default=None,
                         help="fine-tuning: labelled training games per column (default: 1 2 4 and all)")
@@ -223,15 +254,16 @@ def main() -> None:
             "targets": WindowTargets(labels, len(dataset.columns), rates.fps, cfg.data.label_radius)}
     inits = {"random": None, "stage 1 (SCE)": runs / "ssl" / "checkpoint_last.pth",
              "stages 1 and 2 (distillation)": runs / "distill" / "checkpoint_last.pth"}
-    for entry in args.trunk:
-        name, separator, path = entry.partition("=")
-        if not separator or not name or not path:
-            raise ConfigError(f"--trunk {entry!r}: expected NAME=CHECKPOINT")
-        inits[name] = Path(path)
-    for path in inits.values():
+    inits.update(named_paths("--trunk", args.trunk))
+    projectors = named_paths("--projector", args.projector)
+    for path in [*inits.values(), *projectors.values()]:
         if path is not None and not path.is_file():  # found before the first probe writes anything
             raise MissingFileError(f"{path} not found: the probes read a finished quick start's checkpoints (bash "
                                    f"scripts/quickstart.sh {args.quickstart})")
+    for path in projectors.values():
+        if (stage := (read_checkpoint_field(path, "extra") or {}).get("stage")) != "distill":
+            raise InvalidInputError(f"--projector {path}: expected a stage-2 checkpoint (train_distill.py), which "
+                                    f"holds the projector; this one is from stage {stage!r}")
     out = args.out or args.quickstart / "toy_study"
     games = sorted(set(args.games or [count for count in (1, 2, 4) if count < len(train)] + [len(train)]))
     if "finetune" in args.parts and (games[0] < 1 or games[-1] > len(train)):
@@ -246,6 +278,10 @@ def main() -> None:
         steps = sorted(args.steps)
         rows = {name: {seed: probe_trunk(cfg, init, seed, steps, data, out / "probes" / f"{index}_{seed}")
                        for seed in args.seeds} for index, (name, init) in enumerate(inits.items())}
+        for index, (name, path) in enumerate(projectors.items()):
+            rows_of = functools.cache(projector_rows(cfg, path, data))  # computed once for every seed
+            rows[name] = {seed: probe_bank(cfg, seed, steps, data, out / "probes" / f"projector{index}_{seed}",
+                                           rows_of) for seed in args.seeds}
         rows[f"the feature bank ({args.bank}), stage 2's teacher"] = {
             seed: probe_bank(cfg, seed, steps, data, out / "probes" / f"bank_{seed}") for seed in args.seeds}
         out.mkdir(parents=True, exist_ok=True)
@@ -274,6 +310,17 @@ def main() -> None:
         print(text)
         if args.doc:
             write_section(args.doc, "finetune", args.world, text)
+
+
+def named_paths(flag: str, entries: list[str]) -> dict[str, Path]:
+    """{NAME: CHECKPOINT} of repeated `flag NAME=CHECKPOINT` arguments."""
+    named = {}
+    for entry in entries:
+        name, separator, path = entry.partition("=")
+        if not separator or not name or not path:
+            raise ConfigError(f"{flag} {entry!r}: expected NAME=CHECKPOINT")
+        named[name] = Path(path)
+    return named
 
 
 def minutes(started: float) -> str:

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from tests.conftest import run_script
+from tests.test_user_errors import expect_user_error
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,16 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
     runs = quickstart / "runs"
     printed = run_script(["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "probes",
                           "--seeds", "0", "1", "--steps", "1", "300", "--bank", "baidu_soccer_embeddings.npy",
-                          "--trunk", f"stage 1 again={runs / 'ssl' / 'checkpoint_last.pth'}"]).stdout
+                          "--trunk", f"stage 1 again={runs / 'ssl' / 'checkpoint_last.pth'}",
+                          "--projector", f"projector={runs / 'distill' / 'checkpoint_last.pth'}"]).stdout
     rows = json.loads((quickstart / "toy_study" / "probes.json").read_text())
-    assert list(rows) == ["random", "stage 1 (SCE)", "stages 1 and 2 (distillation)", "stage 1 again",
+    assert list(rows) == ["random", "stage 1 (SCE)", "stages 1 and 2 (distillation)", "stage 1 again", "projector",
                           "the feature bank (baidu_soccer_embeddings.npy), stage 2's teacher"]
     assert rows.pop("stage 1 again") == rows["stage 1 (SCE)"]  # a trunk given by --trunk: the same numbers again
+    # stage 2's projector output (what its loss compares with the bank) is other features than its trunk's tokens
+    projector = rows.pop("projector")
+    assert projector["0"]["300"]["loss"] < projector["0"]["1"]["loss"]
+    assert projector["0"]["300"] != rows["stages 1 and 2 (distillation)"]["0"]["300"]
     for name, seeds in rows.items():
         assert list(seeds) == ["0", "1"]
         for steps in seeds.values():
@@ -48,7 +54,13 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
     assert min(seed["300"]["tight"] for seed in bank.values()) > 2 * trunks
     assert rows["random"]["0"]["300"] != rows["random"]["1"]["300"]
     table = (quickstart / "toy_study" / "probes.txt").read_text()
-    assert table in printed + "\n" and table.count("\n| ") == 6  # the header and a row per trunk and the bank
+    assert table in printed + "\n" and table.count("\n| ") == 7  # the header, a row per trunk, projector, bank
+    # a projector asked of a checkpoint that has none: one message, before any probe
+    refused = run_script(["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "probes",
+                          "--out", str(quickstart / "refused"),
+                          "--projector", f"p={runs / 'ssl' / 'checkpoint_last.pth'}"], check=False)
+    expect_user_error(refused, "expected a stage-2 checkpoint (train_distill.py)", "from stage 'ssl'")
+    assert not (quickstart / "refused").exists()
 
 
 @pytest.mark.slow
