@@ -48,7 +48,7 @@ from evaluation.postprocess import game_predictions  # noqa: E402
 from evaluation.predictions import write_game_predictions  # noqa: E402
 from evaluation.scoring import score  # noqa: E402
 from models.heads import distill_projector  # noqa: E402
-from models.loading import init_spotting_model  # noqa: E402
+from models.loading import init_spotting_model, sub_state  # noqa: E402
 from models.registry import build_spotting  # noqa: E402
 from models.spotting import linear_head  # noqa: E402
 from utils.checkpoint import load_checkpoint, read_checkpoint_field  # noqa: E402
@@ -136,8 +136,7 @@ def projector_rows(cfg, checkpoint: Path, data: dict):
     state = load_checkpoint(checkpoint)  # a stage-2 checkpoint (main checks, before any probe)
     config = state["config"]
     projector = distill_projector(model.trunk.out_dim, config["model"]["projector_hidden"], config["loss"]["dim"])
-    projector.load_state_dict({key.removeprefix("projector."): value for key, value in state["model"].items()
-                               if key.startswith("projector.")})
+    projector.load_state_dict(sub_state(state["model"], "projector."))
     window = rates.tokens(cfg.model.window_seconds, "model.window_seconds")
 
     @torch.no_grad()

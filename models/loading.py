@@ -30,7 +30,8 @@ class CheckpointMismatch(UserError, ValueError):
     """A checkpoint that does not fit the model it is loaded into; the message lists the offending keys."""
 
 
-def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries under `prefix` (a submodule's state), the prefix taken off."""
     return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
 
 
@@ -80,7 +81,7 @@ def _load_stage1(video: VideoTransformer, checkpoint: dict, path: str | os.PathL
     if _trained_model(config) != wanted:
         raise CheckpointMismatch(f"{path} holds a stage-1 {_trained_model(config)!r} trunk, but {video_preset} needs "
                                  f"{wanted!r}")
-    spatial = _sub_state(state, "trunk.")
+    spatial = sub_state(state, "trunk.")
     full = {f"spatial.{key}": value for key, value in spatial.items()}
     expected_missing = {f"temporal.{key}" for key in video.temporal.state_dict()}
     if isinstance(SPATIAL[wanted], ViTShape):  # the official copy_strategy: repeat
@@ -122,7 +123,7 @@ def init_spotting_model(model: nn.Module, path: str | os.PathLike, video_preset:
                                      f"{video_preset!r}")
         head = {"head.weight", "head.bias"}
         if stage == "distill":  # the distillation projector is left behind
-            state = {f"trunk.{key}": value for key, value in _sub_state(state, "trunk.").items()}
+            state = {f"trunk.{key}": value for key, value in sub_state(state, "trunk.").items()}
         elif state["head.weight"].shape != model.head.weight.shape:  # another dataset's columns, or another head
             logger.info(f"{path}: its head gives {state['head.weight'].shape[0]} outputs per token, this model's "
                         f"{model.head.weight.shape[0]}: the trunk is loaded and the head starts afresh")
