@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from configs.schema import SpottingConfig  # noqa: E402
 from benchmarks.toy_finetune import Grid, epochs_for, finetune, plots, summary  # noqa: E402
+from benchmarks.toy_response import class_directions, event_seconds, response, response_table  # noqa: E402
 from data.augment import resize_frames, to_model_input  # noqa: E402
 from data.catalog import checked_labels, load_dataset  # noqa: E402
 from data.datasets import half_lengths  # noqa: E402
@@ -213,7 +214,9 @@ def check_doc(doc: Path | None, parts: list[str], world: str) -> None:
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quickstart", type=Path, default=Path("quickstart"), help="a quick start's folder")
-    parser.add_argument("--parts", nargs="+", choices=("probes", "finetune"), default=["probes", "finetune"])
+    parser.add_argument("--parts", nargs="+", choices=("probes", "finetune", "response"),
+                        default=["probes", "finetune"], help="response: does stage 2's student respond to the "
+                                                              "bank's events (benchmarks/toy_response.py)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, nargs="+", default=[30, 300, 3000], help="the probes' Adam steps")
     parser.add_argument("--lr", type=float, default=1e-2, help="the probes' Adam LR, full batch")
@@ -309,6 +312,30 @@ def main() -> None:
         print(text)
         if args.doc:
             write_section(args.doc, "finetune", args.world, text)
+    if "response" in args.parts:
+        stage2 = {"stage 2's projector output, as in the quick start": inits["stages 1 and 2 (distillation)"],
+                  **projectors}
+        text = event_response(cfg, data, stage2, args.bank)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "response.txt").write_text(text)
+        print(text)
+        if args.doc:
+            write_section(args.doc, "response", args.world, text)
+
+
+def event_response(cfg, data: dict, stage2: dict[str, Path], bank: str) -> str:
+    """The bank's and each stage-2 checkpoint's event response and own-row shares on the valid split, as Markdown."""
+    started, dataset = time.perf_counter(), data["dataset"]
+    bank_of = functools.cache(lambda game, half: half_bank(data, game, half))
+    directions = class_directions(bank_of, event_seconds(dataset, data["root"], data["train"]), len(dataset.columns))
+    events = event_seconds(dataset, data["root"], data["valid"])
+    window = data["rates"].tokens(cfg.model.window_seconds, "model.window_seconds")
+    sets = {f"the feature bank ({bank}), stage 2's teacher": bank_of,
+            **{name: projector_rows(cfg, path, data) for name, path in stage2.items()}}
+    results = {name: response(rows_of, bank_of, events, directions, window) for name, rows_of in sets.items()}
+    return (f"Stage 2's student against its teacher, valid split ({len(data['valid'])} games, "
+            f"{sum(map(len, events.values()))} events), rows L2-normalised ({time.perf_counter() - started:.0f} s on "
+            f"{os.cpu_count()} cores):\n\n{response_table(results, window)}\n")
 
 
 def named_paths(flag: str, entries: list[str]) -> dict[str, Path]:

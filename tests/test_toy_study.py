@@ -64,6 +64,27 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
 
 
 @pytest.mark.slow
+def test_the_event_response_compares_stage_2_with_its_bank_and_writes_the_doc(quickstart, tmp_path):
+    doc = tmp_path / "study.md"
+    doc.write_text("<!-- toy_study: response -->\nold\n<!-- /toy_study: response -->\n")
+    distill = quickstart / "runs" / "distill" / "checkpoint_last.pth"
+    printed = run_script(["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "response",
+                          "--bank", "baidu_soccer_embeddings.npy", "--out", str(tmp_path / "out"), "--doc", str(doc),
+                          "--projector", f"the same checkpoint={distill}"]).stdout
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in printed.splitlines() if line.startswith("| ")}
+    bank = rows.pop("the feature bank (baidu_soccer_embeddings.npy), stage 2's teacher")
+    # the generated bank holds each event in its second (weight 1) and the two beside it (0.5), nothing further:
+    # the response peaks at the event, and every bank row is the nearest to itself
+    response = [float(value) for value in bank[:5]]
+    assert response[2] > 0.3 and response[2] > max(response[1], response[3]) > 2 * max(response[0], response[4])
+    assert bank[5:] == ["1.00", "1.00 |"]
+    # a --projector row is computed like the quick start's own stage 2: the same checkpoint gives the same row
+    assert rows["stage 2's projector output, as in the quick start"] == rows["the same checkpoint"]
+    assert (tmp_path / "out" / "response.txt").read_text() in printed + "\n"
+    assert "| rows (one per second) | response at -2 s |" in doc.read_text() and "old" not in doc.read_text()
+
+
+@pytest.mark.slow
 def test_fine_tuning_gives_every_row_the_same_budget_writes_the_doc_and_resumes(quickstart, tmp_path):
     doc = tmp_path / "study.txt"  # any text file with the marks
     doc.write_text("# Study\n\nkept\n<!-- toy_study: finetune -->\nold table\n"
