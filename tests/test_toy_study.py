@@ -65,7 +65,7 @@ def test_the_probes_train_on_every_stage_and_the_bank_and_score_the_valid_split(
 
 @pytest.mark.slow
 def test_the_event_response_compares_stage_2_with_its_bank_and_writes_the_doc(quickstart, tmp_path):
-    doc = tmp_path / "study.md"
+    doc = tmp_path / "study.txt"
     doc.write_text("<!-- toy_study: response -->\nold\n<!-- /toy_study: response -->\n")
     distill = quickstart / "runs" / "distill" / "checkpoint_last.pth"
     printed = run_script(["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "response",
