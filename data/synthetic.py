@@ -13,7 +13,8 @@ Writes, for each game `league/season/game/` (real-looking folder names):
   features of its 4x4 grid of mean colours) and the events of their second (a class embedding), so that
   distillation teaches the video model things it can read off the pixels;
 and at the top `train.txt`, `valid.txt`, `test.txt` (game paths, one per line). Deterministic for a seed.
-`--players 22` adds running players and a ball (data/synthetic_players.py); `--unlabelled 30` adds 30 games written
+`--players 22` adds running players and a ball (data/synthetic_players.py); `--events motion` shows each event as one
+disc moving in its class's direction instead of a still glyph; `--unlabelled 30` adds 30 games written
 without `Labels-v2.json`, listed in `unlabelled.txt`, and `pretrain.txt` (train's games and those) for stages 1 and 2,
 the labelled games staying the same.
 """
@@ -173,20 +174,78 @@ def sample_camera(rng: np.random.Generator, seconds: float) -> Camera:
     return Camera(cuts, rng.uniform(0, 1, (len(cuts), 4)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Content:
+    """What the generated games show besides the pitch: the events' rate, how they look, how many players run in
+    every half, and how many more games come without labels."""
+
+    rate_per_minute: float = 8.0
+    players: int = 0  # with a ball (data/synthetic_players.py); 0: the pitch and the events only
+    # games beyond the labelled ones, drawn the same way (their videos show events, their bank encodes them) but
+    # written without a labels file: video for stages 1 and 2 only, as most real video is (docs/TOY_STUDY.md)
+    unlabelled: int = 0
+    # "glyphs": a class's shape and colour at a class's place, still, for a second; "motion": one disc, the same for
+    # every class, crossing the frame for 1.5 s in a class's direction and speed from a random place, so that no
+    # single frame tells the class (docs/TOY_STUDY.md, change 3)
+    events: str = "glyphs"
+
+
+EVENT_LOOKS = ("glyphs", "motion")
+MOTION_TRACE = 0.75  # a moving event shows within this distance of its time: 1.5 s of movement
+MOTION_SPEEDS = (50.0, 110.0)  # px/s at 224p: classes 0-8 slow, 9-16 fast, each in one of 9 directions
+DISC = 20  # the moving disc's radius in px at 224p (about 6 x 11 px once squashed to 64x64)
+DISC_MASK = np.hypot(*(np.mgrid[:2 * DISC + 1, :2 * DISC + 1] - DISC)) <= DISC
+
+
+def motion_velocity(class_index: int) -> tuple[float, float]:
+    """(x, y) px/s of a class's moving disc: one of 9 directions 40 degrees apart, at one of two speeds."""
+    angle = 2 * math.pi * (class_index % 9) / 9
+    speed = MOTION_SPEEDS[class_index // 9]
+    return speed * math.cos(angle), speed * math.sin(angle)
+
+
+def motion_centres(events: list[tuple]) -> np.ndarray:
+    """(E, 2) where each event's disc is at its time (x, y): random, so that the whole path stays in the frame. Drawn
+    from a stream seeded by the half's event times, not from the half's own, so that a motion world has the same
+    events, labels and bank draws as the glyph world of its seed."""
+    rng = np.random.default_rng([event[0] for event in events] + [len(events)])
+    centres = np.empty((len(events), 2))
+    for index, event in enumerate(events):
+        reach = np.abs(motion_velocity(event[1])) * MOTION_TRACE + DISC + 2  # (x, y) half-extent of the path
+        centres[index] = rng.uniform(reach, (WIDTH - reach[0], HEIGHT - reach[1]))
+    return centres
+
+
+def draw_glyph(frame: np.ndarray, class_index: int, strength: float, colour: np.ndarray) -> None:
+    top, left = glyph_origin(class_index)
+    region = frame[top:top + GLYPH, left:left + GLYPH]
+    region[GLYPHS[class_index]] = ((1 - strength) * region[GLYPHS[class_index]] + strength * colour).astype(np.uint8)
+
+
+def draw_disc(frame: np.ndarray, centre: np.ndarray, strength: float, colour: np.ndarray) -> None:
+    x, y = int(round(centre[0])), int(round(centre[1]))
+    region = frame[y - DISC:y + DISC + 1, x - DISC:x + DISC + 1]
+    region[DISC_MASK] = ((1 - strength) * region[DISC_MASK] + strength * colour).astype(np.uint8)
+
+
 def render_half(rng: np.random.Generator, seconds: float, events: list[tuple], looks: list | None = None,
-                fps: int = SOURCE_FPS, trace: float = TRACE_SECONDS, players: int = 0):
+                fps: int = SOURCE_FPS, trace: float = TRACE_SECONDS, content: Content = Content()):
     """Yield the RGB frames of one half at `fps`. An event (position_ms, class, visible[, team]) draws its class's
-    glyph within `trace` seconds of it, in the class's colour, inverted for team 1 (a generated "right" team).
-    `looks`, when given, receives for every whole second s the 4x4 grid of mean colours of the frame at s + 0.5 s
-    (48 values in [-0.5, 0.5]): what the feature bank encodes. `players` > 0 adds that many running players and a
-    ball passed between them (data/synthetic_players.py), drawn under the glyphs."""
+    glyph within `trace` seconds of it, in the class's colour, inverted for team 1 (a generated "right" team); with
+    `content.events == "motion"`, a light disc (dark for team 1) moving at its class's velocity within MOTION_TRACE
+    seconds of it. `looks`, when given, receives for every whole second s the 4x4 grid of mean colours of the frame
+    at s + 0.5 s (48 values in [-0.5, 0.5]): what the feature bank encodes. `content.players` > 0 adds that many
+    running players and a ball passed between them (data/synthetic_players.py), drawn under the events."""
     texture = _pitch_texture(rng)
     camera = sample_camera(rng, seconds)
     num_frames = int(round(seconds * fps))
     crowd = None
-    if players:  # their own stream, seeded from the half's
-        crowd = sample_players(np.random.default_rng(rng.integers(2**63)), players, num_frames, fps,
+    if content.players:  # their own stream, seeded from the half's
+        crowd = sample_players(np.random.default_rng(rng.integers(2**63)), content.players, num_frames, fps,
                                texture.shape[:2], grass_top=texture.shape[0] // 4)
+    motion = content.events == "motion"
+    centres = motion_centres(events) if motion else None
+    trace = MOTION_TRACE if motion else trace
     event_times = np.array([e[0] / 1000 for e in events])
     travel_x, travel_y = texture.shape[1] - WIDTH, texture.shape[0] - HEIGHT
     for index in range(num_frames):
@@ -199,12 +258,14 @@ def render_half(rng: np.random.Generator, seconds: float, events: list[tuple], l
         if len(event_times):
             for event_index in np.flatnonzero(np.abs(event_times - time) <= trace):
                 _, class_index, visible, *team = events[event_index]
-                top, left = glyph_origin(class_index)
-                region = frame[top:top + GLYPH, left:left + GLYPH]
-                strength = 1.0 if visible else 0.5
-                colour = 255 - PALETTE[class_index] if team and team[0] == 1 else PALETTE[class_index]
-                mixed = (1 - strength) * region[GLYPHS[class_index]] + strength * colour
-                region[GLYPHS[class_index]] = mixed.astype(np.uint8)
+                strength, right = (1.0 if visible else 0.5), bool(team and team[0] == 1)
+                if motion:
+                    velocity = np.array(motion_velocity(class_index))
+                    draw_disc(frame, centres[event_index] + velocity * (time - event_times[event_index]), strength,
+                              np.full(3, 20.0 if right else 235.0))
+                else:
+                    colour = 255 - PALETTE[class_index] if right else PALETTE[class_index]
+                    draw_glyph(frame, class_index, strength, colour)
         if looks is not None and index % fps == fps // 2:
             grid = frame[:HEIGHT // 4 * 4, :WIDTH // 4 * 4].reshape(4, HEIGHT // 4, 4, WIDTH // 4, 3).mean(axis=(1, 3))
             looks.append(grid.reshape(-1) / 255.0 - 0.5)
@@ -245,18 +306,6 @@ def feature_bank(rng: np.random.Generator, seconds: float, events: list[tuple[in
     return bank.astype(np.float32)
 
 
-@dataclasses.dataclass(frozen=True)
-class Content:
-    """What the generated games show besides the pitch: the events' rate and how many players run in every half,
-    and how many more games come without labels."""
-
-    rate_per_minute: float = 8.0
-    players: int = 0  # with a ball (data/synthetic_players.py); 0: the pitch and the glyphs only
-    # games beyond the labelled ones, drawn the same way (their videos show events, their bank encodes them) but
-    # written without a labels file: video for stages 1 and 2 only, as most real video is (docs/TOY_STUDY.md)
-    unlabelled: int = 0
-
-
 def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: float, content: Content,
                   basis: BankBasis, labelled: bool = True) -> None:
     folder = root / game
@@ -270,7 +319,7 @@ def generate_game(root: Path, game: str, rng: np.random.Generator, seconds: floa
                                 "team": str(rng.choice(["home", "away", "not applicable"])),
                                 "visibility": "visible" if visible else "not shown"})
         looks: list[np.ndarray] = []
-        frames = render_half(rng, seconds, events, looks=looks, players=content.players)
+        frames = render_half(rng, seconds, events, looks=looks, content=content)
         write_video(folder / f"{half}_224p.mkv", frames, SOURCE_FPS, gop=SOURCE_FPS,
                     options={"preset": "ultrafast", "crf": "20"})
         np.save(folder / f"{half}_{BANK_NAME}", feature_bank(rng, seconds, events, basis, looks))
@@ -339,6 +388,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="games generated in parallel processes")
     parser.add_argument("--players", type=int, default=0, help="running players and a ball on the pitch "
                                                                "(data/synthetic_players.py; default: none)")
+    parser.add_argument("--events", default="glyphs", choices=EVENT_LOOKS,
+                        help="how an event shows: its class's glyph, still (default), or one disc moving in its "
+                             "class's direction and speed (docs/TOY_STUDY.md, change 3)")
     parser.add_argument("--unlabelled", type=int, default=0,
                         help="more games without labels (unlabelled.txt; pretrain.txt = train's games and those), "
                              "for stages 1 and 2; default: none")
@@ -346,12 +398,13 @@ def main() -> None:
     if args.dataset == "soccernet_v2":
         if args.unlabelled < 0:
             raise ConfigError(f"--unlabelled {args.unlabelled}: expected a number of games, 0 or more")
-        content = Content(args.events_per_minute or 8.0, args.players, args.unlabelled)
+        content = Content(args.events_per_minute or 8.0, args.players, args.unlabelled, args.events)
         games = generate(args.out, args.games, args.seconds, args.seed, content, args.bank_dim, workers=args.workers)
         splits = "train.txt, valid.txt, test.txt" + (", unlabelled.txt, pretrain.txt" if args.unlabelled else "")
         print(f"wrote {len(games)} games under {args.out} (splits: {splits})")
         return
-    for flag, value in (("--players", args.players), ("--unlabelled", args.unlabelled)):
+    for flag, value in (("--players", args.players), ("--unlabelled", args.unlabelled),
+                        ("--events", "" if args.events == "glyphs" else args.events)):
         if value:
             raise ConfigError(f"{flag} {value} with --dataset {args.dataset}: only the generated SoccerNet-v2 has "
                               f"it; leave {flag} out")

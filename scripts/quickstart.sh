@@ -16,6 +16,7 @@ GAMES=${GAMES:-20}
 SECONDS_PER_HALF=${SECONDS_PER_HALF:-60}
 PLAYERS=${PLAYERS:-0}  # running players and a ball on the pitch (data/synthetic_players.py; docs/TOY_STUDY.md)
 UNLABELLED=${UNLABELLED:-0}  # more games without labels, which stages 1 and 2 see and stage 3 does not
+EVENTS=${EVENTS:-glyphs}  # how events show: glyphs (still), or motion (a disc moving in its class's direction)
 SPLITS=(train.txt valid.txt test.txt)
 PRETRAIN=train.txt  # what stages 1 and 2 read
 if ((UNLABELLED > 0)); then SPLITS+=(unlabelled.txt); PRETRAIN=pretrain.txt; fi
@@ -30,7 +31,7 @@ step "1/9 generate the mini-SoccerNet ($GAMES games, two ${SECONDS_PER_HALF}s ha
   echo "; $UNLABELLED more without labels"))"
 if [[ -f $DATA/test.txt ]]; then echo "already there: $DATA"; else
   "$PY" -m data.synthetic --out "$DATA" --games "$GAMES" --seconds "$SECONDS_PER_HALF" --seed 0 \
-    --events-per-minute 12 --workers "$NPROC" --players "$PLAYERS" --unlabelled "$UNLABELLED"; fi
+    --events-per-minute 12 --workers "$NPROC" --players "$PLAYERS" --unlabelled "$UNLABELLED" --events "$EVENTS"; fi
 
 step "2/9 frame store (2 fps, 64x64: the tiny models' input size, so loaders decode 12x fewer pixels)"
 "$PY" -m data.prepare --root "$DATA" --out "$DATA/store" --split "${SPLITS[@]/#/$DATA/}" --workers "$NPROC" \

@@ -3,7 +3,7 @@ one to another, they pan with the pitch, and the same seed draws the same match.
 
 import numpy as np
 
-from data.synthetic import HEIGHT, WIDTH, render_half, sample_events
+from data.synthetic import HEIGHT, WIDTH, Content, render_half, sample_events
 from data.synthetic_players import BALL, PIXELS_PER_METRE, PLAYER_H, PLAYER_W, RUN_SPEED, sample_players
 from tests.conftest import run_script
 
@@ -36,7 +36,7 @@ def test_players_run_on_the_grass_at_football_speeds_and_the_ball_is_passed_betw
 def test_a_half_with_players_draws_them_in_two_kits_over_the_same_pitch():
     events = sample_events(np.random.default_rng(1), 8, 12)
     plain = np.stack(list(render_half(np.random.default_rng(2), 8, events)))
-    crowd = np.stack(list(render_half(np.random.default_rng(2), 8, events, players=22)))
+    crowd = np.stack(list(render_half(np.random.default_rng(2), 8, events, content=Content(players=22))))
     assert plain.shape == crowd.shape == (8 * FPS, HEIGHT, WIDTH, 3)
     changed = np.any(crowd != plain, axis=3)  # (F, H, W): where players or the ball are
     # a few players in view, each about 12 x 26 px: a small share of the frame, in every frame
@@ -44,7 +44,7 @@ def test_a_half_with_players_draws_them_in_two_kits_over_the_same_pitch():
     assert share.min() > 0 and share.max() < 0.1, (share.min(), share.max())
     colours = {tuple(pixel) for pixel in crowd[changed]}
     assert 2 <= len(colours) <= 3 + len(events) * 2  # two kits (and the ball when in view), glyphs drawn over them
-    again = np.stack(list(render_half(np.random.default_rng(2), 8, events, players=22)))
+    again = np.stack(list(render_half(np.random.default_rng(2), 8, events, content=Content(players=22))))
     assert np.array_equal(again, crowd)
     assert BALL < PLAYER_W < PLAYER_H
 
