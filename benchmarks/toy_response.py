@@ -26,13 +26,13 @@ def normalised(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
-def event_seconds(dataset, root, games: list[str]) -> dict[tuple[str, int], list[tuple[int, int]]]:
-    """(game, half) -> [(second, scored column)] of every annotation, second = the 1-fps bank row holding it."""
-    events = {(game, half): [] for game in games for half in dataset.halves}
-    for game in games:
-        for annotation in dataset.labels(root, game).annotations:
-            scored = dataset.scored(annotation)
-            events[(game, scored.half)].append((scored.position_ms // 1000, scored.label))
+def event_seconds(labels: dict[str, list], halves) -> dict[tuple[str, int], list[tuple[int, int]]]:
+    """(game, half) -> [(second, column)] of every annotation of `labels` (data.catalog.checked_labels: game ->
+    scored annotations), second = the 1-fps bank row holding it."""
+    events = {(game, half): [] for game in labels for half in halves}
+    for game, annotations in labels.items():
+        for annotation in annotations:
+            events[(game, annotation.half)].append((annotation.position_ms // 1000, annotation.label))
     return events
 
 

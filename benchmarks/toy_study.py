@@ -325,11 +325,13 @@ def main() -> None:
 
 def event_response(cfg, data: dict, stage2: dict[str, Path], bank: str) -> str:
     """The bank's and each stage-2 checkpoint's event response and own-row shares on the valid split, as Markdown."""
-    started, dataset = time.perf_counter(), data["dataset"]
+    started, dataset, rates = time.perf_counter(), data["dataset"], data["rates"]
     bank_of = functools.cache(lambda game, half: half_bank(data, game, half))
-    directions = class_directions(bank_of, event_seconds(dataset, data["root"], data["train"]), len(dataset.columns))
-    events = event_seconds(dataset, data["root"], data["valid"])
-    window = data["rates"].tokens(cfg.model.window_seconds, "model.window_seconds")
+    directions = class_directions(bank_of, event_seconds(data["targets"].labels, dataset.halves), len(dataset.columns))
+    valid = checked_labels(dataset, data["root"], half_lengths(data["source"], data["valid"], dataset.halves),
+                           rates.fps, "validation")
+    events = event_seconds(valid, dataset.halves)
+    window = rates.tokens(cfg.model.window_seconds, "model.window_seconds")
     sets = {f"the feature bank ({bank}), stage 2's teacher": bank_of,
             **{name: projector_rows(cfg, path, data) for name, path in stage2.items()}}
     results = {name: response(rows_of, bank_of, events, directions, window) for name, rows_of in sets.items()}

@@ -216,16 +216,19 @@ def motion_centres(events: list[tuple]) -> np.ndarray:
     return centres
 
 
+def blend(region: np.ndarray, mask: np.ndarray, strength: float, colour: np.ndarray) -> None:
+    """Paint `colour` over the masked pixels of `region` (a view into a frame), at `strength` (1: opaque)."""
+    region[mask] = ((1 - strength) * region[mask] + strength * colour).astype(np.uint8)
+
+
 def draw_glyph(frame: np.ndarray, class_index: int, strength: float, colour: np.ndarray) -> None:
     top, left = glyph_origin(class_index)
-    region = frame[top:top + GLYPH, left:left + GLYPH]
-    region[GLYPHS[class_index]] = ((1 - strength) * region[GLYPHS[class_index]] + strength * colour).astype(np.uint8)
+    blend(frame[top:top + GLYPH, left:left + GLYPH], GLYPHS[class_index], strength, colour)
 
 
 def draw_disc(frame: np.ndarray, centre: np.ndarray, strength: float, colour: np.ndarray) -> None:
     x, y = int(round(centre[0])), int(round(centre[1]))
-    region = frame[y - DISC:y + DISC + 1, x - DISC:x + DISC + 1]
-    region[DISC_MASK] = ((1 - strength) * region[DISC_MASK] + strength * colour).astype(np.uint8)
+    blend(frame[y - DISC:y + DISC + 1, x - DISC:x + DISC + 1], DISC_MASK, strength, colour)
 
 
 def render_half(rng: np.random.Generator, seconds: float, events: list[tuple], looks: list | None = None,
