@@ -10,6 +10,11 @@ Columns: stage 3 on the first 1, 2, 4, ... games of the training split (the same
 nine tenths for the pretrained rows) at one batch size, so fewer games means more epochs over them, and validates the
 whole valid split at 10 evenly spaced points. Runs are train_spotting.py processes, `--jobs` at a time, one thread
 each; a run folder that already holds a finished run is resumed (skipped) by train_spotting.py itself.
+
+The recipe check (`--recipe scratch`): the pretrained rows' phase b at the random row's LR and warmup share
+(`tiny_mini_scratch.yaml`) instead of phase b's own (a fifth of the LR, no warmup), so that every row differs by its
+init only. Phase a is the same under both recipes, so its finished runs are shared; phase b goes to a folder of its
+own, and the random row's runs are those of the quick start's recipe.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from configs.schema import SpottingConfig
+from utils.config import load_config
 from utils.convergence import write_convergence
 from utils.errors import InvalidInputError
 from utils.logs import read_metrics
@@ -46,6 +53,7 @@ class Grid:
     budget: int  # training windows per run
     batch: int  # run.global_batch_size of every run
     out: Path  # run folders and split files go under it
+    recipe: str = "quickstart"  # the pretrained rows' phase b: "quickstart" (its own LR) or "scratch" (the recipe check)
 
 
 def epochs_for(grid: Grid, games: int) -> int:
@@ -76,13 +84,18 @@ def run_plan(grid: Grid, inits: dict[str, Path | None], games: int, seed: int,
             continue
         phase_a, phase_b = epochs // PHASE_A_SHARE, epochs - epochs // PHASE_A_SHARE
         every = phase_b // (VALIDATIONS - 1)  # phase a's end is the first point
+        recipe, phase_b_dir = [], folder / "phase_b"
+        if grid.recipe == "scratch":
+            scratch_lr = load_config(SpottingConfig, SPOTTING / "tiny_mini_scratch.yaml").optim.lr
+            recipe = [f"optim.lr={scratch_lr:g}", f"optim.warmup_epochs={phase_b * SCRATCH_WARMUP:g}"]
+            phase_b_dir = folder / "phase_b_scratch_recipe"
         plan[row] = [["--config", str(SPOTTING / "tiny_mini_phase_a.yaml"), *shared, f"run.epochs={phase_a}",
                       f"run.save_every_epochs={phase_a}", f"model.init_checkpoint={init}",
                       f"run.output_dir={folder / 'phase_a'}"],
                      ["--config", str(SPOTTING / "tiny_mini_phase_b.yaml"), *shared, f"run.epochs={phase_b}",
                       f"eval.every_epochs={every}", f"run.save_every_epochs={every}",
-                      f"model.init_checkpoint={folder / 'phase_a' / 'checkpoint_last.pth'}",
-                      f"run.output_dir={folder / 'phase_b'}"]]
+                      f"model.init_checkpoint={folder / 'phase_a' / 'checkpoint_last.pth'}", *recipe,
+                      f"run.output_dir={phase_b_dir}"]]
     return plan
 
 
@@ -181,12 +194,12 @@ def mean_curve(seeds: dict) -> list[tuple[int, float]]:
     return [(windows, float(np.mean([c[index][1] for c in curves]))) for index, (windows, _) in enumerate(curves[0])]
 
 
-def plots(results: dict, out: Path, world: str = "") -> list[Path]:
-    """One SVG per game count: each row's mean curve over the seeds (names end in _WORLD when a world is named)."""
+def plots(results: dict, out: Path, world: str = "", stem: str = "finetune") -> list[Path]:
+    """One SVG per game count, STEM_<N>games[_WORLD].svg: each row's mean curve over the seeds."""
     written = []
     for games, rows in results.items():
         curves = {row: (mean_curve(seeds), []) for row, seeds in rows.items()}
-        name = f"finetune_{games}games" + ("_" + slug(world) if world else "")
+        name = f"{stem}_{games}games" + ("_" + slug(world) if world else "")
         written.append(write_convergence(out / f"{name}.svg", curves,
                                          title=f"stage 3 on {games} labelled game{'s' * (games > 1)}: valid tight "
                                                f"a-mAP, mean of {len(next(iter(rows.values())))} seeds",

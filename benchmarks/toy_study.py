@@ -231,6 +231,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=7200, help="fine-tuning: training windows per run")
     parser.add_argument("--batch", type=int, default=6, help="fine-tuning: every run's global batch (1 game: 6 "
                                                               "windows per epoch)")
+    parser.add_argument("--recipe", choices=["quickstart", "scratch"], default="quickstart",
+                        help="fine-tuning: the pretrained rows' phase b at its own LR (the quick start's) or at the "
+                             "random row's LR and warmup (the recipe check; benchmarks/toy_finetune.py)")
     parser.add_argument("--jobs", type=int, default=2, help="fine-tuning runs at a time, one thread each")
     parser.add_argument("--doc", type=Path, default=None,
                         help="a Markdown file whose marked sections get the tables (docs/TOY_STUDY.md), the plots "
@@ -271,10 +274,14 @@ def main() -> None:
     if "finetune" in args.parts and (games[0] < 1 or games[-1] > len(train)):
         raise ConfigError(f"--games {' '.join(map(str, games))}: expected counts from 1 to {len(train)}, the "
                           f"training split's games")
-    grid = Grid(common, cfg.data.windows_per_half, len(dataset.halves), args.budget, args.batch, out / "finetune")
+    grid = Grid(common, cfg.data.windows_per_half, len(dataset.halves), args.budget, args.batch, out / "finetune",
+                args.recipe)
     for count in games if "finetune" in args.parts else []:
         epochs_for(grid, count)
-    check_doc(args.doc, args.parts, args.world)
+    # the recipe check's tables, files and plots sit beside the quick start recipe's, under names of their own
+    sections = {part: f"{part}_scratch_recipe" if part == "finetune" and args.recipe == "scratch" else part
+                for part in args.parts}
+    check_doc(args.doc, list(sections.values()), args.world)
     if "probes" in args.parts:
         started = time.perf_counter()
         steps = sorted(args.steps)
@@ -299,8 +306,12 @@ def main() -> None:
         started = time.perf_counter()
         fine = {"random": None, **{name: init for name, init in list(inits.items())[1:3]}}
         results = finetune(grid, fine, games, args.seeds, train, args.jobs)
-        (out / "finetune.json").write_text(json.dumps(results, indent=1))
-        svgs = plots(results, args.doc.parent / "toy_study" if args.doc else out, args.world)
+        if args.recipe == "scratch":  # same folders, a phase b of its own: the pretrained rows' names say so
+            results = {count: {row if fine[row] is None else f"{row}, at the random row's LR and warmup": seeds
+                               for row, seeds in rows.items()} for count, rows in results.items()}
+        name = sections["finetune"]
+        (out / f"{name}.json").write_text(json.dumps(results, indent=1))
+        svgs = plots(results, args.doc.parent / "toy_study" if args.doc else out, args.world, name)
         text = (f"Stage 3 from each init, valid split ({len(valid)} games), tight average-mAP in % after "
                 f"{args.budget:,} training windows (batch {args.batch}), mean +- half the range over seeds "
                 f"{args.seeds} ({minutes(started)} on {os.cpu_count()} cores, {args.jobs} runs at a time):\n\n"
@@ -308,10 +319,10 @@ def main() -> None:
                 + ", ".join(f"[{path.stem}]({path.relative_to(args.doc.parent) if args.doc else path})"
                             for path in svgs)
                 + "\n")
-        (out / "finetune.txt").write_text(text)
+        (out / f"{name}.txt").write_text(text)
         print(text)
         if args.doc:
-            write_section(args.doc, "finetune", args.world, text)
+            write_section(args.doc, name, args.world, text)
     if "response" in args.parts:
         stage2 = {"stage 2's projector output, as in the quick start": inits["stages 1 and 2 (distillation)"],
                   **projectors}
