@@ -53,7 +53,7 @@ class Grid:
     budget: int  # training windows per run
     batch: int  # run.global_batch_size of every run
     out: Path  # run folders and split files go under it
-    recipe: str = "quickstart"  # the pretrained rows' phase b: "quickstart" (its own LR) or "scratch" (the recipe check)
+    recipe: str = "quickstart"  # the pretrained rows' phase b: "quickstart" (its own LR), "scratch" (recipe check)
 
 
 def epochs_for(grid: Grid, games: int) -> int:

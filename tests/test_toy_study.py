@@ -5,6 +5,7 @@ import json
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+import yaml
 
 from tests.conftest import run_script
 from tests.test_user_errors import expect_user_error
@@ -85,10 +86,11 @@ def test_the_event_response_compares_stage_2_with_its_bank_and_writes_the_doc(qu
 
 
 @pytest.mark.slow
-def test_fine_tuning_gives_every_row_the_same_budget_writes_the_doc_and_resumes(quickstart, tmp_path):
+def test_fine_tuning_gives_every_row_one_budget_writes_the_doc_and_resumes_into_the_recipe_check(quickstart, tmp_path):
     doc = tmp_path / "study.txt"  # any text file with the marks
     doc.write_text("# Study\n\nkept\n<!-- toy_study: finetune -->\nold table\n"
-                   "<!-- /toy_study: finetune -->\nkept too\n")
+                   "<!-- /toy_study: finetune -->\nkept too\n<!-- toy_study: finetune_scratch_recipe -->\n"
+                   "<!-- /toy_study: finetune_scratch_recipe -->\n")
     command = ["benchmarks/toy_study.py", "--quickstart", str(quickstart), "--parts", "finetune", "--seeds", "0",
                "--games", "1", "2", "--budget", "120", "--doc", str(doc)]
     printed = run_script(command).stdout
@@ -105,15 +107,29 @@ def test_fine_tuning_gives_every_row_the_same_budget_writes_the_doc_and_resumes(
     assert results["1"]["random"] != results["2"]["random"]
     text = doc.read_text()
     assert text.startswith("# Study\n\nkept\n<!-- toy_study: finetune -->\nStage 3 from each init")
-    assert text.endswith("<!-- /toy_study: finetune -->\nkept too\n") and "old table" not in text
+    assert "<!-- /toy_study: finetune -->\nkept too\n" in text and "old table" not in text
     assert "| stages 1 and 2 (distillation) |" in text and "| stage 3 from | 1 game | 2 games |" in printed
     for games in (1, 2):  # a plot per game count, a mean curve per row, linked from the doc
         svg = ElementTree.parse(tmp_path / "toy_study" / f"finetune_{games}games.svg").getroot()
         assert len(svg.findall("{http://www.w3.org/2000/svg}polyline")) == 3
         assert f"(toy_study/finetune_{games}games.svg)" in text
-    # run again: every run is finished, so train_spotting.py stops at once and the numbers are the same
-    run_script(command)
+    # the recipe check: only the pretrained rows' phase b trains again, at the random row's LR and warmup; the
+    # finished runs (random weights, phase a) are resumed, so train_spotting.py stops at once and they are unchanged
+    runs = quickstart / "toy_study" / "finetune" / "runs" / "1games" / "seed0"
+    finished = {path: path.stat().st_mtime_ns for path in runs.glob("*/*/checkpoint_last.pth")}
+    run_script([*command, "--games", "1", "--recipe", "scratch"])
+    assert {path: path.stat().st_mtime_ns for path in finished} == finished
+    checked = json.loads((quickstart / "toy_study" / "finetune_scratch_recipe.json").read_text())
     assert json.loads((quickstart / "toy_study" / "finetune.json").read_text()) == results
+    assert list(checked["1"]) == ["random", *(f"{row}, at the random row's LR and warmup" for row in rows[1:])]
+    assert checked["1"]["random"] == results["1"]["random"]
+    for row in ("stage_1_sce", "stages_1_and_2_distillation"):
+        optim = yaml.safe_load((runs / row / "phase_b_scratch_recipe" / "config.yaml").read_text())["optim"]
+        assert optim["lr"] == 5e-2 and optim["warmup_epochs"] > 0, optim  # phase b's own: 1e-2, no warmup
+    text = doc.read_text()
+    assert "<!-- toy_study: finetune_scratch_recipe -->\nStage 3 from each init" in text
+    assert text.count("| stage 1 (SCE), at the random row's LR and warmup |") == 2  # the final scores and the reach
+    assert (tmp_path / "toy_study" / "finetune_scratch_recipe_1games.svg").is_file()
 
 
 def test_a_budget_that_is_not_whole_epochs_of_every_column_is_refused_before_anything_runs(mini_soccernet, tmp_path):
