@@ -194,14 +194,15 @@ def mean_curve(seeds: dict) -> list[tuple[int, float]]:
     return [(windows, float(np.mean([c[index][1] for c in curves]))) for index, (windows, _) in enumerate(curves[0])]
 
 
-def plots(results: dict, out: Path, world: str = "", stem: str = "finetune") -> list[Path]:
-    """One SVG per game count, STEM_<N>games[_WORLD].svg: each row's mean curve over the seeds."""
+def plots(results: dict, out: Path, world: str = "", stem: str = "finetune", what: str = "stage 3") -> list[Path]:
+    """One SVG per game count, STEM_<N>games[_WORLD].svg titled 'WHAT on N labelled games': each row's mean curve
+    over the seeds."""
     written = []
     for games, rows in results.items():
         curves = {row: (mean_curve(seeds), []) for row, seeds in rows.items()}
         name = f"{stem}_{games}games" + ("_" + slug(world) if world else "")
         written.append(write_convergence(out / f"{name}.svg", curves,
-                                         title=f"stage 3 on {games} labelled game{'s' * (games > 1)}: valid tight "
+                                         title=f"{what} on {games} labelled game{'s' * (games > 1)}: valid tight "
                                                f"a-mAP, mean of {len(next(iter(rows.values())))} seeds",
                                          x_label="training windows seen"))
     return written

@@ -306,13 +306,12 @@ def main() -> None:
         started = time.perf_counter()
         fine = {"random": None, **{name: init for name, init in list(inits.items())[1:3]}}
         results = finetune(grid, fine, games, args.seeds, train, args.jobs)
-        if args.recipe == "scratch":  # same folders, a phase b of its own: the pretrained rows' names say so
-            results = {count: {row if fine[row] is None else f"{row}, at the random row's LR and warmup": seeds
-                               for row, seeds in rows.items()} for count, rows in results.items()}
         name = sections["finetune"]
+        recipe = ", the pretrained rows' phase b at the random row's LR and warmup" if args.recipe == "scratch" else ""
         (out / f"{name}.json").write_text(json.dumps(results, indent=1))
-        svgs = plots(results, args.doc.parent / "toy_study" if args.doc else out, args.world, name)
-        text = (f"Stage 3 from each init, valid split ({len(valid)} games), tight average-mAP in % after "
+        svgs = plots(results, args.doc.parent / "toy_study" if args.doc else out, args.world, name,
+                     "the recipe check: stage 3" if args.recipe == "scratch" else "stage 3")
+        text = (f"Stage 3 from each init{recipe}, valid split ({len(valid)} games), tight average-mAP in % after "
                 f"{args.budget:,} training windows (batch {args.batch}), mean +- half the range over seeds "
                 f"{args.seeds} ({minutes(started)} on {os.cpu_count()} cores, {args.jobs} runs at a time):\n\n"
                 f"{summary(results, 'random')}\n\nConvergence (mean curves): "

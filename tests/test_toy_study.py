@@ -121,15 +121,16 @@ def test_fine_tuning_gives_every_row_one_budget_writes_the_doc_and_resumes_into_
     assert {path: path.stat().st_mtime_ns for path in finished} == finished
     checked = json.loads((quickstart / "toy_study" / "finetune_scratch_recipe.json").read_text())
     assert json.loads((quickstart / "toy_study" / "finetune.json").read_text()) == results
-    assert list(checked["1"]) == ["random", *(f"{row}, at the random row's LR and warmup" for row in rows[1:])]
-    assert checked["1"]["random"] == results["1"]["random"]
+    assert list(checked["1"]) == rows and checked["1"]["random"] == results["1"]["random"]
+    assert checked["1"]["stage 1 (SCE)"] != results["1"]["stage 1 (SCE)"]
     for row in ("stage_1_sce", "stages_1_and_2_distillation"):
         optim = yaml.safe_load((runs / row / "phase_b_scratch_recipe" / "config.yaml").read_text())["optim"]
         assert optim["lr"] == 5e-2 and optim["warmup_epochs"] > 0, optim  # phase b's own: 1e-2, no warmup
     text = doc.read_text()
-    assert "<!-- toy_study: finetune_scratch_recipe -->\nStage 3 from each init" in text
-    assert text.count("| stage 1 (SCE), at the random row's LR and warmup |") == 2  # the final scores and the reach
-    assert (tmp_path / "toy_study" / "finetune_scratch_recipe_1games.svg").is_file()
+    assert ("<!-- toy_study: finetune_scratch_recipe -->\nStage 3 from each init, the pretrained rows' phase b at "
+            "the random row's LR and warmup, valid split") in text
+    svg = ElementTree.parse(tmp_path / "toy_study" / "finetune_scratch_recipe_1games.svg").getroot()
+    assert svg.find("{http://www.w3.org/2000/svg}text").text.startswith("the recipe check: stage 3 on 1 labelled game")
 
 
 def test_a_budget_that_is_not_whole_epochs_of_every_column_is_refused_before_anything_runs(mini_soccernet, tmp_path):
