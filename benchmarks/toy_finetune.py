@@ -73,7 +73,7 @@ def run_plan(grid: Grid, inits: dict[str, Path | None], games: int, seed: int,
     epochs = epochs_for(grid, games)
     shared = [*grid.common, f"data.train_split={split}", f"run.global_batch_size={grid.batch}", f"run.seed={seed}",
               "run.num_workers=0"]
-    plan = {}
+    plan, scratch = {}, load_config(SpottingConfig, SPOTTING / "tiny_mini_scratch.yaml")
     for row, init in inits.items():
         folder = grid.out / "runs" / f"{games}games" / f"seed{seed}" / slug(row)
         if init is None:
@@ -86,8 +86,7 @@ def run_plan(grid: Grid, inits: dict[str, Path | None], games: int, seed: int,
         every = phase_b // (VALIDATIONS - 1)  # phase a's end is the first point
         recipe, phase_b_dir = [], folder / "phase_b"
         if grid.recipe == "scratch":
-            scratch_lr = load_config(SpottingConfig, SPOTTING / "tiny_mini_scratch.yaml").optim.lr
-            recipe = [f"optim.lr={scratch_lr:g}", f"optim.warmup_epochs={phase_b * SCRATCH_WARMUP:g}"]
+            recipe = [f"optim.lr={scratch.optim.lr:g}", f"optim.warmup_epochs={phase_b * SCRATCH_WARMUP:g}"]
             phase_b_dir = folder / "phase_b_scratch_recipe"
         plan[row] = [["--config", str(SPOTTING / "tiny_mini_phase_a.yaml"), *shared, f"run.epochs={phase_a}",
                       f"run.save_every_epochs={phase_a}", f"model.init_checkpoint={init}",
