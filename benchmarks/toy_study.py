@@ -4,7 +4,8 @@
     python -m benchmarks.toy_study --quickstart quickstart --doc docs/TOY_STUDY.md   # 47 min on 2 cores
 
 Part 2 (`--parts finetune`, benchmarks/toy_finetune.py) fine-tunes stage 3 from each stage on fewer and fewer
-labelled games; with `--recipe scratch`, at one LR and warmup for every row (the recipe check). Part 1 (`--parts probes`, 1.3 min), below:
+labelled games; with `--recipe scratch`, at one LR and warmup for every row (the recipe check). Part 1 (`--parts
+probes`, 1.3 min), below:
 
 The quick start's stage 3a trains a linear head on the frozen stage-2 trunk for 30 steps and reached 4 tight a-mAP on
 validation: too few steps to say whether the features are poor or the head unfinished. Here the trunk is frozen as
