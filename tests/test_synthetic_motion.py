@@ -47,7 +47,8 @@ def test_a_motion_world_has_the_glyph_worlds_labels_and_bank_and_other_videos(tm
     motion = generate(tmp_path / "motion", games=2, seconds=8, seed=5, content=Content(events="motion"), bank_dim=16)
     assert glyphs == motion
     for game in glyphs:
-        labels = [json.loads((tmp_path / world / game / "Labels-v2.json").read_text()) for world in ("glyphs", "motion")]
+        labels = [json.loads((tmp_path / world / game / "Labels-v2.json").read_text())
+                  for world in ("glyphs", "motion")]
         assert labels[0] == labels[1] and labels[0]["annotations"]
         videos = [(tmp_path / world / game / "1_224p.mkv").read_bytes() for world in ("glyphs", "motion")]
         assert videos[0] != videos[1]
