@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SPOTTING = ROOT / "configs" / "spotting"
 METRIC = "valid_tight_a_mAP"
 PHASE_A_SHARE = 10  # phase a gets 1 / PHASE_A_SHARE of a pretrained row's budget (the quick start: 10 of 190 epochs)
-SCRATCH_WARMUP = 20 / 190  # tiny_mini_scratch.yaml: 20 warmup epochs of 190, kept as a share of the budget
 VALIDATIONS = 10
 
 
@@ -74,19 +73,20 @@ def run_plan(grid: Grid, inits: dict[str, Path | None], games: int, seed: int,
     shared = [*grid.common, f"data.train_split={split}", f"run.global_batch_size={grid.batch}", f"run.seed={seed}",
               "run.num_workers=0"]
     plan, scratch = {}, load_config(SpottingConfig, SPOTTING / "tiny_mini_scratch.yaml")
+    warmup = scratch.optim.warmup_epochs / scratch.run.epochs  # the ablation's (20 of 190), kept as a share of a run
     for row, init in inits.items():
         folder = grid.out / "runs" / f"{games}games" / f"seed{seed}" / slug(row)
         if init is None:
             every = epochs // VALIDATIONS
             plan[row] = [["--config", str(SPOTTING / "tiny_mini_scratch.yaml"), *shared, f"run.epochs={epochs}",
                           f"eval.every_epochs={every}", f"run.save_every_epochs={every}",
-                          f"optim.warmup_epochs={epochs * SCRATCH_WARMUP:g}", f"run.output_dir={folder / 'scratch'}"]]
+                          f"optim.warmup_epochs={epochs * warmup:g}", f"run.output_dir={folder / 'scratch'}"]]
             continue
         phase_a, phase_b = epochs // PHASE_A_SHARE, epochs - epochs // PHASE_A_SHARE
         every = phase_b // (VALIDATIONS - 1)  # phase a's end is the first point
         recipe, phase_b_dir = [], folder / "phase_b"
         if grid.recipe == "scratch":
-            recipe = [f"optim.lr={scratch.optim.lr:g}", f"optim.warmup_epochs={phase_b * SCRATCH_WARMUP:g}"]
+            recipe = [f"optim.lr={scratch.optim.lr:g}", f"optim.warmup_epochs={phase_b * warmup:g}"]
             phase_b_dir = folder / "phase_b_scratch_recipe"
         plan[row] = [["--config", str(SPOTTING / "tiny_mini_phase_a.yaml"), *shared, f"run.epochs={phase_a}",
                       f"run.save_every_epochs={phase_a}", f"model.init_checkpoint={init}",
