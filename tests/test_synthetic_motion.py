@@ -24,7 +24,7 @@ def disc_centres(events: list[tuple], seconds: int = 6) -> dict[int, np.ndarray]
 
 
 def test_a_moving_event_crosses_the_frame_at_its_class_velocity_for_1_5_s_whatever_its_class():
-    looks = []
+    shown = []  # how many frames each class's disc is drawn in
     for class_index in (2, 13):  # a slow one and a fast one, 40 degrees x 2 and x 4 round
         centres = disc_centres([(3000, class_index, True)])
         frames = sorted(centres)
@@ -36,10 +36,10 @@ def test_a_moving_event_crosses_the_frame_at_its_class_velocity_for_1_5_s_whatev
         assert np.allclose(velocity, motion_velocity(class_index), atol=3.0), (class_index, velocity)
         for centre in (first, last):  # the whole disc stays in the frame
             assert DISC <= centre[0] <= WIDTH - DISC and DISC <= centre[1] <= HEIGHT - DISC
-        looks.append(len(frames))
+        shown.append(len(frames))
     assert motion_velocity(2) != motion_velocity(11)  # same direction, two speeds
     assert math.isclose(np.hypot(*motion_velocity(2)) * 110 / 50, np.hypot(*motion_velocity(11)))
-    assert looks[0] == looks[1]  # every class shows for as long
+    assert shown[0] == shown[1]  # every class shows for as long
 
 
 def test_a_motion_world_has_the_glyph_worlds_labels_and_bank_and_other_videos(tmp_path):
